@@ -1,0 +1,233 @@
+//! Creating and updating alerts: authorisation, validation against the partner's template, and
+//! the extRef identity rules of SPEC §4.
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use super::{AlertRequest, metadata};
+use crate::{
+    auth::{Principal, SCOPE_ALERTS_WRITE, normalize_company_id},
+    error::{Error, ErrorCode, Problem, Result},
+    partners::{Catalog, bundle::hex},
+    store::{
+        AlertChange, AlertContent, AlertOwner, AlertSelector, AlertTarget, CreateOutcome,
+        DynStore, NewAlert, UpdateOutcome,
+    },
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReceiptStatus {
+    Received,
+    Updated,
+}
+
+/// What the partner is told after its alert was committed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Receipt {
+    pub alert_id: String,
+    pub status: ReceiptStatus,
+    pub message: &'static str,
+}
+
+pub struct AlertService {
+    store: DynStore,
+    catalog: std::sync::Arc<Catalog>,
+}
+
+/// A submission that passed every check, ready to be stored.
+struct Accepted {
+    owner: AlertOwner,
+    content: AlertContent,
+}
+
+impl AlertService {
+    pub fn new(store: DynStore, catalog: std::sync::Arc<Catalog>) -> Self {
+        AlertService { store, catalog }
+    }
+
+    /// `POST /maestro/v4/alerts`.
+    pub async fn create(&self, principal: &Principal, body: &Value) -> Result<Receipt> {
+        let accepted = self.accept(principal, body).await?;
+        let alert = NewAlert {
+            id: new_alert_id(),
+            owner: accepted.owner,
+            content: accepted.content,
+            received_at: OffsetDateTime::now_utc(),
+        };
+        match self.store.create_alert(&alert).await? {
+            CreateOutcome::Created => Ok(Receipt {
+                alert_id: alert.id,
+                status: ReceiptStatus::Received,
+                message: "Alert created successfully",
+            }),
+            CreateOutcome::Existing {
+                alert_id,
+                same_body: true,
+            } => Ok(Receipt {
+                alert_id,
+                status: ReceiptStatus::Received,
+                message: "Alert already received (identical retry)",
+            }),
+            CreateOutcome::Existing {
+                alert_id,
+                same_body: false,
+            } => Err(Error::Rejected(vec![
+                Problem::at(
+                    ErrorCode::AlertExists,
+                    "/extRef",
+                    "An alert with this extRef exists with different content; update it with PUT.",
+                )
+                .with_detail("alertId", alert_id),
+            ])),
+        }
+    }
+
+    /// `PUT /maestro/v4/alerts` (by the body's extRef) and `PUT /maestro/v4/alerts/{alertId}`.
+    pub async fn update(
+        &self,
+        principal: &Principal,
+        alert_id: Option<&str>,
+        body: &Value,
+    ) -> Result<Receipt> {
+        let accepted = self.accept(principal, body).await?;
+        let selector = match alert_id {
+            Some(id) => AlertSelector::Id(id.to_owned()),
+            None => AlertSelector::ExtRef(accepted.content.ext_ref.clone()),
+        };
+        let target = AlertTarget {
+            owner: accepted.owner,
+            selector,
+        };
+        let change = AlertChange {
+            content: accepted.content,
+            changed_at: OffsetDateTime::now_utc(),
+        };
+        match self.store.update_alert(&target, &change).await? {
+            UpdateOutcome::Updated { alert_id, .. } | UpdateOutcome::Unchanged { alert_id, .. } => {
+                Ok(Receipt {
+                    alert_id,
+                    status: ReceiptStatus::Updated,
+                    message: "Alert updated successfully",
+                })
+            }
+            UpdateOutcome::NotFound => Err(Error::new(
+                ErrorCode::AlertNotFound,
+                "No such alert for this partner and company.",
+            )),
+            UpdateOutcome::ExtRefMismatch { .. } => Err(Error::at(
+                ErrorCode::ExtRefImmutable,
+                "/extRef",
+                "extRef cannot be changed; it differs from the alert's stored extRef.",
+            )),
+        }
+    }
+
+    /// Every check a create and an update share, in the order that protects the server first:
+    /// scope, partner, rate limit, then the body (all of its problems at once).
+    async fn accept(&self, principal: &Principal, body: &Value) -> Result<Accepted> {
+        principal.require_scope(SCOPE_ALERTS_WRITE)?;
+        let partner_id = principal.app_id.as_deref().ok_or_else(|| {
+            Error::new(
+                ErrorCode::UnknownPartner,
+                "The token names no partner application (concur.appId).",
+            )
+        })?;
+        let partner = self.catalog.partner(partner_id).await?.ok_or_else(|| {
+            Error::new(
+                ErrorCode::UnknownPartner,
+                "The token's partner application is not registered with this service.",
+            )
+        })?;
+        partner.admit()?;
+
+        let parsed = AlertRequest::parse(body, OffsetDateTime::now_utc());
+        // Authorisation problems outrank validation problems: a caller acting for the wrong
+        // company or application learns nothing else about its request.
+        if let Ok(request) = &parsed {
+            if let Some(app) = &request.application_id
+                && app != partner_id
+            {
+                return Err(Error::at(
+                    ErrorCode::ApplicationMismatch,
+                    "/applicationId",
+                    "applicationId differs from the token's partner application.",
+                ));
+            }
+        }
+        let body_company = body
+            .get("companyId")
+            .and_then(Value::as_str)
+            .map(normalize_company_id);
+        let company_id = match (&principal.company_id, body_company) {
+            (Some(token), Some(body)) if *token != body => {
+                return Err(Error::at(
+                    ErrorCode::CompanyMismatch,
+                    "/companyId",
+                    "companyId differs from the company of the token.",
+                ));
+            }
+            (Some(token), _) => Some(token.clone()),
+            (None, body) => body,
+        };
+
+        let mut problems = match &parsed {
+            Ok(_) => Vec::new(),
+            Err(problems) => problems.clone(),
+        };
+        if company_id.is_none() && !problems.iter().any(|p| p.field() == Some("/companyId")) {
+            problems.push(Problem::at(
+                ErrorCode::MissingField,
+                "/companyId",
+                "companyId is required when the token carries no company.",
+            ));
+        }
+        let template_id = body.get("templateId").and_then(Value::as_str);
+        let template = template_id.and_then(|id| partner.template(id));
+        match (template_id, template) {
+            (Some(id), None) => problems.push(Problem::at(
+                ErrorCode::UnknownTemplate,
+                "/templateId",
+                format!("The partner has no template {id:?}."),
+            )),
+            (_, Some(template)) => {
+                if let Some(metadata_value @ Value::Object(_)) = body.get("metadata") {
+                    metadata::check(template, metadata_value, &mut problems);
+                }
+            }
+            (None, None) => {}
+        }
+        if !problems.is_empty() {
+            return Err(Error::Rejected(problems));
+        }
+        let request = parsed.expect("no problems means the request parsed");
+        let template = template.expect("no problems means the template exists");
+
+        let payload = serde_json::to_string(body).map_err(anyhow::Error::from)?;
+        let body_hash = hex(&Sha256::digest(payload.as_bytes()));
+        Ok(Accepted {
+            owner: AlertOwner {
+                partner_id: partner_id.to_owned(),
+                company_id: company_id.expect("no problems means a company"),
+            },
+            content: AlertContent {
+                ext_ref: request.ext_ref,
+                user_id: request.user_id,
+                template_id: request.template_id,
+                template_version: template.version,
+                msg_type: request.msg_type,
+                topic: request.topic,
+                title: request.title,
+                created_at: request.created_at,
+                expires_at: request.expires_at,
+                body_hash,
+                payload,
+            },
+        })
+    }
+}
+
+/// Alert ids are prefixed (readable in logs) and time-ordered (UUID v7).
+fn new_alert_id() -> String {
+    format!("alt_{}", uuid::Uuid::now_v7().simple())
+}

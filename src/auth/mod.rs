@@ -1,0 +1,55 @@
+//! Identity: who is calling, proven by a JWT.
+//!
+//! `keyring` verifies tokens against the server's own keys and the trusted external issuers;
+//! `signing` creates and loads the server's keys; `claims` is the token's wire format.
+
+pub mod claims;
+pub mod keyring;
+pub mod signing;
+
+pub use claims::{Claims, TokenKind};
+pub use keyring::KeyRing;
+
+use crate::error::{Error, ErrorCode, Result};
+
+pub const SCOPE_ALERTS_WRITE: &str = "maestro.alerts.writeonly";
+pub const SCOPE_INBOX: &str = "maestro.inbox.readwrite";
+pub const SCOPE_EVENTS_PUBLISH: &str = "maestro.events.publish";
+pub const SCOPE_ADMIN: &str = "maestro.admin";
+
+/// A caller whose token was verified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    pub kind: TokenKind,
+    /// Company id, user id or application id, depending on `kind`.
+    pub subject: String,
+    /// The partner application the token was issued to.
+    pub app_id: Option<String>,
+    /// The company the caller acts for, when the token carries one.
+    pub company_id: Option<String>,
+    pub scopes: Vec<String>,
+    pub roles: Vec<String>,
+}
+
+impl Principal {
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+
+    /// 403 unless the token carries `scope`.
+    pub fn require_scope(&self, scope: &str) -> Result<()> {
+        if self.has_scope(scope) {
+            Ok(())
+        } else {
+            Err(Error::new(
+                ErrorCode::InsufficientScope,
+                format!("The token lacks the scope {scope}."),
+            ))
+        }
+    }
+}
+
+/// Company ids are UUIDs, which compare without regard to case.
+pub fn normalize_company_id(id: &str) -> String {
+    id.trim().to_ascii_lowercase()
+}

@@ -1,0 +1,183 @@
+//! The command line: `maestro serve | migrate | token issue | partner import | partner list`.
+//! These names and flags are a public interface that operators script; keep them stable.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+
+use crate::{
+    App, Settings,
+    app::open_store,
+    auth::{KeyRing, TokenKind, signing},
+    config::DatabaseArgs,
+    partners::bundle,
+};
+
+#[derive(Parser, Debug)]
+#[command(name = "maestro", version, about = "Self-hostable partner notification platform")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the HTTP API (and, in later versions, the workers).
+    Serve(Box<Settings>),
+    /// Create or upgrade the database schema, then exit.
+    Migrate(DatabaseArgs),
+    /// Tokens signed with the server's own key.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Partner applications and their templates.
+    #[command(subcommand)]
+    Partner(PartnerCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Print a token (and nothing else) signed with the server's key.
+    Issue(IssueArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct IssueArgs {
+    #[arg(long = "type", value_enum)]
+    pub kind: TokenKind,
+    /// Company id (company token), user id (user token) or application id (app token).
+    #[arg(long)]
+    pub subject: String,
+    /// The partner application (concur.appId).
+    #[arg(long)]
+    pub app: Option<String>,
+    /// A scope; repeat for several.
+    #[arg(long = "scope")]
+    pub scopes: Vec<String>,
+    /// The user's company (user tokens).
+    #[arg(long)]
+    pub company: Option<String>,
+    /// A role of the user; repeat for several.
+    #[arg(long = "role")]
+    pub roles: Vec<String>,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub ttl: i64,
+    /// Written into the token's `iss` claim.
+    #[arg(long, env = "MAESTRO_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
+    pub public_url: String,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PartnerCommand {
+    /// Create or update a partner from a directory (partner.toml and templates/).
+    Import {
+        dir: PathBuf,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// List the registered partners.
+    List {
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+/// Runs a command; errors are printed to stderr with a non-zero exit.
+pub fn run(cli: Cli) -> ExitCode {
+    crate::telemetry::init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(settings) => serve(*settings).await,
+        Command::Migrate(database) => {
+            open_store(&database).await?;
+            eprintln!("database is up to date");
+            Ok(())
+        }
+        Command::Token(TokenCommand::Issue(args)) => {
+            let store = open_store(&args.database).await?;
+            let keys = signing::ensure_server_keys(&store).await?;
+            let keyring = KeyRing::new(&keys, None)?;
+            let request = signing::TokenRequest {
+                kind: args.kind,
+                subject: args.subject,
+                app_id: args.app,
+                scopes: args.scopes,
+                company: args.company,
+                roles: args.roles,
+                ttl_secs: args.ttl,
+            };
+            println!("{}", keyring.sign(&request.claims(&args.public_url)?)?);
+            Ok(())
+        }
+        Command::Partner(PartnerCommand::Import { dir, database }) => {
+            let import = bundle::from_dir(&dir)?;
+            let store = open_store(&database).await?;
+            let report = store.import_partner(&import).await?;
+            println!(
+                "{} partner {}",
+                if report.created { "created" } else { "updated" },
+                report.partner_id
+            );
+            for (template, version, changed) in report.templates {
+                let state = if changed { "new version" } else { "unchanged" };
+                println!("  template {template} v{version} ({state})");
+            }
+            Ok(())
+        }
+        Command::Partner(PartnerCommand::List { database }) => {
+            let store = open_store(&database).await?;
+            for partner in store.partners().await? {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    partner.id,
+                    partner.name,
+                    partner.allowed_url_domains.join(","),
+                    partner.postback_url.as_deref().unwrap_or("-")
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(&settings.listen).await?;
+    let app = App::open(settings).await?;
+    tracing::info!(addr = %listener.local_addr()?, "listening");
+    crate::serve(app, listener, shutdown_signal()).await
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = interrupt => {},
+            _ = terminate.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

@@ -1,0 +1,78 @@
+//! Settings, read once at start-up from flags and `MAESTRO_*` environment variables and then
+//! passed down explicitly: no global configuration.
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::Args;
+
+/// The default database: a SQLite file in the working directory, created on first start.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://maestro.db";
+
+/// Where the data lives. Shared by `serve` and every admin command, so that `maestro token issue`
+/// signs with the very keys the server trusts.
+#[derive(Args, Clone, Debug)]
+pub struct DatabaseArgs {
+    /// `sqlite://PATH` (default, created if missing) or `postgres://…`.
+    #[arg(long = "database-url", env = "MAESTRO_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub url: String,
+    /// How long a database call may take before the request answers 504.
+    #[arg(long, env = "MAESTRO_DATABASE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub database_timeout: Duration,
+}
+
+impl Default for DatabaseArgs {
+    fn default() -> Self {
+        DatabaseArgs {
+            url: DEFAULT_DATABASE_URL.to_owned(),
+            database_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Everything `maestro serve` can be told.
+#[derive(Args, Clone, Debug)]
+pub struct Settings {
+    /// Address to listen on.
+    #[arg(long, env = "MAESTRO_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// A JWKS file of external token issuers whose tokens are trusted.
+    #[arg(long, env = "MAESTRO_TRUSTED_JWKS")]
+    pub trusted_jwks: Option<PathBuf>,
+    /// The URL partners reach this server at (used in links maestro hands out).
+    #[arg(long, env = "MAESTRO_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
+    pub public_url: String,
+    /// Largest request body accepted, in bytes; larger bodies answer 413.
+    #[arg(long, env = "MAESTRO_MAX_BODY_BYTES", default_value_t = 256 * 1024)]
+    pub max_body_bytes: usize,
+    /// Requests handled at once; beyond it the API sheds load with 503 instead of queueing.
+    #[arg(long, env = "MAESTRO_MAX_CONCURRENT_REQUESTS", default_value_t = 1024)]
+    pub max_concurrent_requests: usize,
+    /// How long partner and template changes made by `maestro partner import` may take to reach a
+    /// running server.
+    #[arg(long, env = "MAESTRO_CATALOG_REFRESH", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub catalog_refresh: Duration,
+    /// How long in-flight requests get to finish after a shutdown signal.
+    #[arg(long, env = "MAESTRO_SHUTDOWN_GRACE", default_value = "20s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
+}
+
+impl Settings {
+    /// Settings for a server on `listen` with every other value at its default.
+    pub fn with_database(listen: &str, database_url: &str) -> Self {
+        Settings {
+            listen: listen.to_owned(),
+            database: DatabaseArgs {
+                url: database_url.to_owned(),
+                ..DatabaseArgs::default()
+            },
+            trusted_jwks: None,
+            public_url: "http://127.0.0.1:8080".to_owned(),
+            max_body_bytes: 256 * 1024,
+            max_concurrent_requests: 1024,
+            catalog_refresh: Duration::from_secs(5),
+            shutdown_grace: Duration::from_secs(20),
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! The one domain error type and the catalogue of error codes.
+//!
+//! Every surface renders [`Error`] in its own format (the Maestro JSON error schema today); the
+//! domain never knows which. Each code's HTTP status lives here, in the catalogue, so that all
+//! surfaces agree on it. `docs/ERRORS.md` documents the same list, and a test keeps the two equal.
+
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+/// Every error code maestro can answer with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    InvalidJson,
+    MissingField,
+    InvalidField,
+    SchemaViolation,
+    UnknownTemplate,
+    UrlNotAllowed,
+    ExpiresInPast,
+    ExtRefImmutable,
+    InvalidToken,
+    InsufficientScope,
+    CompanyMismatch,
+    ApplicationMismatch,
+    UnknownPartner,
+    AlertNotFound,
+    RouteNotFound,
+    MethodNotAllowed,
+    AlertExists,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    RateLimited,
+    ServiceUnavailable,
+    UpstreamTimeout,
+    InternalError,
+}
+
+impl ErrorCode {
+    /// The whole catalogue, in the order `docs/ERRORS.md` lists it.
+    pub const ALL: [ErrorCode; 23] = [
+        ErrorCode::InvalidJson,
+        ErrorCode::MissingField,
+        ErrorCode::InvalidField,
+        ErrorCode::SchemaViolation,
+        ErrorCode::UnknownTemplate,
+        ErrorCode::UrlNotAllowed,
+        ErrorCode::ExpiresInPast,
+        ErrorCode::ExtRefImmutable,
+        ErrorCode::InvalidToken,
+        ErrorCode::InsufficientScope,
+        ErrorCode::CompanyMismatch,
+        ErrorCode::ApplicationMismatch,
+        ErrorCode::UnknownPartner,
+        ErrorCode::AlertNotFound,
+        ErrorCode::RouteNotFound,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::AlertExists,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::UnsupportedMediaType,
+        ErrorCode::RateLimited,
+        ErrorCode::ServiceUnavailable,
+        ErrorCode::UpstreamTimeout,
+        ErrorCode::InternalError,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidJson => "INVALID_JSON",
+            ErrorCode::MissingField => "MISSING_FIELD",
+            ErrorCode::InvalidField => "INVALID_FIELD",
+            ErrorCode::SchemaViolation => "SCHEMA_VIOLATION",
+            ErrorCode::UnknownTemplate => "UNKNOWN_TEMPLATE",
+            ErrorCode::UrlNotAllowed => "URL_NOT_ALLOWED",
+            ErrorCode::ExpiresInPast => "EXPIRES_IN_PAST",
+            ErrorCode::ExtRefImmutable => "EXTREF_IMMUTABLE",
+            ErrorCode::InvalidToken => "INVALID_TOKEN",
+            ErrorCode::InsufficientScope => "INSUFFICIENT_SCOPE",
+            ErrorCode::CompanyMismatch => "COMPANY_MISMATCH",
+            ErrorCode::ApplicationMismatch => "APPLICATION_MISMATCH",
+            ErrorCode::UnknownPartner => "UNKNOWN_PARTNER",
+            ErrorCode::AlertNotFound => "ALERT_NOT_FOUND",
+            ErrorCode::RouteNotFound => "ROUTE_NOT_FOUND",
+            ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            ErrorCode::AlertExists => "ALERT_EXISTS",
+            ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            ErrorCode::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
+            ErrorCode::UpstreamTimeout => "UPSTREAM_TIMEOUT",
+            ErrorCode::InternalError => "INTERNAL_ERROR",
+        }
+    }
+
+    /// The HTTP status every surface answers this code with.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::InvalidJson
+            | ErrorCode::MissingField
+            | ErrorCode::InvalidField
+            | ErrorCode::SchemaViolation
+            | ErrorCode::UnknownTemplate
+            | ErrorCode::UrlNotAllowed
+            | ErrorCode::ExpiresInPast
+            | ErrorCode::ExtRefImmutable => 400,
+            ErrorCode::InvalidToken => 401,
+            ErrorCode::InsufficientScope
+            | ErrorCode::CompanyMismatch
+            | ErrorCode::ApplicationMismatch
+            | ErrorCode::UnknownPartner => 403,
+            ErrorCode::AlertNotFound | ErrorCode::RouteNotFound => 404,
+            ErrorCode::MethodNotAllowed => 405,
+            ErrorCode::AlertExists => 409,
+            ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::UnsupportedMediaType => 415,
+            ErrorCode::RateLimited => 429,
+            ErrorCode::InternalError => 500,
+            ErrorCode::ServiceUnavailable => 503,
+            ErrorCode::UpstreamTimeout => 504,
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One thing wrong with a request: a code, a sentence for a human, and where it applies.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Problem {
+    pub code: ErrorCode,
+    pub message: String,
+    /// Extra facts for the caller; `field` (a JSON Pointer) is set by [`Problem::at`].
+    pub details: Map<String, Value>,
+}
+
+impl Problem {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Problem {
+            code,
+            message: message.into(),
+            details: Map::new(),
+        }
+    }
+
+    /// A problem with the field at `pointer` (a JSON Pointer into the request body).
+    pub fn at(code: ErrorCode, pointer: impl Into<String>, message: impl Into<String>) -> Self {
+        Problem::new(code, message).with_detail("field", pointer.into())
+    }
+
+    pub fn with_detail(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.details.insert(key.to_owned(), value.into());
+        self
+    }
+
+    pub fn field(&self) -> Option<&str> {
+        self.details.get("field").and_then(Value::as_str)
+    }
+}
+
+/// The domain error. Client-facing problems carry their own codes; anything unexpected is
+/// `Internal`, logged once where it is rendered and answered without its internals.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// One or more problems, all reported at once. The first decides the status.
+    #[error("{}", .0.iter().map(|p| p.message.as_str()).collect::<Vec<_>>().join("; "))]
+    Rejected(Vec<Problem>),
+    #[error("rate limited, retry after {retry_after_secs}s")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("internal error: {0:#}")]
+    Internal(#[from] anyhow::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Error::Rejected(vec![Problem::new(code, message)])
+    }
+
+    pub fn at(code: ErrorCode, pointer: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Rejected(vec![Problem::at(code, pointer, message)])
+    }
+
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Error::new(ErrorCode::InvalidToken, message)
+    }
+
+    pub fn timeout() -> Self {
+        Error::new(
+            ErrorCode::UpstreamTimeout,
+            "The database did not answer in time; the request was not applied. Retry later.",
+        )
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Error::new(ErrorCode::ServiceUnavailable, message)
+    }
+
+    /// The code that decides the status of the answer.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::Rejected(problems) => problems
+                .first()
+                .map(|p| p.code)
+                .unwrap_or(ErrorCode::InternalError),
+            Error::RateLimited { .. } => ErrorCode::RateLimited,
+            Error::Internal(_) => ErrorCode::InternalError,
+        }
+    }
+
+    pub fn http_status(&self) -> u16 {
+        self.code().http_status()
+    }
+
+    /// The problems a caller may see. Internal errors become one opaque problem.
+    pub fn problems(&self) -> Vec<Problem> {
+        match self {
+            Error::Rejected(problems) => problems.clone(),
+            Error::RateLimited { retry_after_secs } => vec![
+                Problem::new(
+                    ErrorCode::RateLimited,
+                    format!("Too many requests from this partner; retry in {retry_after_secs} s."),
+                )
+                .with_detail("retryAfterSeconds", *retry_after_secs),
+            ],
+            Error::Internal(_) => vec![Problem::new(
+                ErrorCode::InternalError,
+                "An internal error occurred; it has been logged with this request's correlation id.",
+            )],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_is_named_uniquely_in_screaming_snake_case() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            let name = code.as_str();
+            assert!(seen.insert(name), "{name} appears twice");
+            assert!(name.chars().all(|c| c.is_ascii_uppercase() || c == '_'), "{name}");
+        }
+    }
+
+    #[test]
+    fn internal_errors_hide_their_cause() {
+        let err = Error::Internal(anyhow::anyhow!("no such table: alerts"));
+        let problems = err.problems();
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].code, ErrorCode::InternalError);
+        assert!(!problems[0].message.contains("alerts"));
+        assert_eq!(err.http_status(), 500);
+    }
+
+    #[test]
+    fn the_first_problem_decides_the_status() {
+        let err = Error::Rejected(vec![
+            Problem::at(ErrorCode::MissingField, "/userId", "userId is required"),
+            Problem::at(ErrorCode::SchemaViolation, "/metadata", "bad"),
+        ]);
+        assert_eq!(err.http_status(), 400);
+        assert_eq!(err.problems()[0].field(), Some("/userId"));
+    }
+}

@@ -1,0 +1,137 @@
+//! The Maestro v4 alerts endpoints (SPEC §4).
+
+use std::sync::Arc;
+
+use axum::{
+    Json,
+    extract::{Path, State},
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{
+    error::ErrorBody,
+    extract::{Caller, JsonBody},
+};
+use crate::{
+    App,
+    alerts::{Receipt, ReceiptStatus},
+    error::Error,
+};
+
+/// `{"alertId", "status", "message"}`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertResponse {
+    pub alert_id: String,
+    /// `received` for a create (or an identical retry), `updated` for an update.
+    #[schema(example = "received")]
+    pub status: &'static str,
+    pub message: &'static str,
+}
+
+impl From<Receipt> for AlertResponse {
+    fn from(receipt: Receipt) -> Self {
+        AlertResponse {
+            alert_id: receipt.alert_id,
+            status: match receipt.status {
+                ReceiptStatus::Received => "received",
+                ReceiptStatus::Updated => "updated",
+            },
+            message: receipt.message,
+        }
+    }
+}
+
+/// The alert submission (documentation of the body; the server parses it field by field so that
+/// it can report every problem at once).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(as = AlertRequest, rename_all = "camelCase")]
+pub struct AlertRequestDoc {
+    /// Unique per (partner, company); identifies the alert for retries and updates.
+    ext_ref: String,
+    user_id: String,
+    /// Required only when the token carries no company; must match it otherwise.
+    company_id: Option<String>,
+    /// RFC 3339.
+    created_at: String,
+    /// Checked against the template's JSON Schema.
+    #[schema(value_type = Object)]
+    metadata: serde_json::Value,
+    template_id: String,
+    /// May be empty.
+    msg_type: String,
+    /// RFC 3339, later than now and than createdAt.
+    expires_at: String,
+    topic: Option<String>,
+    title: Option<String>,
+    /// Must equal the token's concur.appId when given.
+    application_id: Option<String>,
+}
+
+#[utoipa::path(
+    post, path = "/maestro/v4/alerts", tag = "alerts",
+    request_body(content = AlertRequestDoc, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Created (or an identical retry)", body = AlertResponse),
+        (status = 400, description = "Malformed JSON, missing or invalid fields, schema violations", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, description = "extRef exists with other content; details.alertId names it", body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 503, body = ErrorBody), (status = 504, body = ErrorBody),
+    ),
+    security(("bearer" = ["maestro.alerts.writeonly"]))
+)]
+pub async fn create_alert(
+    State(app): State<Arc<App>>,
+    Caller(principal): Caller,
+    JsonBody(body): JsonBody,
+) -> Result<Json<AlertResponse>, Error> {
+    Ok(Json(app.alerts.create(&principal, &body).await?.into()))
+}
+
+#[utoipa::path(
+    put, path = "/maestro/v4/alerts", tag = "alerts",
+    request_body(content = AlertRequestDoc, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Updated", body = AlertResponse),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "No alert with this extRef for the partner and company", body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 503, body = ErrorBody), (status = 504, body = ErrorBody),
+    ),
+    security(("bearer" = ["maestro.alerts.writeonly"]))
+)]
+pub async fn update_alert_by_ext_ref(
+    State(app): State<Arc<App>>,
+    Caller(principal): Caller,
+    JsonBody(body): JsonBody,
+) -> Result<Json<AlertResponse>, Error> {
+    Ok(Json(app.alerts.update(&principal, None, &body).await?.into()))
+}
+
+#[utoipa::path(
+    put, path = "/maestro/v4/alerts/{alertId}", tag = "alerts",
+    params(("alertId" = String, Path, description = "The id returned when the alert was created")),
+    request_body(content = AlertRequestDoc, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Updated", body = AlertResponse),
+        (status = 400, description = "Invalid body, or an extRef other than the stored one", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "Unknown alert, or not the caller's", body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 503, body = ErrorBody), (status = 504, body = ErrorBody),
+    ),
+    security(("bearer" = ["maestro.alerts.writeonly"]))
+)]
+pub async fn update_alert_by_id(
+    State(app): State<Arc<App>>,
+    Path(alert_id): Path<String>,
+    Caller(principal): Caller,
+    JsonBody(body): JsonBody,
+) -> Result<Json<AlertResponse>, Error> {
+    Ok(Json(
+        app.alerts.update(&principal, Some(&alert_id), &body).await?.into(),
+    ))
+}

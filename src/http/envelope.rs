@@ -1,0 +1,108 @@
+//! What every response shares, errors and 404/405 included: the correlation id, the JSON content
+//! type with its charset, `Cache-Control`, request metrics, and a log span carrying the
+//! correlation id. Also the load shedding of the API routes.
+
+use std::{sync::Arc, time::Instant};
+
+use axum::{
+    extract::{MatchedPath, Request, State},
+    http::{HeaderName, HeaderValue, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::{App, error::Error, error::ErrorCode};
+
+pub const CORRELATION_HEADER: HeaderName = HeaderName::from_static("concur-correlationid");
+const JSON_UTF8: &str = "application/json;charset=UTF-8";
+
+/// The correlation id of the request being handled.
+#[derive(Clone, Debug)]
+pub struct CorrelationId(pub String);
+
+/// Routes that stay answerable under load: probes and scrapes must not be shed.
+fn is_operational(route: &str) -> bool {
+    matches!(route, "/healthz" | "/readyz" | "/metrics")
+}
+
+pub async fn envelope(State(app): State<Arc<App>>, mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    // The caller's id is kept only when it is a valid UUID, so logs cannot be forged through it.
+    let correlation_id = request
+        .headers()
+        .get(&CORRELATION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| Uuid::parse_str(v.trim()).ok())
+        .unwrap_or_else(Uuid::new_v4)
+        .to_string();
+    request
+        .extensions_mut()
+        .insert(CorrelationId(correlation_id.clone()));
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().as_str().to_owned();
+    let span = tracing::info_span!("request", correlation_id = %correlation_id, %method, %route);
+
+    let mut response = async {
+        // Load shedding: a request beyond the limit is refused at once rather than queued.
+        let _permit = if is_operational(&route) {
+            None
+        } else {
+            match app.admission.clone().try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    tracing::warn!("over the concurrency limit; shedding the request");
+                    return Error::unavailable(
+                        "The service is at capacity; retry shortly.",
+                    )
+                    .into_response();
+                }
+            }
+        };
+        app.metrics.in_flight(1.0);
+        let response = next.run(request).await;
+        app.metrics.in_flight(-1.0);
+        response
+    }
+    .instrument(span.clone())
+    .await;
+
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    app.metrics.request_finished(&method, &route, status, elapsed);
+    let operation = match method.as_str() {
+        "POST" => Some("create"),
+        "PUT" => Some("update"),
+        _ => None,
+    };
+    if let Some(operation) = operation.filter(|_| route.starts_with("/maestro/v4/alerts")) {
+        match response.extensions().get::<ErrorCode>() {
+            Some(code) => app.metrics.alert_rejected(operation, code.as_str()),
+            None if response.status().is_success() => app.metrics.alert_accepted(operation),
+            None => {}
+        }
+    }
+    span.in_scope(|| {
+        tracing::info!(status, latency_ms = elapsed.as_secs_f64() * 1000.0, "request finished")
+    });
+
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&correlation_id) {
+        headers.insert(CORRELATION_HEADER, value);
+    }
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-cache, private"));
+    let is_plain_json = headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"application/json"));
+    if is_plain_json {
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_UTF8));
+    }
+    response
+}

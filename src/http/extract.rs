@@ -1,0 +1,104 @@
+//! Request extractors: the verified caller, and a JSON body read under the size limit.
+
+use std::sync::Arc;
+
+use axum::{
+    body::Bytes,
+    extract::{FromRequest, FromRequestParts, Request},
+    http::{header, request::Parts},
+};
+use serde_json::Value;
+
+use crate::{
+    App,
+    auth::Principal,
+    error::{Error, ErrorCode},
+};
+
+/// The caller, proven by `Authorization: Bearer <JWT>`.
+pub struct Caller(pub Principal);
+
+impl FromRequestParts<Arc<App>> for Caller {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Error> {
+        let token = bearer_token(parts, &["Bearer"])?;
+        Ok(Caller(app.keyring.verify(token)?))
+    }
+}
+
+/// The token of an `Authorization` header using one of `schemes` (case-insensitive).
+pub fn bearer_token<'a>(parts: &'a Parts, schemes: &[&str]) -> Result<&'a str, Error> {
+    let value = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| Error::unauthenticated("An Authorization: Bearer token is required."))?
+        .to_str()
+        .map_err(|_| Error::unauthenticated("The Authorization header is not readable."))?;
+    let (scheme, token) = value
+        .split_once(' ')
+        .ok_or_else(|| Error::unauthenticated("The Authorization header must be 'Bearer <token>'."))?;
+    if !schemes.iter().any(|s| s.eq_ignore_ascii_case(scheme)) || token.trim().is_empty() {
+        return Err(Error::unauthenticated(
+            "The Authorization header must be 'Bearer <token>'.",
+        ));
+    }
+    Ok(token.trim())
+}
+
+/// A JSON document body: `application/json`, at most `max_body_bytes`, parsed once.
+pub struct JsonBody(pub Value);
+
+impl FromRequest<Arc<App>> for JsonBody {
+    type Rejection = Error;
+
+    async fn from_request(request: Request, app: &Arc<App>) -> Result<Self, Error> {
+        let is_json = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"));
+        if !is_json {
+            return Err(Error::new(
+                ErrorCode::UnsupportedMediaType,
+                "The body must be sent as Content-Type: application/json.",
+            ));
+        }
+        let limit = app.settings.max_body_bytes;
+        let too_large = || {
+            Error::Rejected(vec![
+                crate::Problem::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!("The body is larger than the limit of {limit} bytes."),
+                )
+                .with_detail("limitBytes", limit),
+            ])
+        };
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|length| length > limit) {
+            return Err(too_large());
+        }
+        let bytes: Bytes = axum::body::to_bytes(request.into_body(), limit)
+            .await
+            .map_err(|_| too_large())?;
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|err| {
+            Error::new(
+                ErrorCode::InvalidJson,
+                format!(
+                    "The body is not valid JSON: {} at line {}, column {}.",
+                    match err.classify() {
+                        serde_json::error::Category::Eof => "unexpected end of input",
+                        _ => "syntax error",
+                    },
+                    err.line(),
+                    err.column()
+                ),
+            )
+        })
+    }
+}

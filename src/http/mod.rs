@@ -1,0 +1,94 @@
+//! The HTTP surfaces. Every route is listed here, in [`router`]; handlers live in one module
+//! per surface and call into the domain, never into the store's SQL.
+
+pub mod alerts;
+pub mod envelope;
+pub mod error;
+pub mod extract;
+pub mod ops;
+
+use std::sync::Arc;
+
+use axum::{Json, Router, http::Method, middleware, routing::get};
+use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{
+    App,
+    error::{Error, ErrorCode},
+};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "maestro", description = "Partner notification platform: Maestro v4 alerts API and operations."),
+    modifiers(&BearerAuth),
+    tags((name = "alerts", description = "Maestro v4 partner alerts"), (name = "operations"))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        openapi.components.get_or_insert_default().add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The documented JSON routes and their OpenAPI description, built from the same declarations
+/// so that they cannot drift apart.
+fn documented_routes() -> (Router<Arc<App>>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(alerts::create_alert, alerts::update_alert_by_ext_ref))
+        .routes(routes!(alerts::update_alert_by_id))
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::jwks))
+        .split_for_parts()
+}
+
+/// The OpenAPI 3.1 document of every JSON endpoint.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    documented_routes().1
+}
+
+pub fn router(app: Arc<App>) -> Router {
+    let (documented, openapi) = documented_routes();
+    let openapi = Arc::new(openapi);
+    documented
+        .route("/metrics", get(ops::metrics))
+        .route(
+            "/openapi.json",
+            get(move || {
+                let openapi = openapi.clone();
+                async move { Json(openapi.as_ref().clone()) }
+            }),
+        )
+        .fallback(|| async {
+            Error::new(ErrorCode::RouteNotFound, "No such endpoint.")
+        })
+        .method_not_allowed_fallback(|method: Method| async move {
+            Error::new(
+                ErrorCode::MethodNotAllowed,
+                format!("{method} is not allowed on this endpoint."),
+            )
+        })
+        // Inner to outer: a panic becomes a 500 that still gets the envelope's headers.
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("a request handler panicked");
+            axum::response::IntoResponse::into_response(Error::Internal(anyhow::anyhow!("panic")))
+        }))
+        .layer(middleware::from_fn_with_state(app.clone(), envelope::envelope))
+        .with_state(app)
+}

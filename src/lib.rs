@@ -1,0 +1,21 @@
+//! maestro: a self-hostable partner notification platform.
+//!
+//! The layout follows the flow of a request: `http` (the surfaces) calls into the domain
+//! modules (`alerts`, `partners`, `auth`), which persist through the `store` trait.
+//! `docs/ARCHITECTURE.md` is the map.
+#![forbid(unsafe_code)]
+
+pub mod alerts;
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod partners;
+pub mod store;
+pub mod telemetry;
+
+pub use app::{App, serve};
+pub use config::Settings;
+pub use error::{Error, ErrorCode, Problem};

@@ -1,0 +1,155 @@
+//! The running server's view of partners and templates: loaded from the store on first use,
+//! kept for `catalog_refresh`, with each template's schema compiled once per version (never per
+//! request). Nothing here is state another instance needs: every entry can be rebuilt from the
+//! store, so several instances may run side by side.
+
+use std::{
+    collections::HashMap,
+    num::NonZeroU32,
+    sync::{Arc, RwLock},
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+
+use super::{UrlPolicy, compile_schema};
+use crate::{
+    error::{Error, Result},
+    store::{DynStore, PartnerRecord, RateLimit, TemplateRecord},
+};
+
+pub struct CompiledTemplate {
+    pub template_id: String,
+    pub version: i64,
+    pub content_hash: String,
+    pub validator: jsonschema::Validator,
+}
+
+pub struct CachedPartner {
+    pub partner: PartnerRecord,
+    templates: HashMap<String, Arc<CompiledTemplate>>,
+    limiter: Option<Arc<DefaultDirectRateLimiter>>,
+}
+
+impl CachedPartner {
+    pub fn template(&self, template_id: &str) -> Option<&Arc<CompiledTemplate>> {
+        self.templates.get(template_id)
+    }
+
+    /// Takes one request from the partner's budget, or says how long to wait (per instance).
+    pub fn admit(&self) -> Result<()> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        limiter.check().map_err(|not_until| {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                &governor::clock::DefaultClock::default(),
+            ));
+            Error::RateLimited {
+                retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+            }
+        })
+    }
+}
+
+struct Entry {
+    loaded_at: Instant,
+    partner: Option<Arc<CachedPartner>>,
+}
+
+pub struct Catalog {
+    store: DynStore,
+    refresh: Duration,
+    entries: RwLock<HashMap<String, Entry>>,
+}
+
+impl Catalog {
+    pub fn new(store: DynStore, refresh: Duration) -> Self {
+        Catalog {
+            store,
+            refresh,
+            entries: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The partner, if it is registered.
+    pub async fn partner(&self, partner_id: &str) -> Result<Option<Arc<CachedPartner>>> {
+        let previous = {
+            let entries = self.entries.read().expect("catalog lock poisoned");
+            match entries.get(partner_id) {
+                Some(entry) if entry.loaded_at.elapsed() < self.refresh => {
+                    return Ok(entry.partner.clone());
+                }
+                Some(entry) => entry.partner.clone(),
+                None => None,
+            }
+        };
+        let loaded = self.store.partner_with_templates(partner_id).await?;
+        let partner = match loaded {
+            None => None,
+            Some((record, templates)) => {
+                Some(Arc::new(build(record, templates, previous.as_deref())?))
+            }
+        };
+        self.entries.write().expect("catalog lock poisoned").insert(
+            partner_id.to_owned(),
+            Entry {
+                loaded_at: Instant::now(),
+                partner: partner.clone(),
+            },
+        );
+        Ok(partner)
+    }
+}
+
+/// Builds a cache entry, reusing what has not changed since `previous`: compiled schemas of
+/// unchanged templates, and the rate limiter (with its budget) when the limit is the same.
+fn build(
+    partner: PartnerRecord,
+    templates: Vec<TemplateRecord>,
+    previous: Option<&CachedPartner>,
+) -> Result<CachedPartner> {
+    let same_policy = previous.is_some_and(|p| p.partner.allowed_url_domains == partner.allowed_url_domains);
+    let policy = UrlPolicy::new(&partner.allowed_url_domains);
+    let mut compiled = HashMap::with_capacity(templates.len());
+    for template in templates {
+        let reusable = previous
+            .filter(|_| same_policy)
+            .and_then(|p| p.templates.get(&template.template_id))
+            .filter(|t| t.version == template.version && t.content_hash == template.content_hash);
+        let entry = match reusable {
+            Some(existing) => existing.clone(),
+            None => {
+                let schema: serde_json::Value = serde_json::from_str(&template.schema_json)
+                    .context("stored template schema is not JSON")?;
+                let validator = compile_schema(&schema, policy.clone()).with_context(|| {
+                    format!("stored template {}/{}", partner.id, template.template_id)
+                })?;
+                Arc::new(CompiledTemplate {
+                    template_id: template.template_id.clone(),
+                    version: template.version,
+                    content_hash: template.content_hash,
+                    validator,
+                })
+            }
+        };
+        compiled.insert(template.template_id, entry);
+    }
+    let limiter = match (partner.rate_limit, previous) {
+        (Some(limit), Some(p)) if p.partner.rate_limit == Some(limit) => p.limiter.clone(),
+        (Some(limit), _) => Some(Arc::new(limiter(limit))),
+        (None, _) => None,
+    };
+    Ok(CachedPartner {
+        partner,
+        templates: compiled,
+        limiter,
+    })
+}
+
+fn limiter(limit: RateLimit) -> DefaultDirectRateLimiter {
+    let per_second = NonZeroU32::new(limit.per_second).unwrap_or(NonZeroU32::MIN);
+    let burst = NonZeroU32::new(limit.burst).unwrap_or(per_second);
+    RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst))
+}

@@ -1,0 +1,94 @@
+//! Persistence: one trait with a method per use case, and one implementation per database.
+//!
+//! The domain talks only to [`Store`]; each backend owns its SQL and its migrations. The same
+//! conformance suite (`tests/it/store_conformance.rs`) runs against every backend.
+
+mod migrations;
+pub mod sqlite;
+mod types;
+
+use std::{sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+
+pub use types::*;
+
+use crate::error::Error;
+
+/// Why a store call failed, in the terms the domain cares about.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database did not answer within the configured timeout (or stayed locked).
+    #[error("the database did not answer in time")]
+    Timeout,
+    /// The database cannot be reached at all.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl From<StoreError> for Error {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Timeout => Error::timeout(),
+            StoreError::Unavailable(reason) => {
+                tracing::error!(%reason, "database unavailable");
+                Error::unavailable("The service cannot reach its database; retry later.")
+            }
+            StoreError::Other(err) => Error::Internal(err),
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Answers when the database is reachable (readiness).
+    async fn ping(&self) -> StoreResult<()>;
+
+    // --- signing keys -------------------------------------------------------------------
+    async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
+    async fn add_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()>;
+
+    // --- partners and templates ---------------------------------------------------------
+    async fn partner_count(&self) -> StoreResult<i64>;
+    /// Creates or updates a partner; a template whose content changed gets a new version.
+    async fn import_partner(&self, import: &PartnerImport) -> StoreResult<ImportReport>;
+    async fn partners(&self) -> StoreResult<Vec<PartnerRecord>>;
+    /// The partner with the latest version of each of its templates.
+    async fn partner_with_templates(
+        &self,
+        partner_id: &str,
+    ) -> StoreResult<Option<(PartnerRecord, Vec<TemplateRecord>)>>;
+
+    // --- alerts -------------------------------------------------------------------------
+    /// Inserts the alert, its first revision and an `alert.created` outbox event in one
+    /// transaction, unless an alert with the same (partner, company, extRef) exists.
+    async fn create_alert(&self, alert: &NewAlert) -> StoreResult<CreateOutcome>;
+    /// Applies a new revision (and an `alert.updated` event) to the targeted alert.
+    async fn update_alert(
+        &self,
+        target: &AlertTarget,
+        change: &AlertChange,
+    ) -> StoreResult<UpdateOutcome>;
+    /// The alert if it belongs to the partner and company, whatever its expiry.
+    async fn alert(&self, owner: &AlertOwner, alert_id: &str) -> StoreResult<Option<AlertRecord>>;
+    async fn alert_revisions(&self, alert_id: &str) -> StoreResult<Vec<RevisionRecord>>;
+    /// Outbox events with an id greater than `after`, oldest first.
+    async fn outbox_after(&self, after: i64, limit: i64) -> StoreResult<Vec<OutboxEvent>>;
+}
+
+pub type DynStore = Arc<dyn Store>;
+
+/// Opens (creating and migrating where needed) the database a URL names.
+pub async fn connect(url: &str, timeout: Duration) -> anyhow::Result<DynStore> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::connect(url, timeout).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        anyhow::bail!("the PostgreSQL backend is not available in this build yet")
+    } else {
+        anyhow::bail!("unsupported database URL scheme (expected sqlite: or postgres:)")
+    }
+}

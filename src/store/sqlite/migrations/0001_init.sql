@@ -1,0 +1,76 @@
+-- Server signing keys (RS256), generated on first use. Private keys never leave the database.
+CREATE TABLE signing_keys (
+    kid         TEXT PRIMARY KEY,
+    algorithm   TEXT NOT NULL,
+    private_pem TEXT NOT NULL,
+    created_at  TEXT NOT NULL
+);
+
+CREATE TABLE partners (
+    id                  TEXT PRIMARY KEY,
+    name                TEXT NOT NULL,
+    allowed_url_domains TEXT NOT NULL,          -- JSON array of domains
+    postback_url        TEXT,
+    postback_secret     TEXT NOT NULL,
+    rate_limit_per_sec  INTEGER,
+    rate_limit_burst    INTEGER,
+    updated_at          TEXT NOT NULL
+);
+
+-- Every version of every template is kept: an alert records the version it was checked with.
+CREATE TABLE templates (
+    partner_id   TEXT NOT NULL REFERENCES partners(id),
+    template_id  TEXT NOT NULL,
+    version      INTEGER NOT NULL,
+    schema_json  TEXT NOT NULL,
+    sources_json TEXT NOT NULL,               -- JSON object: file name -> source
+    content_hash TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    PRIMARY KEY (partner_id, template_id, version)
+);
+
+CREATE TABLE alerts (
+    id               TEXT PRIMARY KEY,
+    partner_id       TEXT NOT NULL,
+    company_id       TEXT NOT NULL,
+    ext_ref          TEXT NOT NULL,
+    user_id          TEXT NOT NULL,
+    template_id      TEXT NOT NULL,
+    template_version INTEGER NOT NULL,
+    msg_type         TEXT NOT NULL,
+    topic            TEXT,
+    title            TEXT,
+    created_at       TEXT NOT NULL,          -- as the partner sent it (RFC 3339)
+    expires_at       INTEGER NOT NULL,       -- unix milliseconds, for range queries
+    revision         INTEGER NOT NULL,
+    body_hash        TEXT NOT NULL,
+    payload          TEXT NOT NULL,          -- the canonical JSON of the current revision
+    received_at      TEXT NOT NULL,
+    updated_at       TEXT NOT NULL,
+    -- extRef identifies an alert within (partner, company); the constraint settles races.
+    UNIQUE (partner_id, company_id, ext_ref)
+);
+
+CREATE INDEX alerts_by_user ON alerts (company_id, user_id, expires_at);
+
+CREATE TABLE alert_revisions (
+    alert_id         TEXT NOT NULL REFERENCES alerts(id) ON DELETE CASCADE,
+    revision         INTEGER NOT NULL,
+    template_version INTEGER NOT NULL,
+    body_hash        TEXT NOT NULL,
+    payload          TEXT NOT NULL,
+    recorded_at      TEXT NOT NULL,
+    PRIMARY KEY (alert_id, revision)
+);
+
+-- Transactional outbox: written in the same transaction as the change it announces.
+CREATE TABLE outbox (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_type  TEXT NOT NULL,
+    alert_id    TEXT NOT NULL,
+    revision    INTEGER NOT NULL,
+    partner_id  TEXT NOT NULL,
+    company_id  TEXT NOT NULL,
+    user_id     TEXT NOT NULL,
+    occurred_at TEXT NOT NULL
+);

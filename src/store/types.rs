@@ -1,0 +1,172 @@
+//! The records that cross the storage boundary. Plain data: no behaviour, no SQL.
+
+use std::collections::BTreeMap;
+
+use time::OffsetDateTime;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SigningKeyRecord {
+    pub kid: String,
+    pub algorithm: String,
+    pub private_pem: String,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct PartnerRecord {
+    pub id: String,
+    pub name: String,
+    pub allowed_url_domains: Vec<String>,
+    pub postback_url: Option<String>,
+    pub postback_secret: String,
+    pub rate_limit: Option<RateLimit>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TemplateRecord {
+    pub partner_id: String,
+    pub template_id: String,
+    pub version: i64,
+    pub schema_json: String,
+    /// Render sources by file name.
+    pub sources: BTreeMap<String, String>,
+    pub content_hash: String,
+}
+
+/// A template as found in a partner directory, before the store versions it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TemplateSource {
+    pub template_id: String,
+    pub schema_json: String,
+    pub sources: BTreeMap<String, String>,
+    pub content_hash: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct PartnerImport {
+    pub id: String,
+    pub name: String,
+    pub allowed_url_domains: Vec<String>,
+    pub postback_url: Option<String>,
+    /// `None` keeps the stored secret, or stores `generated_secret` for a new partner.
+    pub postback_secret: Option<String>,
+    pub generated_secret: String,
+    pub rate_limit: Option<RateLimit>,
+    pub templates: Vec<TemplateSource>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImportReport {
+    pub partner_id: String,
+    pub created: bool,
+    /// (template id, version now current, whether this import created that version).
+    pub templates: Vec<(String, i64, bool)>,
+}
+
+/// Who an alert belongs to: it is invisible to everyone else.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlertOwner {
+    pub partner_id: String,
+    pub company_id: String,
+}
+
+/// The content of one revision of an alert, as validated by the domain.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertContent {
+    pub ext_ref: String,
+    pub user_id: String,
+    pub template_id: String,
+    pub template_version: i64,
+    pub msg_type: String,
+    pub topic: Option<String>,
+    pub title: Option<String>,
+    pub created_at: String,
+    pub expires_at: OffsetDateTime,
+    /// SHA-256 of `payload`, to tell a safe retry from a conflicting reuse of an extRef.
+    pub body_hash: String,
+    /// Canonical JSON of the request body.
+    pub payload: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewAlert {
+    pub id: String,
+    pub owner: AlertOwner,
+    pub content: AlertContent,
+    pub received_at: OffsetDateTime,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CreateOutcome {
+    Created,
+    /// An alert with this extRef exists; `same_body` tells a retry from a conflict.
+    Existing { alert_id: String, same_body: bool },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AlertSelector {
+    Id(String),
+    ExtRef(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlertTarget {
+    pub owner: AlertOwner,
+    pub selector: AlertSelector,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertChange {
+    pub content: AlertContent,
+    pub changed_at: OffsetDateTime,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UpdateOutcome {
+    Updated { alert_id: String, revision: i64 },
+    /// The body equals the current revision: nothing was written (PUT is idempotent).
+    Unchanged { alert_id: String, revision: i64 },
+    NotFound,
+    /// Selected by id, but the body names another extRef, which is immutable.
+    ExtRefMismatch { alert_id: String },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertRecord {
+    pub id: String,
+    pub owner: AlertOwner,
+    pub content: AlertContent,
+    pub revision: i64,
+    pub received_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct RevisionRecord {
+    pub revision: i64,
+    pub template_version: i64,
+    pub body_hash: String,
+    pub payload: String,
+    pub recorded_at: OffsetDateTime,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutboxEvent {
+    pub id: i64,
+    pub event_type: String,
+    pub alert_id: String,
+    pub revision: i64,
+    pub partner_id: String,
+    pub company_id: String,
+    pub user_id: String,
+    pub occurred_at: OffsetDateTime,
+}
+
+pub const EVENT_ALERT_CREATED: &str = "alert.created";
+pub const EVENT_ALERT_UPDATED: &str = "alert.updated";

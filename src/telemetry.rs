@@ -1,0 +1,93 @@
+//! Logs and metrics.
+//!
+//! Logs are JSON lines on stderr; every line written while a request is handled carries its
+//! correlation id (from the request span). Metrics go to a Prometheus recorder owned by the app
+//! (not a process-global one), so several apps in one process — as in the tests — keep apart.
+
+use std::time::Duration;
+
+use metrics::{Recorder, counter, gauge, histogram, with_local_recorder};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusRecorder};
+use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+
+/// Installs the JSON log subscriber. `RUST_LOG` filters (default `info`).
+pub fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            fmt::layer()
+                .json()
+                .flatten_event(true)
+                .with_current_span(true)
+                .with_span_list(false)
+                .with_writer(std::io::stderr),
+        )
+        .try_init();
+}
+
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+pub struct Metrics {
+    recorder: PrometheusRecorder,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full("maestro_http_request_duration_seconds".to_owned()),
+                &LATENCY_BUCKETS,
+            )
+            .expect("the bucket list is not empty")
+            .build_recorder();
+        Metrics { recorder }
+    }
+
+    fn record(&self, f: impl FnOnce()) {
+        with_local_recorder(&self.recorder as &dyn Recorder, f);
+    }
+
+    pub fn request_finished(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        let labels = [
+            ("method", method.to_owned()),
+            ("route", route.to_owned()),
+            ("status", status.to_string()),
+        ];
+        self.record(|| {
+            counter!("maestro_http_requests_total", &labels).increment(1);
+            histogram!("maestro_http_request_duration_seconds", &labels[..2])
+                .record(elapsed.as_secs_f64());
+        });
+    }
+
+    pub fn in_flight(&self, delta: f64) {
+        self.record(|| gauge!("maestro_http_requests_in_flight").increment(delta));
+    }
+
+    pub fn alert_accepted(&self, operation: &'static str) {
+        self.record(|| counter!("maestro_alerts_accepted_total", "operation" => operation).increment(1));
+    }
+
+    pub fn alert_rejected(&self, operation: &'static str, code: &'static str) {
+        self.record(|| {
+            counter!("maestro_alerts_rejected_total", "operation" => operation, "code" => code)
+                .increment(1)
+        });
+    }
+
+    /// The Prometheus text exposition of everything recorded so far.
+    pub fn render(&self) -> String {
+        let handle = self.recorder.handle();
+        handle.run_upkeep();
+        handle.render()
+    }
+}
