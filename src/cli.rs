@@ -14,7 +14,11 @@ use crate::{
 };
 
 #[derive(Parser, Debug)]
-#[command(name = "maestro", version, about = "Self-hostable partner notification platform")]
+#[command(
+    name = "maestro",
+    version,
+    about = "Self-hostable partner notification platform"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -63,7 +67,11 @@ pub struct IssueArgs {
     #[arg(long, default_value_t = 3600)]
     pub ttl: i64,
     /// Written into the token's `iss` claim.
-    #[arg(long, env = "MAESTRO_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "MAESTRO_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     pub public_url: String,
     #[command(flatten)]
     pub database: DatabaseArgs,
@@ -87,7 +95,10 @@ pub enum PartnerCommand {
 /// Runs a command; errors are printed to stderr with a non-zero exit.
 pub fn run(cli: Cli) -> ExitCode {
     crate::telemetry::init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("error: cannot start the runtime: {err}");

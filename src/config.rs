@@ -41,7 +41,11 @@ pub struct Settings {
     #[arg(long, env = "MAESTRO_TRUSTED_JWKS")]
     pub trusted_jwks: Option<PathBuf>,
     /// The URL partners reach this server at (used in links maestro hands out).
-    #[arg(long, env = "MAESTRO_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "MAESTRO_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     pub public_url: String,
     /// Largest request body accepted, in bytes; larger bodies answer 413.
     #[arg(long, env = "MAESTRO_MAX_BODY_BYTES", default_value_t = 256 * 1024)]

@@ -244,7 +244,10 @@ mod tests {
         for code in ErrorCode::ALL {
             let name = code.as_str();
             assert!(seen.insert(name), "{name} appears twice");
-            assert!(name.chars().all(|c| c.is_ascii_uppercase() || c == '_'), "{name}");
+            assert!(
+                name.chars().all(|c| c.is_ascii_uppercase() || c == '_'),
+                "{name}"
+            );
         }
     }
 

@@ -69,12 +69,16 @@ impl Metrics {
         });
     }
 
-    pub fn in_flight(&self, delta: f64) {
-        self.record(|| gauge!("maestro_http_requests_in_flight").increment(delta));
+    /// Counts a request as in flight until the guard drops (also when the client goes away).
+    pub fn in_flight(&self) -> InFlight<'_> {
+        self.record(|| gauge!("maestro_http_requests_in_flight").increment(1.0));
+        InFlight(self)
     }
 
     pub fn alert_accepted(&self, operation: &'static str) {
-        self.record(|| counter!("maestro_alerts_accepted_total", "operation" => operation).increment(1));
+        self.record(|| {
+            counter!("maestro_alerts_accepted_total", "operation" => operation).increment(1)
+        });
     }
 
     pub fn alert_rejected(&self, operation: &'static str, code: &'static str) {
@@ -89,5 +93,14 @@ impl Metrics {
         let handle = self.recorder.handle();
         handle.run_upkeep();
         handle.render()
+    }
+}
+
+pub struct InFlight<'a>(&'a Metrics);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0
+            .record(|| gauge!("maestro_http_requests_in_flight").decrement(1.0));
     }
 }

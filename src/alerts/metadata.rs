@@ -14,8 +14,7 @@ const MAX_REPORTED: usize = 50;
 const MAX_MESSAGE_CHARS: usize = 300;
 
 pub(super) fn check(template: &CompiledTemplate, metadata: &Value, problems: &mut Vec<Problem>) {
-    let mut reported = 0;
-    for error in template.validator.iter_errors(metadata) {
+    for (reported, error) in template.validator.iter_errors(metadata).enumerate() {
         if reported == MAX_REPORTED {
             problems.push(Problem::at(
                 ErrorCode::SchemaViolation,
@@ -24,7 +23,6 @@ pub(super) fn check(template: &CompiledTemplate, metadata: &Value, problems: &mu
             ));
             break;
         }
-        reported += 1;
         let field = format!("/metadata{}", error.instance_path());
         let problem = match error.kind() {
             // Point at the property itself, not at the object that lacks or has it.
@@ -51,14 +49,16 @@ pub(super) fn check(template: &CompiledTemplate, metadata: &Value, problems: &mu
                     format!("{first} is not a field this template knows."),
                 )
             }
-            ValidationErrorKind::Format { format } if format == PARTNER_URL_FORMAT => {
-                Problem::at(
-                    ErrorCode::UrlNotAllowed,
-                    field,
-                    "Links and images must be https URLs on the partner's allowed domains.",
-                )
-            }
-            _ => Problem::at(ErrorCode::SchemaViolation, field, truncate(error.to_string())),
+            ValidationErrorKind::Format { format } if format == PARTNER_URL_FORMAT => Problem::at(
+                ErrorCode::UrlNotAllowed,
+                field,
+                "Links and images must be https URLs on the partner's allowed domains.",
+            ),
+            _ => Problem::at(
+                ErrorCode::SchemaViolation,
+                field,
+                truncate(error.to_string()),
+            ),
         };
         problems.push(problem);
     }

@@ -212,7 +212,15 @@ mod tests {
         fields.sort();
         assert_eq!(
             fields,
-            ["/createdAt", "/expiresAt", "/extRef", "/metadata", "/msgType", "/templateId", "/userId"]
+            [
+                "/createdAt",
+                "/expiresAt",
+                "/extRef",
+                "/metadata",
+                "/msgType",
+                "/templateId",
+                "/userId"
+            ]
         );
         assert!(problems.iter().all(|p| p.code == ErrorCode::MissingField));
     }

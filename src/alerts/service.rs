@@ -11,8 +11,8 @@ use crate::{
     error::{Error, ErrorCode, Problem, Result},
     partners::{Catalog, bundle::hex},
     store::{
-        AlertChange, AlertContent, AlertOwner, AlertSelector, AlertTarget, CreateOutcome,
-        DynStore, NewAlert, UpdateOutcome,
+        AlertChange, AlertContent, AlertOwner, AlertSelector, AlertTarget, CreateOutcome, DynStore,
+        NewAlert, UpdateOutcome,
     },
 };
 
@@ -144,16 +144,14 @@ impl AlertService {
         let parsed = AlertRequest::parse(body, OffsetDateTime::now_utc());
         // Authorisation problems outrank validation problems: a caller acting for the wrong
         // company or application learns nothing else about its request.
-        if let Ok(request) = &parsed {
-            if let Some(app) = &request.application_id
-                && app != partner_id
-            {
-                return Err(Error::at(
-                    ErrorCode::ApplicationMismatch,
-                    "/applicationId",
-                    "applicationId differs from the token's partner application.",
-                ));
-            }
+        if let Some(app) = body.get("applicationId").and_then(Value::as_str)
+            && app != partner_id
+        {
+            return Err(Error::at(
+                ErrorCode::ApplicationMismatch,
+                "/applicationId",
+                "applicationId differs from the token's partner application.",
+            ));
         }
         let body_company = body
             .get("companyId")

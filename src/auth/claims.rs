@@ -17,11 +17,23 @@ pub struct Claims {
     pub kind: TokenKind,
     #[serde(rename = "concur.scopes", default, deserialize_with = "scopes")]
     pub scopes: Vec<String>,
-    #[serde(rename = "concur.appId", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "concur.appId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub app_id: Option<String>,
-    #[serde(rename = "concur.company", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "concur.company",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub company: Option<String>,
-    #[serde(rename = "concur.roles", default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        rename = "concur.roles",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub roles: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,

@@ -90,7 +90,10 @@ impl KeyRing {
     pub fn verify(&self, token: &str) -> Result<Principal> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| Error::unauthenticated("The bearer token is not a well-formed JWT."))?;
-        if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256 | Algorithm::EdDSA) {
+        if !matches!(
+            header.alg,
+            Algorithm::RS256 | Algorithm::ES256 | Algorithm::EdDSA
+        ) {
             return Err(Error::unauthenticated(
                 "The token's algorithm is not accepted (RS256, ES256 or EdDSA only).",
             ));
@@ -169,7 +172,10 @@ fn external_verifier(jwk: &Jwk) -> anyhow::Result<Option<(String, Verifier)>> {
         Some(KeyAlgorithm::EdDSA) => Some(Algorithm::EdDSA),
         Some(_) => None,
     };
-    let usable = matches!(jwk.common.public_key_use, None | Some(PublicKeyUse::Signature));
+    let usable = matches!(
+        jwk.common.public_key_use,
+        None | Some(PublicKeyUse::Signature)
+    );
     match (declared, inferred) {
         (Some(algorithm), Some(family)) if algorithm == family && usable => Ok(Some((
             kid,

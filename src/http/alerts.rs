@@ -108,7 +108,9 @@ pub async fn update_alert_by_ext_ref(
     Caller(principal): Caller,
     JsonBody(body): JsonBody,
 ) -> Result<Json<AlertResponse>, Error> {
-    Ok(Json(app.alerts.update(&principal, None, &body).await?.into()))
+    Ok(Json(
+        app.alerts.update(&principal, None, &body).await?.into(),
+    ))
 }
 
 #[utoipa::path(
@@ -132,6 +134,9 @@ pub async fn update_alert_by_id(
     JsonBody(body): JsonBody,
 ) -> Result<Json<AlertResponse>, Error> {
     Ok(Json(
-        app.alerts.update(&principal, Some(&alert_id), &body).await?.into(),
+        app.alerts
+            .update(&principal, Some(&alert_id), &body)
+            .await?
+            .into(),
     ))
 }

@@ -50,31 +50,24 @@ pub async fn envelope(State(app): State<Arc<App>>, mut request: Request, next: N
 
     let mut response = async {
         // Load shedding: a request beyond the limit is refused at once rather than queued.
-        let _permit = if is_operational(&route) {
-            None
-        } else {
-            match app.admission.clone().try_acquire_owned() {
-                Ok(permit) => Some(permit),
-                Err(_) => {
-                    tracing::warn!("over the concurrency limit; shedding the request");
-                    return Error::unavailable(
-                        "The service is at capacity; retry shortly.",
-                    )
-                    .into_response();
-                }
-            }
+        if is_operational(&route) {
+            return next.run(request).await;
+        }
+        let Ok(_permit) = app.admission.clone().try_acquire_owned() else {
+            tracing::warn!("over the concurrency limit; shedding the request");
+            return Error::unavailable("The service is at capacity; retry shortly.")
+                .into_response();
         };
-        app.metrics.in_flight(1.0);
-        let response = next.run(request).await;
-        app.metrics.in_flight(-1.0);
-        response
+        let _in_flight = app.metrics.in_flight();
+        next.run(request).await
     }
     .instrument(span.clone())
     .await;
 
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
-    app.metrics.request_finished(&method, &route, status, elapsed);
+    app.metrics
+        .request_finished(&method, &route, status, elapsed);
     let operation = match method.as_str() {
         "POST" => Some("create"),
         "PUT" => Some("update"),
@@ -88,7 +81,11 @@ pub async fn envelope(State(app): State<Arc<App>>, mut request: Request, next: N
         }
     }
     span.in_scope(|| {
-        tracing::info!(status, latency_ms = elapsed.as_secs_f64() * 1000.0, "request finished")
+        tracing::info!(
+            status,
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            "request finished"
+        )
     });
 
     let headers = response.headers_mut();

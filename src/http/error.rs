@@ -64,7 +64,9 @@ impl IntoResponse for Error {
             (_, ErrorCode::InsufficientScope) => {
                 headers.insert(
                     header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static(r#"Bearer realm="maestro", error="insufficient_scope""#),
+                    HeaderValue::from_static(
+                        r#"Bearer realm="maestro", error="insufficient_scope""#,
+                    ),
                 );
             }
             (Error::RateLimited { retry_after_secs }, _) => {

@@ -35,9 +35,9 @@ pub fn bearer_token<'a>(parts: &'a Parts, schemes: &[&str]) -> Result<&'a str, E
         .ok_or_else(|| Error::unauthenticated("An Authorization: Bearer token is required."))?
         .to_str()
         .map_err(|_| Error::unauthenticated("The Authorization header is not readable."))?;
-    let (scheme, token) = value
-        .split_once(' ')
-        .ok_or_else(|| Error::unauthenticated("The Authorization header must be 'Bearer <token>'."))?;
+    let (scheme, token) = value.split_once(' ').ok_or_else(|| {
+        Error::unauthenticated("The Authorization header must be 'Bearer <token>'.")
+    })?;
     if !schemes.iter().any(|s| s.eq_ignore_ascii_case(scheme)) || token.trim().is_empty() {
         return Err(Error::unauthenticated(
             "The Authorization header must be 'Bearer <token>'.",

@@ -34,15 +34,18 @@ struct BearerAuth;
 
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        openapi.components.get_or_insert_default().add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
-        );
+        openapi
+            .components
+            .get_or_insert_default()
+            .add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .bearer_format("JWT")
+                        .build(),
+                ),
+            );
     }
 }
 
@@ -50,7 +53,10 @@ impl Modify for BearerAuth {
 /// so that they cannot drift apart.
 fn documented_routes() -> (Router<Arc<App>>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(alerts::create_alert, alerts::update_alert_by_ext_ref))
+        .routes(routes!(
+            alerts::create_alert,
+            alerts::update_alert_by_ext_ref
+        ))
         .routes(routes!(alerts::update_alert_by_id))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
@@ -75,9 +81,7 @@ pub fn router(app: Arc<App>) -> Router {
                 async move { Json(openapi.as_ref().clone()) }
             }),
         )
-        .fallback(|| async {
-            Error::new(ErrorCode::RouteNotFound, "No such endpoint.")
-        })
+        .fallback(|| async { Error::new(ErrorCode::RouteNotFound, "No such endpoint.") })
         .method_not_allowed_fallback(|method: Method| async move {
             Error::new(
                 ErrorCode::MethodNotAllowed,
@@ -89,6 +93,9 @@ pub fn router(app: Arc<App>) -> Router {
             tracing::error!("a request handler panicked");
             axum::response::IntoResponse::into_response(Error::Internal(anyhow::anyhow!("panic")))
         }))
-        .layer(middleware::from_fn_with_state(app.clone(), envelope::envelope))
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            envelope::envelope,
+        ))
         .with_state(app)
 }

@@ -102,7 +102,10 @@ pub fn from_files(files: &BTreeMap<PathBuf, String>) -> anyhow::Result<PartnerIm
         "partner id {:?} must be 1-64 lowercase letters, digits, '-', '_' or '.'",
         config.id
     );
-    ensure!(!config.name.trim().is_empty(), "partner name must not be empty");
+    ensure!(
+        !config.name.trim().is_empty(),
+        "partner name must not be empty"
+    );
     let allowed_url_domains = config
         .allowed_url_domains
         .iter()
@@ -122,7 +125,10 @@ pub fn from_files(files: &BTreeMap<PathBuf, String>) -> anyhow::Result<PartnerIm
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(key)
             .context("postback_secret must look like whsec_<base64>")?;
-        ensure!(bytes.len() >= 24, "postback_secret must hold at least 24 bytes");
+        ensure!(
+            bytes.len() >= 24,
+            "postback_secret must hold at least 24 bytes"
+        );
     }
     let rate_limit = config
         .rate_limit
@@ -166,8 +172,8 @@ pub fn from_files(files: &BTreeMap<PathBuf, String>) -> anyhow::Result<PartnerIm
                 is_identifier(&template_id, 128),
                 "template id {template_id:?} must be 1-128 letters, digits, '-', '_' or '.'"
             );
-            let schema_json =
-                schema.with_context(|| format!("templates/{template_id}/schema.json is missing"))?;
+            let schema_json = schema
+                .with_context(|| format!("templates/{template_id}/schema.json is missing"))?;
             let schema: serde_json::Value = serde_json::from_str(&schema_json)
                 .with_context(|| format!("templates/{template_id}/schema.json is not JSON"))?;
             compile_schema(&schema, policy.clone())
@@ -206,9 +212,8 @@ fn checked_domain(domain: &str) -> anyhow::Result<String> {
     let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
     ensure!(
         domain.contains('.')
-            && domain
-                .split('.')
-                .all(|label| !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')),
+            && domain.split('.').all(|label| !label.is_empty()
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')),
         "allowed_url_domains entry {domain:?} is not a domain name"
     );
     Ok(domain)
@@ -248,7 +253,10 @@ mod tests {
     fn the_bundled_groundspan_partner_loads() {
         let partners = bundled().unwrap();
         let groundspan = partners.iter().find(|p| p.id == "groundspan").unwrap();
-        assert_eq!(groundspan.allowed_url_domains, ["groundspan.com", "concur.com"]);
+        assert_eq!(
+            groundspan.allowed_url_domains,
+            ["groundspan.com", "concur.com"]
+        );
         assert_eq!(groundspan.templates.len(), 1);
         assert_eq!(groundspan.templates[0].template_id, "NOTIFY_TEMPLATE_ID");
         assert!(groundspan.generated_secret.starts_with("whsec_"));
@@ -273,19 +281,35 @@ mod tests {
 
     #[test]
     fn refuses_unknown_keys_and_files() {
-        assert!(from_files(&files(&[("partner.toml", "id = \"p\"\nname = \"P\"\nallowed_domains = []\n")])).is_err());
-        assert!(from_files(&files(&[
-            ("partner.toml", "id = \"p\"\nname = \"P\"\n"),
-            ("templates/T/schema.json", "{}"),
-            ("templates/T/evil.sh", "rm -rf /"),
-        ]))
-        .is_err());
+        assert!(
+            from_files(&files(&[(
+                "partner.toml",
+                "id = \"p\"\nname = \"P\"\nallowed_domains = []\n"
+            )]))
+            .is_err()
+        );
+        assert!(
+            from_files(&files(&[
+                ("partner.toml", "id = \"p\"\nname = \"P\"\n"),
+                ("templates/T/schema.json", "{}"),
+                ("templates/T/evil.sh", "rm -rf /"),
+            ]))
+            .is_err()
+        );
     }
 
     #[test]
     fn the_content_hash_follows_the_content() {
-        let a = from_files(&files(&[("partner.toml", "id = \"p\"\nname = \"P\"\n"), ("templates/T/schema.json", "{}")])).unwrap();
-        let b = from_files(&files(&[("partner.toml", "id = \"p\"\nname = \"P\"\n"), ("templates/T/schema.json", "{ }")])).unwrap();
+        let a = from_files(&files(&[
+            ("partner.toml", "id = \"p\"\nname = \"P\"\n"),
+            ("templates/T/schema.json", "{}"),
+        ]))
+        .unwrap();
+        let b = from_files(&files(&[
+            ("partner.toml", "id = \"p\"\nname = \"P\"\n"),
+            ("templates/T/schema.json", "{ }"),
+        ]))
+        .unwrap();
         assert_ne!(a.templates[0].content_hash, b.templates[0].content_hash);
     }
 }

@@ -110,7 +110,8 @@ fn build(
     templates: Vec<TemplateRecord>,
     previous: Option<&CachedPartner>,
 ) -> Result<CachedPartner> {
-    let same_policy = previous.is_some_and(|p| p.partner.allowed_url_domains == partner.allowed_url_domains);
+    let same_policy =
+        previous.is_some_and(|p| p.partner.allowed_url_domains == partner.allowed_url_domains);
     let policy = UrlPolicy::new(&partner.allowed_url_domains);
     let mut compiled = HashMap::with_capacity(templates.len());
     for template in templates {

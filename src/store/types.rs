@@ -106,7 +106,10 @@ pub struct NewAlert {
 pub enum CreateOutcome {
     Created,
     /// An alert with this extRef exists; `same_body` tells a retry from a conflict.
-    Existing { alert_id: String, same_body: bool },
+    Existing {
+        alert_id: String,
+        same_body: bool,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -129,12 +132,20 @@ pub struct AlertChange {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum UpdateOutcome {
-    Updated { alert_id: String, revision: i64 },
+    Updated {
+        alert_id: String,
+        revision: i64,
+    },
     /// The body equals the current revision: nothing was written (PUT is idempotent).
-    Unchanged { alert_id: String, revision: i64 },
+    Unchanged {
+        alert_id: String,
+        revision: i64,
+    },
     NotFound,
     /// Selected by id, but the body names another extRef, which is immutable.
-    ExtRefMismatch { alert_id: String },
+    ExtRefMismatch {
+        alert_id: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -7,11 +7,13 @@ use time::OffsetDateTime;
 use super::rows::{from_millis, millis, parse_ts, ts};
 use crate::store::{
     AlertChange, AlertContent, AlertOwner, AlertRecord, AlertSelector, AlertTarget, CreateOutcome,
-    EVENT_ALERT_CREATED, EVENT_ALERT_UPDATED, NewAlert, OutboxEvent, RevisionRecord,
-    UpdateOutcome,
+    EVENT_ALERT_CREATED, EVENT_ALERT_UPDATED, NewAlert, OutboxEvent, RevisionRecord, UpdateOutcome,
 };
 
-pub(super) async fn create(pool: &SqlitePool, alert: &NewAlert) -> Result<CreateOutcome, sqlx::Error> {
+pub(super) async fn create(
+    pool: &SqlitePool,
+    alert: &NewAlert,
+) -> Result<CreateOutcome, sqlx::Error> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let existing: Option<(String, String)> = sqlx::query_as(
         "SELECT id, body_hash FROM alerts WHERE partner_id = ? AND company_id = ? AND ext_ref = ?",
@@ -54,8 +56,16 @@ pub(super) async fn create(pool: &SqlitePool, alert: &NewAlert) -> Result<Create
     .execute(&mut *tx)
     .await?;
     record_revision(&mut tx, &alert.id, 1, c, alert.received_at).await?;
-    announce(&mut tx, EVENT_ALERT_CREATED, &alert.id, 1, &alert.owner, &c.user_id, alert.received_at)
-        .await?;
+    announce(
+        &mut tx,
+        EVENT_ALERT_CREATED,
+        &alert.id,
+        1,
+        &alert.owner,
+        &c.user_id,
+        alert.received_at,
+    )
+    .await?;
     tx.commit().await?;
     Ok(CreateOutcome::Created)
 }
@@ -112,8 +122,16 @@ pub(super) async fn update(
     .execute(&mut *tx)
     .await?;
     record_revision(&mut tx, &alert_id, revision, c, change.changed_at).await?;
-    announce(&mut tx, EVENT_ALERT_UPDATED, &alert_id, revision, &target.owner, &c.user_id, change.changed_at)
-        .await?;
+    announce(
+        &mut tx,
+        EVENT_ALERT_UPDATED,
+        &alert_id,
+        revision,
+        &target.owner,
+        &c.user_id,
+        change.changed_at,
+    )
+    .await?;
     tx.commit().await?;
     Ok(UpdateOutcome::Updated { alert_id, revision })
 }
@@ -196,12 +214,13 @@ pub(super) async fn find(
     owner: &AlertOwner,
     alert_id: &str,
 ) -> Result<Option<AlertRecord>, sqlx::Error> {
-    let row = sqlx::query("SELECT * FROM alerts WHERE id = ? AND partner_id = ? AND company_id = ?")
-        .bind(alert_id)
-        .bind(&owner.partner_id)
-        .bind(&owner.company_id)
-        .fetch_optional(pool)
-        .await?;
+    let row =
+        sqlx::query("SELECT * FROM alerts WHERE id = ? AND partner_id = ? AND company_id = ?")
+            .bind(alert_id)
+            .bind(&owner.partner_id)
+            .bind(&owner.company_id)
+            .fetch_optional(pool)
+            .await?;
     row.as_ref().map(alert_row).transpose()
 }
 

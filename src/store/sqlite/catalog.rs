@@ -144,9 +144,11 @@ fn partner_row(row: &SqliteRow) -> Result<PartnerRecord, sqlx::Error> {
 }
 
 pub(super) async fn partners(pool: &SqlitePool) -> Result<Vec<PartnerRecord>, sqlx::Error> {
-    let rows = sqlx::query(&format!("SELECT {PARTNER_COLUMNS} FROM partners ORDER BY id"))
-        .fetch_all(pool)
-        .await?;
+    let rows = sqlx::query(&format!(
+        "SELECT {PARTNER_COLUMNS} FROM partners ORDER BY id"
+    ))
+    .fetch_all(pool)
+    .await?;
     rows.iter().map(partner_row).collect()
 }
 
@@ -154,10 +156,12 @@ pub(super) async fn partner_with_templates(
     pool: &SqlitePool,
     partner_id: &str,
 ) -> Result<Option<(PartnerRecord, Vec<TemplateRecord>)>, sqlx::Error> {
-    let Some(row) = sqlx::query(&format!("SELECT {PARTNER_COLUMNS} FROM partners WHERE id = ?"))
-        .bind(partner_id)
-        .fetch_optional(pool)
-        .await?
+    let Some(row) = sqlx::query(&format!(
+        "SELECT {PARTNER_COLUMNS} FROM partners WHERE id = ?"
+    ))
+    .bind(partner_id)
+    .fetch_optional(pool)
+    .await?
     else {
         return Ok(None);
     };

@@ -23,8 +23,8 @@ use sqlx::{
 
 use super::{
     AlertChange, AlertOwner, AlertRecord, AlertTarget, CreateOutcome, ImportReport, NewAlert,
-    OutboxEvent, PartnerImport, PartnerRecord, RevisionRecord, SigningKeyRecord, Store,
-    StoreError, StoreResult, TemplateRecord, UpdateOutcome, migrations,
+    OutboxEvent, PartnerImport, PartnerRecord, RevisionRecord, SigningKeyRecord, Store, StoreError,
+    StoreResult, TemplateRecord, UpdateOutcome, migrations,
 };
 
 const MIGRATIONS: &[migrations::EmbeddedMigration] =
@@ -71,10 +71,7 @@ impl SqliteStore {
     }
 
     /// Runs one database call under the configured timeout, translating its failure.
-    async fn timed<T>(
-        &self,
-        call: impl Future<Output = Result<T, sqlx::Error>>,
-    ) -> StoreResult<T> {
+    async fn timed<T>(&self, call: impl Future<Output = Result<T, sqlx::Error>>) -> StoreResult<T> {
         match tokio::time::timeout(self.timeout, call).await {
             Ok(result) => result.map_err(classify),
             Err(_) => Err(StoreError::Timeout),
@@ -167,8 +164,7 @@ impl Store for SqliteStore {
     }
 
     async fn alert_revisions(&self, alert_id: &str) -> StoreResult<Vec<RevisionRecord>> {
-        self.timed(alerts::revisions(&self.reader, alert_id))
-            .await
+        self.timed(alerts::revisions(&self.reader, alert_id)).await
     }
 
     async fn outbox_after(&self, after: i64, limit: i64) -> StoreResult<Vec<OutboxEvent>> {

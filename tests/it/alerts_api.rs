@@ -1,0 +1,484 @@
+//! The Maestro v4 alerts API as a partner drives it.
+
+use maestro::store::{AlertOwner, EVENT_ALERT_CREATED, EVENT_ALERT_UPDATED};
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+async fn created_id(response: reqwest::Response) -> String {
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "received", "{body}");
+    assert_eq!(body["message"], "Alert created successfully");
+    body["alertId"].as_str().unwrap().to_owned()
+}
+
+fn owner() -> AlertOwner {
+    AlertOwner {
+        partner_id: GROUNDSPAN.into(),
+        company_id: COMPANY.into(),
+    }
+}
+
+#[tokio::test]
+async fn the_seed_post_example_is_received_and_stored() {
+    let t = TestApp::spawn().await;
+    let body = post_seed();
+    let id = created_id(t.post_alert(&t.groundspan_token(), &body).await).await;
+
+    let stored = t.app.store.alert(&owner(), &id).await.unwrap().unwrap();
+    assert_eq!(stored.content.ext_ref, body["extRef"].as_str().unwrap());
+    assert_eq!(
+        stored.content.user_id,
+        "b7d12989-0489-471a-81cd-175f8b78afa5"
+    );
+    assert_eq!(stored.content.template_version, 1);
+    assert_eq!(stored.revision, 1);
+    let payload: Value = serde_json::from_str(&stored.content.payload).unwrap();
+    assert_eq!(payload, body);
+}
+
+#[tokio::test]
+async fn both_seed_payloads_validate_against_the_groundspan_template() {
+    let t = TestApp::spawn().await;
+    for name in ["groundspan_post.json", "groundspan_put.json"] {
+        created_id(t.post_alert(&t.groundspan_token(), &seed(name)).await).await;
+    }
+}
+
+#[tokio::test]
+async fn the_seed_put_example_updates_by_ext_ref_and_by_id_keeping_every_revision() {
+    let t = TestApp::spawn().await;
+    let token = t.groundspan_token();
+    let post = post_seed();
+    let id = created_id(t.post_alert(&token, &post).await).await;
+
+    let mut put = seed("groundspan_put.json");
+    put["extRef"] = post["extRef"].clone();
+    let response = t.put_alert(&token, None, &put).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"alertId": id, "status": "updated", "message": "Alert updated successfully"})
+    );
+
+    let mut again = put.clone();
+    again["metadata"]["packages"][0]["variants"][0]["price"]["amount"] = json!(399.0);
+    let response = t.put_alert(&token, Some(&id), &again).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["alertId"], id.as_str());
+    assert_eq!(body["status"], "updated");
+
+    let revisions = t.app.store.alert_revisions(&id).await.unwrap();
+    let prices: Vec<_> = revisions
+        .iter()
+        .map(|r| {
+            let payload: Value = serde_json::from_str(&r.payload).unwrap();
+            payload["metadata"]["packages"][0]["variants"][0]["price"]["amount"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(prices, [450.0, 425.0, 399.0]);
+    assert_eq!(
+        revisions.iter().map(|r| r.revision).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    let stored = t.app.store.alert(&owner(), &id).await.unwrap().unwrap();
+    assert_eq!(stored.revision, 3);
+
+    let events: Vec<_> = t
+        .app
+        .store
+        .outbox_after(0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.alert_id == id)
+        .map(|e| (e.event_type, e.revision))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            (EVENT_ALERT_CREATED.to_owned(), 1),
+            (EVENT_ALERT_UPDATED.to_owned(), 2),
+            (EVENT_ALERT_UPDATED.to_owned(), 3)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_identical_put_is_idempotent() {
+    let t = TestApp::spawn().await;
+    let token = t.groundspan_token();
+    let post = post_seed();
+    let id = created_id(t.post_alert(&token, &post).await).await;
+    for _ in 0..2 {
+        let response = t.put_alert(&token, Some(&id), &post).await;
+        assert_eq!(response.status(), 200);
+    }
+    assert_eq!(t.app.store.alert_revisions(&id).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_identical_repeat_of_a_post_returns_the_same_alert() {
+    let t = TestApp::spawn().await;
+    let token = t.groundspan_token();
+    let body = post_seed();
+    let first = created_id(t.post_alert(&token, &body).await).await;
+    // The same JSON with its keys in another order is the same body.
+    let reordered: Value = serde_json::from_str(&{
+        let mut pairs: Vec<_> = body.as_object().unwrap().iter().collect();
+        pairs.reverse();
+        let inner: Vec<String> = pairs
+            .iter()
+            .map(|(k, v)| format!("{:?}:{}", k, v))
+            .collect();
+        format!("{{{}}}", inner.join(","))
+    })
+    .unwrap();
+    let response = t.post_alert(&token, &reordered).await;
+    assert_eq!(response.status(), 200);
+    let second: Value = response.json().await.unwrap();
+    assert_eq!(second["alertId"], first.as_str());
+    assert_eq!(second["status"], "received");
+    let events = t.app.store.outbox_after(0, 100).await.unwrap();
+    assert_eq!(events.iter().filter(|e| e.alert_id == first).count(), 1);
+}
+
+#[tokio::test]
+async fn a_different_body_with_a_used_ext_ref_is_a_conflict_naming_the_alert() {
+    let t = TestApp::spawn().await;
+    let token = t.groundspan_token();
+    let body = post_seed();
+    let id = created_id(t.post_alert(&token, &body).await).await;
+    let mut changed = body.clone();
+    changed["msgType"] = json!("changed");
+    let error = expect_error(t.post_alert(&token, &changed).await, 409, "ALERT_EXISTS").await;
+    assert_eq!(error["errors"][0]["details"]["alertId"], id.as_str());
+    assert_eq!(error["errors"][0]["details"]["field"], "/extRef");
+}
+
+#[tokio::test]
+async fn the_same_ext_ref_in_another_company_is_another_alert() {
+    let t = TestApp::spawn().await;
+    let body = post_seed();
+    let first = created_id(t.post_alert(&t.groundspan_token(), &body).await).await;
+    let mut other = body.clone();
+    other["companyId"] = json!(OTHER_COMPANY);
+    let token = t.company_token(OTHER_COMPANY, GROUNDSPAN, &[WRITE]);
+    let second = created_id(t.post_alert(&token, &other).await).await;
+    assert_ne!(first, second);
+}
+
+#[tokio::test]
+async fn ext_ref_cannot_be_changed_by_put() {
+    let t = TestApp::spawn().await;
+    let token = t.groundspan_token();
+    let id = created_id(t.post_alert(&token, &post_seed()).await).await;
+    let other = post_seed(); // a fresh extRef
+    let error = expect_error(
+        t.put_alert(&token, Some(&id), &other).await,
+        400,
+        "EXTREF_IMMUTABLE",
+    )
+    .await;
+    assert_eq!(error["errors"][0]["details"]["field"], "/extRef");
+    assert_eq!(t.app.store.alert_revisions(&id).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn updating_an_unknown_alert_is_404_in_both_forms() {
+    let t = TestApp::spawn().await;
+    let token = t.groundspan_token();
+    expect_error(
+        t.put_alert(&token, None, &post_seed()).await,
+        404,
+        "ALERT_NOT_FOUND",
+    )
+    .await;
+    expect_error(
+        t.put_alert(&token, Some("alt_nope"), &post_seed()).await,
+        404,
+        "ALERT_NOT_FOUND",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn another_companys_alert_is_invisible() {
+    let t = TestApp::spawn().await;
+    let body = post_seed();
+    let id = created_id(t.post_alert(&t.groundspan_token(), &body).await).await;
+    let intruder = t.company_token(OTHER_COMPANY, GROUNDSPAN, &[WRITE]);
+    let mut theirs = body.clone();
+    theirs["companyId"] = json!(OTHER_COMPANY);
+    expect_error(
+        t.put_alert(&intruder, Some(&id), &theirs).await,
+        404,
+        "ALERT_NOT_FOUND",
+    )
+    .await;
+    expect_error(
+        t.put_alert(&intruder, None, &theirs).await,
+        404,
+        "ALERT_NOT_FOUND",
+    )
+    .await;
+    assert_eq!(t.app.store.alert_revisions(&id).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn another_partners_alert_is_invisible() {
+    let t = TestApp::spawn().await;
+    t.import_partner("otherpartner", "").await;
+    let body = post_seed();
+    let id = created_id(t.post_alert(&t.groundspan_token(), &body).await).await;
+    let intruder = t.company_token(COMPANY, "otherpartner", &[WRITE]);
+    expect_error(
+        t.put_alert(&intruder, Some(&id), &body).await,
+        404,
+        "ALERT_NOT_FOUND",
+    )
+    .await;
+    expect_error(
+        t.put_alert(&intruder, None, &body).await,
+        404,
+        "ALERT_NOT_FOUND",
+    )
+    .await;
+    // The other partner may use the same extRef for an alert of its own.
+    let response = t.post_alert(&intruder, &body).await;
+    assert_ne!(created_id(response).await, id);
+}
+
+#[tokio::test]
+async fn each_missing_required_field_is_reported_with_its_pointer() {
+    let t = TestApp::spawn().await;
+    let token = t.groundspan_token();
+    for field in [
+        "extRef",
+        "userId",
+        "createdAt",
+        "metadata",
+        "templateId",
+        "msgType",
+        "expiresAt",
+    ] {
+        let mut body = post_seed();
+        body.as_object_mut().unwrap().remove(field);
+        let response = t.post_alert(&token, &body).await;
+        assert_eq!(response.status(), 400, "without {field}");
+        let errors = error_list(response).await;
+        assert!(
+            errors.contains(&("MISSING_FIELD".into(), Some(format!("/{field}")))),
+            "without {field}: {errors:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn company_id_may_be_left_out_when_the_token_has_a_company() {
+    let t = TestApp::spawn().await;
+    let mut body = post_seed();
+    body.as_object_mut().unwrap().remove("companyId");
+    created_id(t.post_alert(&t.groundspan_token(), &body).await).await;
+}
+
+#[tokio::test]
+async fn all_problems_of_a_request_are_reported_at_once() {
+    let t = TestApp::spawn().await;
+    let mut body = post_seed();
+    body.as_object_mut().unwrap().remove("userId");
+    body["createdAt"] = json!("not a date");
+    let variant = &mut body["metadata"]["packages"][0]["variants"][1];
+    variant["price"]["amount"] = json!("680");
+    variant.as_object_mut().unwrap().remove("variantId");
+    body["metadata"]["partnerLogoUrl"] = json!("http://groundspan.com/logo.png");
+    let response = t.post_alert(&t.groundspan_token(), &body).await;
+    assert_eq!(response.status(), 400);
+    let mut errors = error_list(response).await;
+    errors.sort();
+    let expected = [
+        ("INVALID_FIELD", "/createdAt"),
+        ("MISSING_FIELD", "/userId"),
+        (
+            "SCHEMA_VIOLATION",
+            "/metadata/packages/0/variants/1/price/amount",
+        ),
+        (
+            "SCHEMA_VIOLATION",
+            "/metadata/packages/0/variants/1/variantId",
+        ),
+        ("URL_NOT_ALLOWED", "/metadata/partnerLogoUrl"),
+    ];
+    let expected: Vec<_> = expected
+        .iter()
+        .map(|(c, f)| ((*c).to_owned(), Some((*f).to_owned())))
+        .collect();
+    assert_eq!(errors, expected);
+}
+
+#[tokio::test]
+async fn urls_must_be_https_on_the_partners_domains() {
+    let t = TestApp::spawn().await;
+    let token = t.groundspan_token();
+    for (pointer, url) in [
+        (
+            "/metadata/packages/0/variants/0/userActions/href",
+            "https://evil.example/book",
+        ),
+        (
+            "/metadata/packages/0/variants/0/variantLogoUrl",
+            "javascript:alert(1)",
+        ),
+        (
+            "/metadata/packages/1/variants/0/userActions/href",
+            "http://concur.com/reserve",
+        ),
+    ] {
+        let mut body = post_seed();
+        *body.pointer_mut(pointer).unwrap() = json!(url);
+        let errors = error_list(t.post_alert(&token, &body).await).await;
+        assert_eq!(
+            errors,
+            [("URL_NOT_ALLOWED".to_owned(), Some(pointer.to_owned()))],
+            "{url}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_template_is_400_at_template_id() {
+    let t = TestApp::spawn().await;
+    let mut body = post_seed();
+    body["templateId"] = json!("NO_SUCH_TEMPLATE");
+    let errors = error_list(t.post_alert(&t.groundspan_token(), &body).await).await;
+    assert_eq!(
+        errors,
+        [(
+            "UNKNOWN_TEMPLATE".to_owned(),
+            Some("/templateId".to_owned())
+        )]
+    );
+}
+
+#[tokio::test]
+async fn an_expiry_in_the_past_is_refused() {
+    let t = TestApp::spawn().await;
+    let mut body = post_seed();
+    body["expiresAt"] = json!("2025-12-31T23:59:59Z"); // the seed's own date, long past
+    body["createdAt"] = json!("2025-08-19T10:00:00Z");
+    let errors = error_list(t.post_alert(&t.groundspan_token(), &body).await).await;
+    assert_eq!(
+        errors,
+        [("EXPIRES_IN_PAST".to_owned(), Some("/expiresAt".to_owned()))]
+    );
+}
+
+#[tokio::test]
+async fn malformed_json_is_invalid_json() {
+    let t = TestApp::spawn().await;
+    let response = t
+        .client
+        .post(t.url("/maestro/v4/alerts"))
+        .header("Authorization", format!("Bearer {}", t.groundspan_token()))
+        .header("Content-Type", "application/json")
+        .body(r#"{"extRef": "x", "#)
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, 400, "INVALID_JSON").await;
+}
+
+#[tokio::test]
+async fn a_company_mismatch_is_403() {
+    let t = TestApp::spawn().await;
+    let mut body = post_seed();
+    body["companyId"] = json!(OTHER_COMPANY);
+    let error = expect_error(
+        t.post_alert(&t.groundspan_token(), &body).await,
+        403,
+        "COMPANY_MISMATCH",
+    )
+    .await;
+    assert_eq!(error["errors"][0]["details"]["field"], "/companyId");
+}
+
+#[tokio::test]
+async fn an_application_id_other_than_the_tokens_is_403() {
+    let t = TestApp::spawn().await;
+    let mut body = post_seed();
+    body["applicationId"] = json!("someone-else");
+    expect_error(
+        t.post_alert(&t.groundspan_token(), &body).await,
+        403,
+        "APPLICATION_MISMATCH",
+    )
+    .await;
+    body["applicationId"] = json!(GROUNDSPAN);
+    created_id(t.post_alert(&t.groundspan_token(), &body).await).await;
+}
+
+#[tokio::test]
+async fn an_unregistered_partner_is_refused() {
+    let t = TestApp::spawn().await;
+    let token = t.company_token(COMPANY, "not-registered", &[WRITE]);
+    expect_error(
+        t.post_alert(&token, &post_seed()).await,
+        403,
+        "UNKNOWN_PARTNER",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_app_token_must_name_the_company_in_the_body() {
+    let t = TestApp::spawn().await;
+    let token = t.token(maestro::auth::signing::TokenRequest {
+        kind: maestro::auth::TokenKind::App,
+        subject: GROUNDSPAN.into(),
+        app_id: Some(GROUNDSPAN.into()),
+        scopes: vec![WRITE.into()],
+        company: None,
+        roles: vec![],
+        ttl_secs: 600,
+    });
+    let mut body = post_seed();
+    created_id(t.post_alert(&token, &body).await).await;
+    body.as_object_mut().unwrap().remove("companyId");
+    body["extRef"] = json!("another");
+    let errors = error_list(t.post_alert(&token, &body).await).await;
+    assert_eq!(
+        errors,
+        [("MISSING_FIELD".to_owned(), Some("/companyId".to_owned()))]
+    );
+}
+
+#[tokio::test]
+async fn a_partner_over_its_rate_limit_gets_429_with_retry_after() {
+    let t = TestApp::spawn().await;
+    t.import_partner("limited", "[rate_limit]\nper_second = 1\nburst = 2\n")
+        .await;
+    let token = t.company_token(COMPANY, "limited", &[WRITE]);
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..5 {
+        let response = t.post_alert(&token, &post_seed()).await;
+        if response.status() == 429 {
+            retry_after = response.headers().get("retry-after").cloned();
+            expect_error(response, 429, "RATE_LIMITED").await;
+            statuses.push(429);
+        } else {
+            statuses.push(response.status().as_u16());
+        }
+    }
+    assert_eq!(&statuses[..2], [200, 200]);
+    assert!(statuses.contains(&429), "{statuses:?}");
+    let retry_after: u64 = retry_after.unwrap().to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry_after));
+    // Groundspan has no limit and is unaffected.
+    created_id(t.post_alert(&t.groundspan_token(), &post_seed()).await).await;
+}

@@ -1,0 +1,224 @@
+//! The real binary: the CLI's public interface, and an acknowledged alert surviving `kill -9`.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Child, Command, Stdio},
+};
+
+use serde_json::Value;
+
+use crate::helpers::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_maestro");
+
+fn maestro(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("MAESTRO_DATABASE_URL")
+        .output()
+        .unwrap()
+}
+
+/// Starts `maestro serve` on port 0 in `dir` and reads the bound address from its log.
+fn start_server(dir: &Path) -> (Child, String) {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .current_dir(dir)
+        .env_remove("MAESTRO_DATABASE_URL")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("the server exited before listening")
+            .unwrap();
+        let entry: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+        if entry["message"] == "listening" {
+            break entry["addr"].as_str().unwrap().to_owned();
+        }
+    };
+    // Keep draining the log so that the server never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, format!("http://{addr}"))
+}
+
+fn issue_token(dir: &Path) -> String {
+    let output = maestro(
+        dir,
+        &[
+            "token",
+            "issue",
+            "--type",
+            "company",
+            "--subject",
+            COMPANY,
+            "--app",
+            GROUNDSPAN,
+            "--scope",
+            WRITE,
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let lines: Vec<_> = stdout.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "token issue prints the token and nothing else: {stdout:?}"
+    );
+    assert_eq!(lines[0].split('.').count(), 3, "not a JWT: {}", lines[0]);
+    lines[0].to_owned()
+}
+
+async fn post(client: &reqwest::Client, base: &str, token: &str, body: &Value) -> Value {
+    let response = client
+        .post(format!("{base}/maestro/v4/alerts"))
+        .header("Authorization", format!("Bearer {token}"))
+        .header("Content-Type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn an_acknowledged_alert_survives_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = issue_token(dir.path());
+    let client = reqwest::Client::new();
+    let body = post_seed();
+
+    let (mut server, base) = start_server(dir.path());
+    let created = post(&client, &base, &token, &body).await;
+    assert_eq!(created["message"], "Alert created successfully");
+    server.kill().unwrap(); // SIGKILL: no shutdown, no flush
+    server.wait().unwrap();
+
+    let (mut server, base) = start_server(dir.path());
+    // The alert is there: an identical POST is recognised as a retry of it...
+    let again = post(&client, &base, &token, &body).await;
+    assert_eq!(again["alertId"], created["alertId"]);
+    assert_eq!(again["message"], "Alert already received (identical retry)");
+    // ...and it can be updated by id.
+    let response = client
+        .put(format!(
+            "{base}/maestro/v4/alerts/{}",
+            created["alertId"].as_str().unwrap()
+        ))
+        .header("Authorization", format!("Bearer {token}"))
+        .header("Content-Type", "application/json")
+        .body(seed_with_ext_ref("groundspan_put.json", &body).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+fn seed_with_ext_ref(name: &str, like: &Value) -> Value {
+    let mut body = seed(name);
+    body["extRef"] = like["extRef"].clone();
+    body
+}
+
+#[test]
+fn partner_import_upserts_and_list_shows_the_partners() {
+    let dir = tempfile::tempdir().unwrap();
+    let partner = dir.path().join("acme");
+    std::fs::create_dir_all(partner.join("templates/OFFER")).unwrap();
+    std::fs::write(
+        partner.join("partner.toml"),
+        "id = \"acme\"\nname = \"Acme\"\nallowed_url_domains = [\"acme.example\"]\npostback_url = \"https://acme.example/hook\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        partner.join("templates/OFFER/schema.json"),
+        r#"{"type": "object"}"#,
+    )
+    .unwrap();
+
+    let output = maestro(
+        dir.path(),
+        &["partner", "import", partner.to_str().unwrap()],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(stdout.contains("created partner acme"), "{stdout}");
+    assert!(
+        stdout.contains("template OFFER v1 (new version)"),
+        "{stdout}"
+    );
+
+    std::fs::write(
+        partner.join("templates/OFFER/schema.json"),
+        r#"{"type": "object", "required": ["x"]}"#,
+    )
+    .unwrap();
+    let output = maestro(
+        dir.path(),
+        &["partner", "import", partner.to_str().unwrap()],
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(stdout.contains("updated partner acme"), "{stdout}");
+    assert!(
+        stdout.contains("template OFFER v2 (new version)"),
+        "{stdout}"
+    );
+
+    let output = maestro(dir.path(), &["partner", "list"]);
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        stdout.contains("acme\tAcme\tacme.example\thttps://acme.example/hook"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("groundspan\tGroundspan"), "{stdout}");
+}
+
+#[test]
+fn a_broken_partner_directory_is_refused_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let partner = dir.path().join("broken");
+    std::fs::create_dir_all(partner.join("templates/T")).unwrap();
+    std::fs::write(
+        partner.join("partner.toml"),
+        "id = \"broken\"\nname = \"B\"\n",
+    )
+    .unwrap();
+    std::fs::write(partner.join("templates/T/schema.json"), "{not json").unwrap();
+    let output = maestro(
+        dir.path(),
+        &["partner", "import", partner.to_str().unwrap()],
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("schema.json is not JSON"), "{stderr}");
+}
+
+#[test]
+fn migrate_creates_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = maestro(dir.path(), &["migrate"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(dir.path().join("maestro.db").exists());
+}

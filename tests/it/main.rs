@@ -1,0 +1,9 @@
+//! One integration-test binary (one link step) holding every black-box suite.
+
+mod alerts_api;
+mod durability;
+mod helpers;
+mod limits;
+mod ops;
+mod store_conformance;
+mod tokens;

@@ -1,0 +1,233 @@
+//! Probes, metrics, the OpenAPI document, and the headers every response carries.
+
+use serde_json::Value;
+
+use crate::helpers::*;
+
+fn assert_envelope(response: &reqwest::Response, what: &str) {
+    let headers = response.headers();
+    let id = headers
+        .get("concur-correlationid")
+        .unwrap_or_else(|| panic!("{what}: no correlation id"));
+    uuid::Uuid::parse_str(id.to_str().unwrap()).unwrap_or_else(|_| panic!("{what}: not a UUID"));
+    assert_eq!(
+        headers["content-type"], "application/json;charset=UTF-8",
+        "{what}"
+    );
+    assert_eq!(headers["cache-control"], "no-cache, private", "{what}");
+    let date = headers
+        .get("date")
+        .unwrap_or_else(|| panic!("{what}: no Date"));
+    httpdate_like(date.to_str().unwrap(), what);
+}
+
+/// An IMF-fixdate such as `Sun, 22 Nov 2026 11:41:29 GMT`.
+fn httpdate_like(value: &str, what: &str) {
+    assert!(
+        value.ends_with(" GMT") && value.len() == 29,
+        "{what}: bad Date {value:?}"
+    );
+}
+
+#[tokio::test]
+async fn every_response_carries_the_common_headers_errors_included() {
+    let t = TestApp::spawn().await;
+    let token = t.groundspan_token();
+    let cases = [
+        ("200", t.post_alert(&token, &post_seed()).await),
+        ("400", t.post_alert(&token, &serde_json::json!({})).await),
+        ("401", t.post_alert("nope", &post_seed()).await),
+        (
+            "404 route",
+            t.client.get(t.url("/no/such/route")).send().await.unwrap(),
+        ),
+        (
+            "404 alert",
+            t.put_alert(&token, Some("alt_x"), &post_seed()).await,
+        ),
+        (
+            "405",
+            t.client
+                .delete(t.url("/maestro/v4/alerts"))
+                .send()
+                .await
+                .unwrap(),
+        ),
+        (
+            "405 GET",
+            t.client
+                .get(t.url("/maestro/v4/alerts"))
+                .send()
+                .await
+                .unwrap(),
+        ),
+        (
+            "415",
+            t.client
+                .post(t.url("/maestro/v4/alerts"))
+                .header("Authorization", format!("Bearer {token}"))
+                .body("x")
+                .send()
+                .await
+                .unwrap(),
+        ),
+        (
+            "healthz",
+            t.client.get(t.url("/healthz")).send().await.unwrap(),
+        ),
+    ];
+    for (what, response) in &cases {
+        assert_envelope(response, what);
+    }
+    let (_, not_found) = cases.into_iter().nth(3).unwrap();
+    expect_error(not_found, 404, "ROUTE_NOT_FOUND").await;
+    let response = t
+        .client
+        .delete(t.url("/maestro/v4/alerts"))
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, 405, "METHOD_NOT_ALLOWED").await;
+}
+
+#[tokio::test]
+async fn a_valid_correlation_id_is_echoed_and_anything_else_replaced() {
+    let t = TestApp::spawn().await;
+    let mine = "5512c7be-3fab-4d65-ae69-8a74a04a0c7f";
+    let response = t
+        .client
+        .get(t.url("/healthz"))
+        .header("concur-correlationid", mine)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["concur-correlationid"], mine);
+    let response = t
+        .client
+        .get(t.url("/healthz"))
+        .header("concur-correlationid", "forged\nlog line")
+        .send()
+        .await;
+    // reqwest refuses the control character itself; a merely non-UUID value is replaced.
+    assert!(response.is_err());
+    let response = t
+        .client
+        .get(t.url("/healthz"))
+        .header("concur-correlationid", "not-a-uuid")
+        .send()
+        .await
+        .unwrap();
+    let echoed = response.headers()["concur-correlationid"].to_str().unwrap();
+    assert_ne!(echoed, "not-a-uuid");
+    uuid::Uuid::parse_str(echoed).unwrap();
+}
+
+#[tokio::test]
+async fn health_and_readiness_answer() {
+    let t = TestApp::spawn().await;
+    for (path, status) in [("/healthz", "ok"), ("/readyz", "ready")] {
+        let response = t.client.get(t.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["status"], status);
+    }
+}
+
+#[tokio::test]
+async fn metrics_count_requests_latencies_and_alert_outcomes() {
+    let t = TestApp::spawn().await;
+    let token = t.groundspan_token();
+    assert_eq!(t.post_alert(&token, &post_seed()).await.status(), 200);
+    let mut bad = post_seed();
+    bad.as_object_mut().unwrap().remove("userId");
+    assert_eq!(t.post_alert(&token, &bad).await.status(), 400);
+    assert_eq!(t.post_alert("bad-token", &post_seed()).await.status(), 401);
+
+    let response = t.client.get(t.url("/metrics")).send().await.unwrap();
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = response.text().await.unwrap();
+    for line in [
+        r#"maestro_http_requests_total{method="POST",route="/maestro/v4/alerts",status="200"} 1"#,
+        r#"maestro_http_requests_total{method="POST",route="/maestro/v4/alerts",status="400"} 1"#,
+        r#"maestro_alerts_accepted_total{operation="create"} 1"#,
+        r#"maestro_alerts_rejected_total{operation="create",code="MISSING_FIELD"} 1"#,
+        r#"maestro_alerts_rejected_total{operation="create",code="INVALID_TOKEN"} 1"#,
+        r#"maestro_http_request_duration_seconds_count{method="POST",route="/maestro/v4/alerts"} 3"#,
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn the_openapi_document_matches_the_routes() {
+    let t = TestApp::spawn().await;
+    let doc: Value = t
+        .client
+        .get(t.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    let mut documented = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            documented.push(format!("{} {path}", method.to_uppercase()));
+        }
+    }
+    documented.sort();
+    assert_eq!(
+        documented,
+        [
+            "GET /healthz",
+            "GET /oauth2/v0/jwks",
+            "GET /readyz",
+            "POST /maestro/v4/alerts",
+            "PUT /maestro/v4/alerts",
+            "PUT /maestro/v4/alerts/{alertId}",
+        ]
+    );
+    // Every documented operation is served: it answers neither 404-no-route nor 405.
+    for operation in &documented {
+        let (method, path) = operation.split_once(' ').unwrap();
+        let url = t.url(&path.replace("{alertId}", "alt_x"));
+        let response = t
+            .client
+            .request(method.parse().unwrap(), url)
+            .send()
+            .await
+            .unwrap();
+        assert_ne!(response.status(), 405, "{operation}");
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        assert_ne!(
+            body["errors"][0]["errorCode"], "ROUTE_NOT_FOUND",
+            "{operation}"
+        );
+    }
+    // And the document the server serves is the one the code declares.
+    assert_eq!(doc, serde_json::to_value(maestro::http::openapi()).unwrap());
+}
+
+#[test]
+fn the_error_catalogue_is_documented() {
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/ERRORS.md")).unwrap();
+    for code in maestro::ErrorCode::ALL {
+        let row = format!("| `{}` | {} |", code.as_str(), code.http_status());
+        assert!(
+            doc.contains(&row),
+            "docs/ERRORS.md lacks the row starting {row}"
+        );
+    }
+}
