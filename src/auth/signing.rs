@@ -45,7 +45,7 @@ fn generate() -> anyhow::Result<SigningKeyRecord> {
     })
 }
 
-fn server_key(record: &SigningKeyRecord) -> anyhow::Result<ServerKey> {
+pub(crate) fn server_key(record: &SigningKeyRecord) -> anyhow::Result<ServerKey> {
     anyhow::ensure!(
         record.algorithm == "RS256",
         "signing key {} uses {}, which this version cannot sign with",

@@ -21,8 +21,12 @@ fn maestro(dir: &Path, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-/// Starts `maestro serve` on port 0 in `dir` and reads the bound address from its log.
-fn start_server(dir: &Path) -> (Child, String) {
+/// The server's log lines, complete once the server has exited.
+type Log = std::thread::JoinHandle<Vec<String>>;
+
+/// Starts `maestro serve` on port 0 in `dir` and reads the bound address from its log; the rest
+/// of the log is collected.
+fn start_server(dir: &Path) -> (Child, String, Log) {
     let mut child = Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .current_dir(dir)
@@ -44,8 +48,8 @@ fn start_server(dir: &Path) -> (Child, String) {
         }
     };
     // Keep draining the log so that the server never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, format!("http://{addr}"))
+    let log = std::thread::spawn(move || lines.map_while(Result::ok).collect());
+    (child, format!("http://{addr}"), log)
 }
 
 fn issue_token(dir: &Path) -> String {
@@ -100,13 +104,14 @@ async fn an_acknowledged_alert_survives_kill_9() {
     let client = reqwest::Client::new();
     let body = post_seed();
 
-    let (mut server, base) = start_server(dir.path());
+    let (mut server, base, log) = start_server(dir.path());
     let created = post(&client, &base, &token, &body).await;
     assert_eq!(created["message"], "Alert created successfully");
     server.kill().unwrap(); // SIGKILL: no shutdown, no flush
     server.wait().unwrap();
+    assert_logs_are_json_with_correlation_ids_and_no_token(&log.join().unwrap(), &token);
 
-    let (mut server, base) = start_server(dir.path());
+    let (mut server, base, _) = start_server(dir.path());
     // The alert is there: an identical POST is recognised as a retry of it...
     let again = post(&client, &base, &token, &body).await;
     assert_eq!(again["alertId"], created["alertId"]);
@@ -221,4 +226,20 @@ fn migrate_creates_the_database() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(dir.path().join("maestro.db").exists());
+}
+
+fn assert_logs_are_json_with_correlation_ids_and_no_token(log: &[String], token: &str) {
+    let signature = token.rsplit('.').next().unwrap();
+    let mut requests = 0;
+    for line in log {
+        assert!(!line.contains(signature), "a token reached the log: {line}");
+        let entry: Value =
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        if entry["message"] == "request finished" {
+            requests += 1;
+            let id = entry["span"]["correlation_id"].as_str().unwrap();
+            uuid::Uuid::parse_str(id).unwrap();
+        }
+    }
+    assert!(requests >= 1, "no request was logged: {log:?}");
 }
