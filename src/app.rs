@@ -48,7 +48,7 @@ impl App {
 
 /// The store with its schema current and, if it has no partner yet, the bundled ones.
 pub async fn open_store(database: &crate::config::DatabaseArgs) -> anyhow::Result<DynStore> {
-    let store = store::connect(&database.url, database.database_timeout).await?;
+    let store = store::connect(database).await?;
     if store.partner_count().await? == 0 {
         for partner in bundle::bundled()? {
             let report = store.import_partner(&partner).await?;

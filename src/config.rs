@@ -18,6 +18,9 @@ pub struct DatabaseArgs {
     /// How long a database call may take before the request answers 504.
     #[arg(long, env = "MAESTRO_DATABASE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub database_timeout: Duration,
+    /// Connections in the pool (PostgreSQL; SQLite has one writer and a few readers).
+    #[arg(long, env = "MAESTRO_DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
+    pub database_max_connections: u32,
 }
 
 impl Default for DatabaseArgs {
@@ -25,6 +28,7 @@ impl Default for DatabaseArgs {
         DatabaseArgs {
             url: DEFAULT_DATABASE_URL.to_owned(),
             database_timeout: Duration::from_secs(5),
+            database_max_connections: 10,
         }
     }
 }

@@ -22,13 +22,14 @@ pub struct ServerKey {
 }
 
 /// Loads the server's keys, generating the first one if the database has none. The oldest key
-/// signs; should two instances generate one at the same moment, both settle on the same signer.
+/// signs; instances starting together store only one first key, so they all share it.
 pub async fn ensure_server_keys(store: &DynStore) -> anyhow::Result<Vec<ServerKey>> {
     let mut records = store.signing_keys().await?;
     if records.is_empty() {
         let record = tokio::task::spawn_blocking(generate).await??;
-        store.add_signing_key(&record).await?;
-        tracing::info!(kid = %record.kid, "generated the server's signing key");
+        if store.add_first_signing_key(&record).await? {
+            tracing::info!(kid = %record.kid, "generated the server's signing key");
+        }
         records = store.signing_keys().await?;
     }
     records.iter().map(server_key).collect()

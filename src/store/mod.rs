@@ -4,16 +4,17 @@
 //! conformance suite (`tests/it/store_conformance.rs`) runs against every backend.
 
 mod migrations;
+pub mod postgres;
 pub mod sqlite;
 mod types;
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
 pub use types::*;
 
-use crate::error::Error;
+use crate::{config::DatabaseArgs, error::Error};
 
 /// Why a store call failed, in the terms the domain cares about.
 #[derive(Debug, thiserror::Error)]
@@ -50,7 +51,9 @@ pub trait Store: Send + Sync + 'static {
 
     // --- signing keys -------------------------------------------------------------------
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
-    async fn add_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()>;
+    /// Stores `key` unless the database already has a signing key (atomically, so that instances
+    /// starting together settle on one key). True when `key` was stored.
+    async fn add_first_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<bool>;
 
     // --- partners and templates ---------------------------------------------------------
     async fn partner_count(&self) -> StoreResult<i64>;
@@ -83,11 +86,14 @@ pub trait Store: Send + Sync + 'static {
 pub type DynStore = Arc<dyn Store>;
 
 /// Opens (creating and migrating where needed) the database a URL names.
-pub async fn connect(url: &str, timeout: Duration) -> anyhow::Result<DynStore> {
+pub async fn connect(database: &DatabaseArgs) -> anyhow::Result<DynStore> {
+    let url = database.url.as_str();
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::SqliteStore::connect(url, timeout).await?))
+        Ok(Arc::new(
+            sqlite::SqliteStore::connect(url, database.database_timeout).await?,
+        ))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        anyhow::bail!("the PostgreSQL backend is not available in this build yet")
+        Ok(Arc::new(postgres::PostgresStore::connect(database).await?))
     } else {
         anyhow::bail!("unsupported database URL scheme (expected sqlite: or postgres:)")
     }

@@ -20,9 +20,8 @@ fn owner() -> AlertOwner {
     }
 }
 
-#[tokio::test]
-async fn the_seed_post_example_is_received_and_stored() {
-    let t = TestApp::spawn().await;
+async fn the_seed_post_example_is_received_and_stored(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     let body = post_seed();
     let id = created_id(t.post_alert(&t.groundspan_token(), &body).await).await;
 
@@ -38,17 +37,17 @@ async fn the_seed_post_example_is_received_and_stored() {
     assert_eq!(payload, body);
 }
 
-#[tokio::test]
-async fn both_seed_payloads_validate_against_the_groundspan_template() {
-    let t = TestApp::spawn().await;
+async fn both_seed_payloads_validate_against_the_groundspan_template(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     for name in ["groundspan_post.json", "groundspan_put.json"] {
         created_id(t.post_alert(&t.groundspan_token(), &seed(name)).await).await;
     }
 }
 
-#[tokio::test]
-async fn the_seed_put_example_updates_by_ext_ref_and_by_id_keeping_every_revision() {
-    let t = TestApp::spawn().await;
+async fn the_seed_put_example_updates_by_ext_ref_and_by_id_keeping_every_revision(
+    backend: Backend,
+) {
+    let t = TestApp::spawn(backend).await;
     let token = t.groundspan_token();
     let post = post_seed();
     let id = created_id(t.post_alert(&token, &post).await).await;
@@ -109,9 +108,8 @@ async fn the_seed_put_example_updates_by_ext_ref_and_by_id_keeping_every_revisio
     );
 }
 
-#[tokio::test]
-async fn an_identical_put_is_idempotent() {
-    let t = TestApp::spawn().await;
+async fn an_identical_put_is_idempotent(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     let token = t.groundspan_token();
     let post = post_seed();
     let id = created_id(t.post_alert(&token, &post).await).await;
@@ -122,9 +120,8 @@ async fn an_identical_put_is_idempotent() {
     assert_eq!(t.app.store.alert_revisions(&id).await.unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn an_identical_repeat_of_a_post_returns_the_same_alert() {
-    let t = TestApp::spawn().await;
+async fn an_identical_repeat_of_a_post_returns_the_same_alert(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     let token = t.groundspan_token();
     let body = post_seed();
     let first = created_id(t.post_alert(&token, &body).await).await;
@@ -148,9 +145,8 @@ async fn an_identical_repeat_of_a_post_returns_the_same_alert() {
     assert_eq!(events.iter().filter(|e| e.alert_id == first).count(), 1);
 }
 
-#[tokio::test]
-async fn a_different_body_with_a_used_ext_ref_is_a_conflict_naming_the_alert() {
-    let t = TestApp::spawn().await;
+async fn a_different_body_with_a_used_ext_ref_is_a_conflict_naming_the_alert(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     let token = t.groundspan_token();
     let body = post_seed();
     let id = created_id(t.post_alert(&token, &body).await).await;
@@ -161,9 +157,8 @@ async fn a_different_body_with_a_used_ext_ref_is_a_conflict_naming_the_alert() {
     assert_eq!(error["errors"][0]["details"]["field"], "/extRef");
 }
 
-#[tokio::test]
-async fn the_same_ext_ref_in_another_company_is_another_alert() {
-    let t = TestApp::spawn().await;
+async fn the_same_ext_ref_in_another_company_is_another_alert(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     let body = post_seed();
     let first = created_id(t.post_alert(&t.groundspan_token(), &body).await).await;
     let mut other = body.clone();
@@ -173,9 +168,8 @@ async fn the_same_ext_ref_in_another_company_is_another_alert() {
     assert_ne!(first, second);
 }
 
-#[tokio::test]
-async fn ext_ref_cannot_be_changed_by_put() {
-    let t = TestApp::spawn().await;
+async fn ext_ref_cannot_be_changed_by_put(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     let token = t.groundspan_token();
     let id = created_id(t.post_alert(&token, &post_seed()).await).await;
     let other = post_seed(); // a fresh extRef
@@ -189,9 +183,8 @@ async fn ext_ref_cannot_be_changed_by_put() {
     assert_eq!(t.app.store.alert_revisions(&id).await.unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn updating_an_unknown_alert_is_404_in_both_forms() {
-    let t = TestApp::spawn().await;
+async fn updating_an_unknown_alert_is_404_in_both_forms(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     let token = t.groundspan_token();
     expect_error(
         t.put_alert(&token, None, &post_seed()).await,
@@ -207,9 +200,8 @@ async fn updating_an_unknown_alert_is_404_in_both_forms() {
     .await;
 }
 
-#[tokio::test]
-async fn another_companys_alert_is_invisible() {
-    let t = TestApp::spawn().await;
+async fn another_companys_alert_is_invisible(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     let body = post_seed();
     let id = created_id(t.post_alert(&t.groundspan_token(), &body).await).await;
     let intruder = t.company_token(OTHER_COMPANY, GROUNDSPAN, &[WRITE]);
@@ -230,9 +222,8 @@ async fn another_companys_alert_is_invisible() {
     assert_eq!(t.app.store.alert_revisions(&id).await.unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn another_partners_alert_is_invisible() {
-    let t = TestApp::spawn().await;
+async fn another_partners_alert_is_invisible(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     t.import_partner("otherpartner", "").await;
     let body = post_seed();
     let id = created_id(t.post_alert(&t.groundspan_token(), &body).await).await;
@@ -254,9 +245,8 @@ async fn another_partners_alert_is_invisible() {
     assert_ne!(created_id(response).await, id);
 }
 
-#[tokio::test]
-async fn each_missing_required_field_is_reported_with_its_pointer() {
-    let t = TestApp::spawn().await;
+async fn each_missing_required_field_is_reported_with_its_pointer(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     let token = t.groundspan_token();
     for field in [
         "extRef",
@@ -279,17 +269,15 @@ async fn each_missing_required_field_is_reported_with_its_pointer() {
     }
 }
 
-#[tokio::test]
-async fn company_id_may_be_left_out_when_the_token_has_a_company() {
-    let t = TestApp::spawn().await;
+async fn company_id_may_be_left_out_when_the_token_has_a_company(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     let mut body = post_seed();
     body.as_object_mut().unwrap().remove("companyId");
     created_id(t.post_alert(&t.groundspan_token(), &body).await).await;
 }
 
-#[tokio::test]
-async fn all_problems_of_a_request_are_reported_at_once() {
-    let t = TestApp::spawn().await;
+async fn all_problems_of_a_request_are_reported_at_once(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     let mut body = post_seed();
     body.as_object_mut().unwrap().remove("userId");
     body["createdAt"] = json!("not a date");
@@ -321,9 +309,8 @@ async fn all_problems_of_a_request_are_reported_at_once() {
     assert_eq!(errors, expected);
 }
 
-#[tokio::test]
-async fn urls_must_be_https_on_the_partners_domains() {
-    let t = TestApp::spawn().await;
+async fn urls_must_be_https_on_the_partners_domains(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     let token = t.groundspan_token();
     for (pointer, url) in [
         (
@@ -350,9 +337,8 @@ async fn urls_must_be_https_on_the_partners_domains() {
     }
 }
 
-#[tokio::test]
-async fn an_unknown_template_is_400_at_template_id() {
-    let t = TestApp::spawn().await;
+async fn an_unknown_template_is_400_at_template_id(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     let mut body = post_seed();
     body["templateId"] = json!("NO_SUCH_TEMPLATE");
     let errors = error_list(t.post_alert(&t.groundspan_token(), &body).await).await;
@@ -365,9 +351,8 @@ async fn an_unknown_template_is_400_at_template_id() {
     );
 }
 
-#[tokio::test]
-async fn an_expiry_in_the_past_is_refused() {
-    let t = TestApp::spawn().await;
+async fn an_expiry_in_the_past_is_refused(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     let mut body = post_seed();
     body["expiresAt"] = json!("2025-12-31T23:59:59Z"); // the seed's own date, long past
     body["createdAt"] = json!("2025-08-19T10:00:00Z");
@@ -378,9 +363,8 @@ async fn an_expiry_in_the_past_is_refused() {
     );
 }
 
-#[tokio::test]
-async fn malformed_json_is_invalid_json() {
-    let t = TestApp::spawn().await;
+async fn malformed_json_is_invalid_json(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     let response = t
         .client
         .post(t.url("/maestro/v4/alerts"))
@@ -393,9 +377,8 @@ async fn malformed_json_is_invalid_json() {
     expect_error(response, 400, "INVALID_JSON").await;
 }
 
-#[tokio::test]
-async fn a_company_mismatch_is_403() {
-    let t = TestApp::spawn().await;
+async fn a_company_mismatch_is_403(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     let mut body = post_seed();
     body["companyId"] = json!(OTHER_COMPANY);
     let error = expect_error(
@@ -407,9 +390,8 @@ async fn a_company_mismatch_is_403() {
     assert_eq!(error["errors"][0]["details"]["field"], "/companyId");
 }
 
-#[tokio::test]
-async fn an_application_id_other_than_the_tokens_is_403() {
-    let t = TestApp::spawn().await;
+async fn an_application_id_other_than_the_tokens_is_403(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     let mut body = post_seed();
     body["applicationId"] = json!("someone-else");
     expect_error(
@@ -422,9 +404,8 @@ async fn an_application_id_other_than_the_tokens_is_403() {
     created_id(t.post_alert(&t.groundspan_token(), &body).await).await;
 }
 
-#[tokio::test]
-async fn an_unregistered_partner_is_refused() {
-    let t = TestApp::spawn().await;
+async fn an_unregistered_partner_is_refused(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     let token = t.company_token(COMPANY, "not-registered", &[WRITE]);
     expect_error(
         t.post_alert(&token, &post_seed()).await,
@@ -434,9 +415,8 @@ async fn an_unregistered_partner_is_refused() {
     .await;
 }
 
-#[tokio::test]
-async fn an_app_token_must_name_the_company_in_the_body() {
-    let t = TestApp::spawn().await;
+async fn an_app_token_must_name_the_company_in_the_body(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     let token = t.token(maestro::auth::signing::TokenRequest {
         kind: maestro::auth::TokenKind::App,
         subject: GROUNDSPAN.into(),
@@ -457,9 +437,8 @@ async fn an_app_token_must_name_the_company_in_the_body() {
     );
 }
 
-#[tokio::test]
-async fn a_partner_over_its_rate_limit_gets_429_with_retry_after() {
-    let t = TestApp::spawn().await;
+async fn a_partner_over_its_rate_limit_gets_429_with_retry_after(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     t.import_partner("limited", "[rate_limit]\nper_second = 1\nburst = 2\n")
         .await;
     let token = t.company_token(COMPANY, "limited", &[WRITE]);
@@ -482,3 +461,29 @@ async fn a_partner_over_its_rate_limit_gets_429_with_retry_after() {
     // Groundspan has no limit and is unaffected.
     created_id(t.post_alert(&t.groundspan_token(), &post_seed()).await).await;
 }
+
+crate::on_both_backends!(
+    the_seed_post_example_is_received_and_stored,
+    both_seed_payloads_validate_against_the_groundspan_template,
+    the_seed_put_example_updates_by_ext_ref_and_by_id_keeping_every_revision,
+    an_identical_put_is_idempotent,
+    an_identical_repeat_of_a_post_returns_the_same_alert,
+    a_different_body_with_a_used_ext_ref_is_a_conflict_naming_the_alert,
+    the_same_ext_ref_in_another_company_is_another_alert,
+    ext_ref_cannot_be_changed_by_put,
+    updating_an_unknown_alert_is_404_in_both_forms,
+    another_companys_alert_is_invisible,
+    another_partners_alert_is_invisible,
+    each_missing_required_field_is_reported_with_its_pointer,
+    company_id_may_be_left_out_when_the_token_has_a_company,
+    all_problems_of_a_request_are_reported_at_once,
+    urls_must_be_https_on_the_partners_domains,
+    an_unknown_template_is_400_at_template_id,
+    an_expiry_in_the_past_is_refused,
+    malformed_json_is_invalid_json,
+    a_company_mismatch_is_403,
+    an_application_id_other_than_the_tokens_is_403,
+    an_unregistered_partner_is_refused,
+    an_app_token_must_name_the_company_in_the_body,
+    a_partner_over_its_rate_limit_gets_429_with_retry_after,
+);

@@ -3,6 +3,8 @@
 
 use std::{path::PathBuf, sync::Arc};
 
+use sqlx::{Connection, Executor};
+
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use maestro::{
     App, Settings,
@@ -49,33 +51,212 @@ pub fn post_seed() -> Value {
     seed("groundspan_post.json")
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Where the test PostgreSQL server is; CI points at the machine's own.
+fn postgres_base_url() -> String {
+    std::env::var("MAESTRO_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+const TEST_DATABASE: &str = "maestro_test";
+
+/// Whether tests on `backend` can run here. PostgreSQL being unreachable fails the test under
+/// CI (`CI=true`) and skips it, loudly, elsewhere.
+pub async fn backend_available(backend: Backend) -> bool {
+    if backend == Backend::Sqlite {
+        return true;
+    }
+    match sqlx::PgConnection::connect(&postgres_base_url()).await {
+        Ok(mut admin) => {
+            let exists: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                    .bind(TEST_DATABASE)
+                    .fetch_one(&mut admin)
+                    .await
+                    .unwrap();
+            if !exists {
+                // Tests race to create it; losing the race (42P04, 23505) is fine.
+                let _ = admin
+                    .execute(format!("CREATE DATABASE {TEST_DATABASE}").as_str())
+                    .await;
+            }
+            true
+        }
+        Err(err) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!(
+                "PostgreSQL at {} is unreachable under CI: {err}",
+                postgres_base_url()
+            )
+        }
+        Err(err) => {
+            eprintln!(
+                "SKIPPED: PostgreSQL at {} is unreachable ({err}); set MAESTRO_TEST_POSTGRES_URL to run the PostgreSQL tests",
+                postgres_base_url()
+            );
+            false
+        }
+    }
+}
+
+/// A database of its own for one test: a SQLite file in a temporary directory, or a fresh
+/// schema in the PostgreSQL test database (dropped afterwards).
+pub struct TestDatabase {
+    pub backend: Backend,
+    pub url: String,
+    _dir: TempDir,
+    schema: Option<String>,
+}
+
+impl TestDatabase {
+    pub async fn new(backend: Backend) -> TestDatabase {
+        let dir = tempfile::tempdir().unwrap();
+        match backend {
+            Backend::Sqlite => TestDatabase {
+                backend,
+                url: format!("sqlite://{}", dir.path().join("maestro.db").display()),
+                _dir: dir,
+                schema: None,
+            },
+            Backend::Postgres => {
+                let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = sqlx::PgConnection::connect(&test_database_url())
+                    .await
+                    .unwrap();
+                conn.execute(format!("CREATE SCHEMA {schema}").as_str())
+                    .await
+                    .unwrap();
+                TestDatabase {
+                    backend,
+                    url: format!("{}?options[search_path]={schema}", test_database_url()),
+                    _dir: dir,
+                    schema: Some(schema),
+                }
+            }
+        }
+    }
+
+    /// A connection of the test's own to the same database (to break or lock it).
+    pub async fn side_connection(&self) -> SideConnection {
+        match self.backend {
+            Backend::Sqlite => {
+                SideConnection::Sqlite(sqlx::SqliteConnection::connect(&self.url).await.unwrap())
+            }
+            Backend::Postgres => {
+                SideConnection::Postgres(sqlx::PgConnection::connect(&self.url).await.unwrap())
+            }
+        }
+    }
+
+    /// A side connection holding a lock that keeps the app from writing alerts until it ends.
+    pub async fn hold_write_lock(&self) -> SideConnection {
+        let mut conn = self.side_connection().await;
+        match self.backend {
+            Backend::Sqlite => conn.execute("BEGIN IMMEDIATE").await,
+            Backend::Postgres => {
+                conn.execute("BEGIN").await;
+                conn.execute("LOCK TABLE alerts IN ACCESS EXCLUSIVE MODE")
+                    .await;
+            }
+        }
+        conn
+    }
+}
+
+pub enum SideConnection {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl SideConnection {
+    pub async fn execute(&mut self, sql: &str) {
+        match self {
+            SideConnection::Sqlite(conn) => conn.execute(sql).await.map(drop),
+            SideConnection::Postgres(conn) => conn.execute(sql).await.map(drop),
+        }
+        .unwrap_or_else(|err| panic!("{sql}: {err}"));
+    }
+}
+
+fn test_database_url() -> String {
+    let base = postgres_base_url();
+    let (without_db, _) = base.rsplit_once('/').unwrap();
+    format!("{without_db}/{TEST_DATABASE}")
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Some(schema) = self.schema.take() {
+            // Drop runs outside async code: a thread of its own with a small runtime.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(async {
+                    if let Ok(mut conn) = sqlx::PgConnection::connect(&test_database_url()).await {
+                        let _ = conn
+                            .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
+                            .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// Instantiates async test functions taking a [`Backend`] once per backend.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    super::$test($crate::helpers::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    if $crate::helpers::backend_available($crate::helpers::Backend::Postgres).await {
+                        super::$test($crate::helpers::Backend::Postgres).await
+                    }
+                }
+            )*
+        }
+    };
+}
+
 pub struct TestApp {
     pub base: String,
     pub client: Client,
     pub app: Arc<App>,
-    pub dir: TempDir,
+    pub db: Arc<TestDatabase>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
 impl TestApp {
-    pub async fn spawn() -> TestApp {
-        TestApp::spawn_with(|_| {}).await
+    pub async fn spawn(backend: Backend) -> TestApp {
+        TestApp::spawn_with(backend, |_| {}).await
     }
 
-    pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("maestro.db").display());
-        TestApp::spawn_on(dir, &url, configure).await
+    pub async fn spawn_with(backend: Backend, configure: impl FnOnce(&mut Settings)) -> TestApp {
+        let db = Arc::new(TestDatabase::new(backend).await);
+        TestApp::spawn_on(db, configure).await
     }
 
-    /// Spawns on an existing directory and database URL (to restart on the same data).
-    pub async fn spawn_on(
-        dir: TempDir,
-        database_url: &str,
-        configure: impl FnOnce(&mut Settings),
-    ) -> TestApp {
-        let mut settings = Settings::with_database("127.0.0.1:0", database_url);
+    /// Spawns an instance on an existing test database (a second instance, or a restart).
+    pub async fn spawn_on(db: Arc<TestDatabase>, configure: impl FnOnce(&mut Settings)) -> TestApp {
+        let mut settings = Settings::with_database("127.0.0.1:0", &db.url);
         settings.trusted_jwks = Some(fixture_path("keys/trusted_jwks.json"));
         configure(&mut settings);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -89,7 +270,7 @@ impl TestApp {
             base,
             client: Client::new(),
             app,
-            dir,
+            db,
             shutdown: Some(tx),
             server: Some(server),
         }

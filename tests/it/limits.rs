@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use serde_json::json;
-use sqlx::{Connection, Executor, SqliteConnection};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -44,9 +43,8 @@ async fn until_in_flight(t: &TestApp, n: u32) {
     panic!("never saw {wanted}");
 }
 
-#[tokio::test]
-async fn a_body_over_the_limit_is_413() {
-    let t = TestApp::spawn().await;
+async fn a_body_over_the_limit_is_413(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     let mut body = post_seed();
     body["title"] = json!("x".repeat(300 * 1024));
     let response = t.post_alert(&t.groundspan_token(), &body).await;
@@ -73,9 +71,8 @@ async fn a_body_over_the_limit_is_413() {
     assert_eq!(&answer, b"HTTP/1.1 413");
 }
 
-#[tokio::test]
-async fn a_body_that_is_not_json_is_415() {
-    let t = TestApp::spawn().await;
+async fn a_body_that_is_not_json_is_415(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     for content_type in [Some("text/plain"), Some("application/xml"), None] {
         let mut request = t
             .client
@@ -100,9 +97,8 @@ async fn a_body_that_is_not_json_is_415() {
     assert_eq!(response.status(), 200);
 }
 
-#[tokio::test]
-async fn over_the_concurrency_limit_requests_are_shed_with_503_not_queued() {
-    let t = TestApp::spawn_with(|s| s.max_concurrent_requests = 1).await;
+async fn over_the_concurrency_limit_requests_are_shed_with_503_not_queued(backend: Backend) {
+    let t = TestApp::spawn_with(backend, |s| s.max_concurrent_requests = 1).await;
     let (mut stalled, body) = start_stalled_post(&t).await;
     until_in_flight(&t, 1).await;
 
@@ -134,27 +130,20 @@ async fn over_the_concurrency_limit_requests_are_shed_with_503_not_queued() {
     );
 }
 
-async fn lock_database(t: &TestApp) -> SqliteConnection {
-    let path = t.dir.path().join("maestro.db");
-    let mut conn = SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
-    conn.execute("BEGIN IMMEDIATE").await.unwrap();
-    conn
-}
-
-#[tokio::test]
-async fn a_database_that_does_not_answer_in_time_is_504_and_nothing_is_written() {
-    let t = TestApp::spawn_with(|s| s.database.database_timeout = Duration::from_millis(300)).await;
+async fn a_database_that_does_not_answer_in_time_is_504_and_nothing_is_written(backend: Backend) {
+    let t = TestApp::spawn_with(backend, |s| {
+        s.database.database_timeout = Duration::from_millis(300)
+    })
+    .await;
     let body = post_seed();
-    let mut lock = lock_database(&t).await;
+    let mut lock = t.db.hold_write_lock().await;
     expect_error(
         t.post_alert(&t.groundspan_token(), &body).await,
         504,
         "UPSTREAM_TIMEOUT",
     )
     .await;
-    lock.execute("ROLLBACK").await.unwrap();
+    lock.execute("ROLLBACK").await;
 
     // Nothing was half-written: the same request now creates the alert.
     let response = t.post_alert(&t.groundspan_token(), &body).await;
@@ -163,26 +152,29 @@ async fn a_database_that_does_not_answer_in_time_is_504_and_nothing_is_written()
     assert_eq!(created["message"], "Alert created successfully");
 }
 
-#[tokio::test]
-async fn an_internal_failure_is_500_without_internals() {
-    let t = TestApp::spawn().await;
-    let path = t.dir.path().join("maestro.db");
-    let mut conn = SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+async fn an_internal_failure_is_500_without_internals(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    t.db.side_connection()
         .await
-        .unwrap();
-    conn.execute("DROP TABLE alert_revisions").await.unwrap();
+        .execute("DROP TABLE alert_revisions")
+        .await;
     let response = t.post_alert(&t.groundspan_token(), &post_seed()).await;
     assert_eq!(response.status(), 500);
     let text = response.text().await.unwrap();
     assert!(text.contains("INTERNAL_ERROR"), "{text}");
-    for leak in ["alert_revisions", "no such table", "sqlite", "SQL"] {
+    for leak in [
+        "alert_revisions",
+        "no such table",
+        "does not exist",
+        "sqlite",
+        "SQL",
+    ] {
         assert!(!text.contains(leak), "the body leaks {leak:?}: {text}");
     }
 }
 
-#[tokio::test]
-async fn shutdown_lets_the_request_in_flight_finish_and_stops_accepting() {
-    let mut t = TestApp::spawn().await;
+async fn shutdown_lets_the_request_in_flight_finish_and_stops_accepting(backend: Backend) {
+    let mut t = TestApp::spawn(backend).await;
     let (mut stalled, body) = start_stalled_post(&t).await;
     until_in_flight(&t, 1).await;
 
@@ -204,3 +196,12 @@ async fn raw_connection_fails(t: &TestApp) -> bool {
         .await
         .is_err()
 }
+
+crate::on_both_backends!(
+    a_body_over_the_limit_is_413,
+    a_body_that_is_not_json_is_415,
+    over_the_concurrency_limit_requests_are_shed_with_503_not_queued,
+    a_database_that_does_not_answer_in_time_is_504_and_nothing_is_written,
+    an_internal_failure_is_500_without_internals,
+    shutdown_lets_the_request_in_flight_finish_and_stops_accepting,
+);

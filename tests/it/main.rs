@@ -4,6 +4,7 @@ mod alerts_api;
 mod durability;
 mod helpers;
 mod limits;
+mod multi_instance;
 mod ops;
 mod store_conformance;
 mod tokens;

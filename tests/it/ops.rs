@@ -31,7 +31,7 @@ fn httpdate_like(value: &str, what: &str) {
 
 #[tokio::test]
 async fn every_response_carries_the_common_headers_errors_included() {
-    let t = TestApp::spawn().await;
+    let t = TestApp::spawn(Backend::Sqlite).await;
     let token = t.groundspan_token();
     let cases = [
         ("200", t.post_alert(&token, &post_seed()).await),
@@ -92,7 +92,7 @@ async fn every_response_carries_the_common_headers_errors_included() {
 
 #[tokio::test]
 async fn a_valid_correlation_id_is_echoed_and_anything_else_replaced() {
-    let t = TestApp::spawn().await;
+    let t = TestApp::spawn(Backend::Sqlite).await;
     let mine = "5512c7be-3fab-4d65-ae69-8a74a04a0c7f";
     let response = t
         .client
@@ -124,7 +124,7 @@ async fn a_valid_correlation_id_is_echoed_and_anything_else_replaced() {
 
 #[tokio::test]
 async fn health_and_readiness_answer() {
-    let t = TestApp::spawn().await;
+    let t = TestApp::spawn(Backend::Sqlite).await;
     for (path, status) in [("/healthz", "ok"), ("/readyz", "ready")] {
         let response = t.client.get(t.url(path)).send().await.unwrap();
         assert_eq!(response.status(), 200);
@@ -135,7 +135,7 @@ async fn health_and_readiness_answer() {
 
 #[tokio::test]
 async fn metrics_count_requests_latencies_and_alert_outcomes() {
-    let t = TestApp::spawn().await;
+    let t = TestApp::spawn(Backend::Sqlite).await;
     let token = t.groundspan_token();
     assert_eq!(t.post_alert(&token, &post_seed()).await.status(), 200);
     let mut bad = post_seed();
@@ -165,7 +165,7 @@ async fn metrics_count_requests_latencies_and_alert_outcomes() {
 
 #[tokio::test]
 async fn the_openapi_document_matches_the_routes() {
-    let t = TestApp::spawn().await;
+    let t = TestApp::spawn(Backend::Sqlite).await;
     let doc: Value = t
         .client
         .get(t.url("/openapi.json"))

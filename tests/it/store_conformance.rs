@@ -1,7 +1,9 @@
 //! The storage conformance suite: written once against the `Store` trait, run against every
 //! backend, each test on a database of its own.
 
-use std::{any::Any, collections::BTreeMap, time::Duration};
+use std::collections::BTreeMap;
+
+use maestro::config::DatabaseArgs;
 
 use maestro::store::{
     AlertChange, AlertContent, AlertOwner, AlertSelector, AlertTarget, CreateOutcome, DynStore,
@@ -10,39 +12,21 @@ use maestro::store::{
 };
 use time::{OffsetDateTime, macros::datetime};
 
-/// A fresh store and whatever keeps its database alive.
-pub struct Fixture {
-    pub store: DynStore,
-    pub _guard: Box<dyn Any + Send>,
+use crate::helpers::{Backend, TestDatabase};
+
+/// A fresh store on a database of its own; the database lives as long as the guard.
+async fn open(backend: Backend) -> (DynStore, TestDatabase) {
+    let db = TestDatabase::new(backend).await;
+    let store = maestro::store::connect(&DatabaseArgs {
+        url: db.url.clone(),
+        ..DatabaseArgs::default()
+    })
+    .await
+    .unwrap();
+    (store, db)
 }
 
-pub async fn sqlite() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("store.db").display());
-    let store = maestro::store::connect(&url, Duration::from_secs(5))
-        .await
-        .unwrap();
-    Fixture {
-        store,
-        _guard: Box::new(dir),
-    }
-}
-
-macro_rules! conformance_suite {
-    ($backend:ident: $($test:ident),* $(,)?) => {
-        mod $backend {
-            $(
-                #[tokio::test]
-                async fn $test() {
-                    let fixture = super::$backend().await;
-                    super::$test(fixture.store.clone()).await;
-                }
-            )*
-        }
-    };
-}
-
-conformance_suite!(sqlite:
+crate::on_both_backends!(
     signing_keys_round_trip,
     importing_a_partner_versions_changed_templates_only,
     an_imported_secret_is_kept_unless_a_new_one_is_given,
@@ -115,7 +99,8 @@ fn change(ext_ref: &str, body: &str) -> AlertChange {
     }
 }
 
-async fn signing_keys_round_trip(store: DynStore) {
+async fn signing_keys_round_trip(backend: Backend) {
+    let (store, _db) = open(backend).await;
     assert!(store.signing_keys().await.unwrap().is_empty());
     let key = SigningKeyRecord {
         kid: "k1".into(),
@@ -123,18 +108,23 @@ async fn signing_keys_round_trip(store: DynStore) {
         private_pem: "-----BEGIN PRIVATE KEY-----".into(),
         created_at: datetime!(2030-01-01 00:00 UTC),
     };
-    store.add_signing_key(&key).await.unwrap();
+    assert!(store.add_first_signing_key(&key).await.unwrap());
+    let second = SigningKeyRecord {
+        kid: "k2".into(),
+        ..key.clone()
+    };
+    assert!(
+        !store.add_first_signing_key(&second).await.unwrap(),
+        "only a first key is stored"
+    );
     assert_eq!(
         store.signing_keys().await.unwrap(),
         std::slice::from_ref(&key)
     );
-    assert!(
-        store.add_signing_key(&key).await.is_err(),
-        "a kid is unique"
-    );
 }
 
-async fn importing_a_partner_versions_changed_templates_only(store: DynStore) {
+async fn importing_a_partner_versions_changed_templates_only(backend: Backend) {
+    let (store, _db) = open(backend).await;
     assert_eq!(store.partner_count().await.unwrap(), 0);
     let first = store
         .import_partner(&import("p", "{}", None))
@@ -179,7 +169,8 @@ async fn importing_a_partner_versions_changed_templates_only(store: DynStore) {
     assert_eq!(store.partners().await.unwrap().len(), 1);
 }
 
-async fn an_imported_secret_is_kept_unless_a_new_one_is_given(store: DynStore) {
+async fn an_imported_secret_is_kept_unless_a_new_one_is_given(backend: Backend) {
+    let (store, _db) = open(backend).await;
     store
         .import_partner(&import("p", "{}", None))
         .await
@@ -206,7 +197,8 @@ async fn an_imported_secret_is_kept_unless_a_new_one_is_given(store: DynStore) {
     assert_eq!(secret(&store).await, "whsec_given");
 }
 
-async fn creating_an_alert_writes_revision_and_event(store: DynStore) {
+async fn creating_an_alert_writes_revision_and_event(backend: Backend) {
+    let (store, _db) = open(backend).await;
     let alert = new_alert("a1", "c1", "r1", "one");
     assert_eq!(
         store.create_alert(&alert).await.unwrap(),
@@ -234,7 +226,8 @@ async fn creating_an_alert_writes_revision_and_event(store: DynStore) {
     );
 }
 
-async fn an_ext_ref_is_unique_per_partner_and_company(store: DynStore) {
+async fn an_ext_ref_is_unique_per_partner_and_company(backend: Backend) {
+    let (store, _db) = open(backend).await;
     store
         .create_alert(&new_alert("a1", "c1", "r1", "one"))
         .await
@@ -275,7 +268,8 @@ async fn an_ext_ref_is_unique_per_partner_and_company(store: DynStore) {
     assert_eq!(store.outbox_after(0, 10).await.unwrap().len(), 3);
 }
 
-async fn updates_select_by_id_or_ext_ref_within_the_owner(store: DynStore) {
+async fn updates_select_by_id_or_ext_ref_within_the_owner(backend: Backend) {
+    let (store, _db) = open(backend).await;
     store
         .create_alert(&new_alert("a1", "c1", "r1", "one"))
         .await
@@ -358,7 +352,8 @@ async fn updates_select_by_id_or_ext_ref_within_the_owner(store: DynStore) {
     );
 }
 
-async fn an_update_never_changes_the_ext_ref(store: DynStore) {
+async fn an_update_never_changes_the_ext_ref(backend: Backend) {
+    let (store, _db) = open(backend).await;
     store
         .create_alert(&new_alert("a1", "c1", "r1", "one"))
         .await
@@ -379,7 +374,8 @@ async fn an_update_never_changes_the_ext_ref(store: DynStore) {
     assert_eq!(store.alert_revisions("a1").await.unwrap().len(), 1);
 }
 
-async fn an_identical_update_writes_nothing(store: DynStore) {
+async fn an_identical_update_writes_nothing(backend: Backend) {
+    let (store, _db) = open(backend).await;
     store
         .create_alert(&new_alert("a1", "c1", "r1", "one"))
         .await
@@ -401,7 +397,8 @@ async fn an_identical_update_writes_nothing(store: DynStore) {
     assert_eq!(store.outbox_after(0, 10).await.unwrap().len(), 1);
 }
 
-async fn the_outbox_pages_in_order(store: DynStore) {
+async fn the_outbox_pages_in_order(backend: Backend) {
+    let (store, _db) = open(backend).await;
     for i in 0..5 {
         store
             .create_alert(&new_alert(&format!("a{i}"), "c1", &format!("r{i}"), "x"))
@@ -428,7 +425,8 @@ async fn the_outbox_pages_in_order(store: DynStore) {
     );
 }
 
-async fn concurrent_creates_of_one_ext_ref_yield_one_alert(store: DynStore) {
+async fn concurrent_creates_of_one_ext_ref_yield_one_alert(backend: Backend) {
+    let (store, _db) = open(backend).await;
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..8 {
         let store = store.clone();

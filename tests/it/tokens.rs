@@ -44,9 +44,8 @@ fn unsigned(header: Value, claims: &Value) -> String {
     )
 }
 
-#[tokio::test]
-async fn external_issuers_sign_with_rs256_es256_and_eddsa() {
-    let t = TestApp::spawn().await;
+async fn external_issuers_sign_with_rs256_es256_and_eddsa(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     let claims = claims(COMPANY, &[WRITE]);
     for (alg, kid) in [
         (Algorithm::RS256, "ext-rsa-1"),
@@ -57,9 +56,8 @@ async fn external_issuers_sign_with_rs256_es256_and_eddsa() {
     }
 }
 
-#[tokio::test]
-async fn a_space_separated_scope_string_is_accepted() {
-    let t = TestApp::spawn().await;
+async fn a_space_separated_scope_string_is_accepted(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     let mut claims = claims(COMPANY, &[]);
     claims["concur.scopes"] = json!("openid maestro.alerts.writeonly");
     assert_accepted(
@@ -70,9 +68,8 @@ async fn a_space_separated_scope_string_is_accepted() {
     .await;
 }
 
-#[tokio::test]
-async fn missing_or_malformed_authorization_is_401() {
-    let t = TestApp::spawn().await;
+async fn missing_or_malformed_authorization_is_401(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     let response = t
         .client
         .post(t.url("/maestro/v4/alerts"))
@@ -103,9 +100,8 @@ async fn missing_or_malformed_authorization_is_401() {
     }
 }
 
-#[tokio::test]
-async fn alg_none_is_refused() {
-    let t = TestApp::spawn().await;
+async fn alg_none_is_refused(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     let claims = claims(COMPANY, &[WRITE]);
     for alg in ["none", "None", "NONE"] {
         let token = unsigned(
@@ -116,9 +112,8 @@ async fn alg_none_is_refused() {
     }
 }
 
-#[tokio::test]
-async fn hs256_is_refused_even_when_keyed_with_a_trusted_public_key() {
-    let t = TestApp::spawn().await;
+async fn hs256_is_refused_even_when_keyed_with_a_trusted_public_key(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     let claims = claims(COMPANY, &[WRITE]);
     let public_pem = fixture("keys/rsa.pub.pem");
     for (secret, kid) in [
@@ -133,17 +128,15 @@ async fn hs256_is_refused_even_when_keyed_with_a_trusted_public_key() {
     }
 }
 
-#[tokio::test]
-async fn the_algorithm_is_pinned_to_the_key() {
-    let t = TestApp::spawn().await;
+async fn the_algorithm_is_pinned_to_the_key(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     // A valid RS256 signature, but presented under the EC key's id.
     let token = external_token(Algorithm::RS256, "ext-ec-1", &claims(COMPANY, &[WRITE]));
     assert_refused(&t, &token, "RS256 under an ES256 key").await;
 }
 
-#[tokio::test]
-async fn a_token_without_kid_or_with_an_unknown_kid_is_refused() {
-    let t = TestApp::spawn().await;
+async fn a_token_without_kid_or_with_an_unknown_kid_is_refused(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     let claims = claims(COMPANY, &[WRITE]);
     let key = EncodingKey::from_rsa_pem(fixture("keys/rsa.pem").as_bytes()).unwrap();
     let no_kid = jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &key).unwrap();
@@ -156,9 +149,8 @@ async fn a_token_without_kid_or_with_an_unknown_kid_is_refused() {
     .await;
 }
 
-#[tokio::test]
-async fn a_bad_signature_is_refused() {
-    let t = TestApp::spawn().await;
+async fn a_bad_signature_is_refused(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     let claims = claims(COMPANY, &[WRITE]);
     // Signed by the external RSA key, claiming to be the server's key.
     assert_refused(
@@ -181,9 +173,8 @@ async fn a_bad_signature_is_refused() {
     assert_refused(&t, &forged, "tampered claims").await;
 }
 
-#[tokio::test]
-async fn expiry_and_not_before_are_enforced_with_60s_leeway() {
-    let t = TestApp::spawn().await;
+async fn expiry_and_not_before_are_enforced_with_60s_leeway(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let sign = |patch: Value| {
         let mut claims = claims(COMPANY, &[WRITE]);
@@ -206,9 +197,8 @@ async fn expiry_and_not_before_are_enforced_with_60s_leeway() {
     assert_accepted(&t, &sign(json!({"nbf": now + 20})), "nbf within leeway").await;
 }
 
-#[tokio::test]
-async fn a_token_without_the_scope_is_403() {
-    let t = TestApp::spawn().await;
+async fn a_token_without_the_scope_is_403(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     let token = t.company_token(COMPANY, GROUNDSPAN, &["maestro.inbox.readwrite"]);
     let response = t.post_alert(&token, &post_seed()).await;
     assert!(
@@ -226,9 +216,8 @@ async fn a_token_without_the_scope_is_403() {
     .await;
 }
 
-#[tokio::test]
-async fn the_server_publishes_its_keys_and_its_tokens_verify_against_them() {
-    let t = TestApp::spawn().await;
+async fn the_server_publishes_its_keys_and_its_tokens_verify_against_them(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     let jwks: jsonwebtoken::jwk::JwkSet = t
         .client
         .get(t.url("/oauth2/v0/jwks"))
@@ -256,3 +245,17 @@ async fn the_server_publishes_its_keys_and_its_tokens_verify_against_them() {
     assert_eq!(data.claims["sub"], COMPANY);
     assert_eq!(data.header.kid, jwk.common.key_id);
 }
+
+crate::on_both_backends!(
+    external_issuers_sign_with_rs256_es256_and_eddsa,
+    a_space_separated_scope_string_is_accepted,
+    missing_or_malformed_authorization_is_401,
+    alg_none_is_refused,
+    hs256_is_refused_even_when_keyed_with_a_trusted_public_key,
+    the_algorithm_is_pinned_to_the_key,
+    a_token_without_kid_or_with_an_unknown_kid_is_refused,
+    a_bad_signature_is_refused,
+    expiry_and_not_before_are_enforced_with_60s_leeway,
+    a_token_without_the_scope_is_403,
+    the_server_publishes_its_keys_and_its_tokens_verify_against_them,
+);

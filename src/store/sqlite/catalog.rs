@@ -28,20 +28,23 @@ pub(super) async fn signing_keys(pool: &SqlitePool) -> Result<Vec<SigningKeyReco
         .collect()
 }
 
-pub(super) async fn add_signing_key(
+pub(super) async fn add_first_signing_key(
     pool: &SqlitePool,
     key: &SigningKeyRecord,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO signing_keys (kid, algorithm, private_pem, created_at) VALUES (?, ?, ?, ?)",
+) -> Result<bool, sqlx::Error> {
+    // A single statement under SQLite's one-writer lock: check and insert are atomic.
+    let inserted = sqlx::query(
+        "INSERT INTO signing_keys (kid, algorithm, private_pem, created_at) \
+         SELECT ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM signing_keys)",
     )
     .bind(&key.kid)
     .bind(&key.algorithm)
     .bind(&key.private_pem)
     .bind(ts(key.created_at))
     .execute(pool)
-    .await?;
-    Ok(())
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
 }
 
 pub(super) async fn import_partner(
@@ -50,32 +53,27 @@ pub(super) async fn import_partner(
 ) -> Result<ImportReport, sqlx::Error> {
     let now = ts(OffsetDateTime::now_utc());
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let stored_secret: Option<String> =
-        sqlx::query_scalar("SELECT postback_secret FROM partners WHERE id = ?")
+    let created: bool =
+        sqlx::query_scalar("SELECT NOT EXISTS (SELECT 1 FROM partners WHERE id = ?)")
             .bind(&import.id)
-            .fetch_optional(&mut *tx)
+            .fetch_one(&mut *tx)
             .await?;
-    let created = stored_secret.is_none();
-    let secret = import
-        .postback_secret
-        .clone()
-        .or(stored_secret)
-        .unwrap_or_else(|| import.generated_secret.clone());
     let domains = serde_json::to_string(&import.allowed_url_domains)
         .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     sqlx::query(
         "INSERT INTO partners (id, name, allowed_url_domains, postback_url, postback_secret, \
-         rate_limit_per_sec, rate_limit_burst, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+         rate_limit_per_sec, rate_limit_burst, updated_at) VALUES (?1, ?2, ?3, ?4, COALESCE(?5, ?6), ?7, ?8, ?9) \
          ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
          allowed_url_domains = excluded.allowed_url_domains, postback_url = excluded.postback_url, \
-         postback_secret = excluded.postback_secret, rate_limit_per_sec = excluded.rate_limit_per_sec, \
+         postback_secret = COALESCE(?5, partners.postback_secret), rate_limit_per_sec = excluded.rate_limit_per_sec, \
          rate_limit_burst = excluded.rate_limit_burst, updated_at = excluded.updated_at",
     )
     .bind(&import.id)
     .bind(&import.name)
     .bind(domains)
     .bind(&import.postback_url)
-    .bind(secret)
+    .bind(&import.postback_secret)
+    .bind(&import.generated_secret)
     .bind(import.rate_limit.map(|r| i64::from(r.per_second)))
     .bind(import.rate_limit.map(|r| i64::from(r.burst)))
     .bind(&now)

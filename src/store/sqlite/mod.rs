@@ -57,7 +57,15 @@ impl SqliteStore {
             .acquire_timeout(timeout)
             .connect_with(options.clone())
             .await?;
-        migrations::migrator(MIGRATIONS).await?.run(&writer).await?;
+        // SQLite has no advisory locks: two processes opening a new file at once (a server and
+        // `maestro token issue`, say) would both try to migrate it. One IMMEDIATE transaction
+        // around the whole run makes the second wait and then find the work done.
+        let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+        migrations::migrator(MIGRATIONS)
+            .await?
+            .run_direct(&mut *tx)
+            .await?;
+        tx.commit().await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(READ_CONNECTIONS)
             .acquire_timeout(timeout)
@@ -114,8 +122,8 @@ impl Store for SqliteStore {
         self.timed(catalog::signing_keys(&self.reader)).await
     }
 
-    async fn add_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()> {
-        self.timed(catalog::add_signing_key(&self.writer, key))
+    async fn add_first_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<bool> {
+        self.timed(catalog::add_first_signing_key(&self.writer, key))
             .await
     }
 

@@ -1,0 +1,151 @@
+//! PostgreSQL, for several `maestro` instances sharing one database.
+//!
+//! Nothing here keeps state another instance needs: uniqueness is decided by constraints
+//! (`ON CONFLICT`), updates lock their row (`FOR UPDATE`), and migrations run under sqlx's
+//! advisory lock, so instances starting together migrate the database once.
+//!
+//! Timeouts: the pool's acquire timeout and the server-side `statement_timeout` both equal
+//! `MAESTRO_DATABASE_TIMEOUT`; either running out is a 504.
+
+mod alerts;
+mod catalog;
+
+use std::{future::Future, str::FromStr, time::Duration};
+
+use async_trait::async_trait;
+use sqlx::{
+    PgPool,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
+
+use super::{
+    AlertChange, AlertOwner, AlertRecord, AlertTarget, CreateOutcome, ImportReport, NewAlert,
+    OutboxEvent, PartnerImport, PartnerRecord, RevisionRecord, SigningKeyRecord, Store, StoreError,
+    StoreResult, TemplateRecord, UpdateOutcome, migrations,
+};
+use crate::config::DatabaseArgs;
+
+const MIGRATIONS: &[migrations::EmbeddedMigration] =
+    &[(1, "init", include_str!("migrations/0001_init.sql"))];
+
+pub struct PostgresStore {
+    pool: PgPool,
+    timeout: Duration,
+}
+
+impl PostgresStore {
+    pub async fn connect(database: &DatabaseArgs) -> anyhow::Result<Self> {
+        let timeout = database.database_timeout;
+        let options = PgConnectOptions::from_str(&database.url)?.options([(
+            "statement_timeout",
+            format!("{}", timeout.as_millis().max(1)),
+        )]);
+        let pool = PgPoolOptions::new()
+            .max_connections(database.database_max_connections.max(1))
+            .acquire_timeout(timeout)
+            .connect_with(options)
+            .await?;
+        migrations::migrator(MIGRATIONS).await?.run(&pool).await?;
+        Ok(PostgresStore { pool, timeout })
+    }
+
+    /// Runs one database call under the configured timeout, translating its failure. The
+    /// client-side deadline is a little longer than `statement_timeout`, so that the server
+    /// cancels first and the connection comes back clean.
+    async fn timed<T>(&self, call: impl Future<Output = Result<T, sqlx::Error>>) -> StoreResult<T> {
+        match tokio::time::timeout(self.timeout * 2, call).await {
+            Ok(result) => result.map_err(classify),
+            Err(_) => Err(StoreError::Timeout),
+        }
+    }
+}
+
+fn classify(err: sqlx::Error) -> StoreError {
+    const QUERY_CANCELED: &str = "57014";
+    const LOCK_NOT_AVAILABLE: &str = "55P03";
+    const ADMIN_SHUTDOWN: &str = "57P01";
+    const CANNOT_CONNECT_NOW: &str = "57P03";
+    match &err {
+        sqlx::Error::PoolTimedOut => StoreError::Timeout,
+        sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+            StoreError::Unavailable(err.to_string())
+        }
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            Some(QUERY_CANCELED | LOCK_NOT_AVAILABLE) => StoreError::Timeout,
+            Some(ADMIN_SHUTDOWN | CANNOT_CONNECT_NOW) => StoreError::Unavailable(err.to_string()),
+            _ => StoreError::Other(err.into()),
+        },
+        _ => StoreError::Other(err.into()),
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn ping(&self) -> StoreResult<()> {
+        self.timed(async {
+            sqlx::query("SELECT 1").execute(&self.pool).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
+        self.timed(catalog::signing_keys(&self.pool)).await
+    }
+
+    async fn add_first_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<bool> {
+        self.timed(catalog::add_first_signing_key(&self.pool, key))
+            .await
+    }
+
+    async fn partner_count(&self) -> StoreResult<i64> {
+        self.timed(async {
+            sqlx::query_scalar("SELECT COUNT(*) FROM partners")
+                .fetch_one(&self.pool)
+                .await
+        })
+        .await
+    }
+
+    async fn import_partner(&self, import: &PartnerImport) -> StoreResult<ImportReport> {
+        self.timed(catalog::import_partner(&self.pool, import))
+            .await
+    }
+
+    async fn partners(&self) -> StoreResult<Vec<PartnerRecord>> {
+        self.timed(catalog::partners(&self.pool)).await
+    }
+
+    async fn partner_with_templates(
+        &self,
+        partner_id: &str,
+    ) -> StoreResult<Option<(PartnerRecord, Vec<TemplateRecord>)>> {
+        self.timed(catalog::partner_with_templates(&self.pool, partner_id))
+            .await
+    }
+
+    async fn create_alert(&self, alert: &NewAlert) -> StoreResult<CreateOutcome> {
+        self.timed(alerts::create(&self.pool, alert)).await
+    }
+
+    async fn update_alert(
+        &self,
+        target: &AlertTarget,
+        change: &AlertChange,
+    ) -> StoreResult<UpdateOutcome> {
+        self.timed(alerts::update(&self.pool, target, change)).await
+    }
+
+    async fn alert(&self, owner: &AlertOwner, alert_id: &str) -> StoreResult<Option<AlertRecord>> {
+        self.timed(alerts::find(&self.pool, owner, alert_id)).await
+    }
+
+    async fn alert_revisions(&self, alert_id: &str) -> StoreResult<Vec<RevisionRecord>> {
+        self.timed(alerts::revisions(&self.pool, alert_id)).await
+    }
+
+    async fn outbox_after(&self, after: i64, limit: i64) -> StoreResult<Vec<OutboxEvent>> {
+        self.timed(alerts::outbox_after(&self.pool, after, limit))
+            .await
+    }
+}
