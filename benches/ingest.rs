@@ -1,0 +1,521 @@
+//! Ingestion benchmark: starts the release `maestro` on a fresh database, drives
+//! `POST /maestro/v4/alerts` (the Groundspan seed payload, a distinct extRef per request) and then
+//! `PUT` updates at a chosen number of connections for a chosen time, and reports accepted
+//! alerts/s, latency percentiles, errors by status, the server's RSS, and the `/healthz` ceiling of
+//! the HTTP stack on the same machine.
+//!
+//! ```text
+//! cargo bench --bench ingest -- --connections 64 --duration 10s
+//! cargo bench --bench ingest -- --preload 1000000
+//! cargo bench --bench ingest -- --postgres postgres://postgres@127.0.0.1:5432/postgres
+//! ```
+
+use std::{
+    collections::BTreeMap,
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use clap::Parser;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, body::Bytes, header};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use sqlx::{Connection, Executor};
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+use tokio::net::TcpStream;
+
+#[derive(Parser, Debug)]
+#[command(about = "maestro ingestion benchmark")]
+struct Args {
+    /// Concurrent HTTP/1.1 connections, each sending one request at a time.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// How long each measured phase runs.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Unmeasured load before each phase.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    /// Alerts stored before the run starts (inserted in bulk, not through the API).
+    #[arg(long, default_value_t = 0)]
+    preload: u64,
+    /// Run against PostgreSQL: a server URL; a fresh database is created on it and dropped after.
+    #[arg(long)]
+    postgres: Option<String>,
+    /// Write the report as JSON here as well.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+const COMPANY: &str = "b7d12989-0489-471a-81cd-175f8b78afa5";
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let dir = tempfile::tempdir()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let database = runtime.block_on(Database::create(&args, dir.path()))?;
+    let report = runtime.block_on(run(&args, &database, dir.path()));
+    runtime.block_on(database.drop())?;
+    let report = report?;
+    println!("{}", render(&args, &report));
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+    }
+    Ok(())
+}
+
+struct Database {
+    url: String,
+    admin: Option<(String, String)>,
+}
+
+impl Database {
+    async fn create(args: &Args, dir: &Path) -> anyhow::Result<Database> {
+        let Some(server) = &args.postgres else {
+            return Ok(Database {
+                url: format!("sqlite://{}", dir.join("bench.db").display()),
+                admin: None,
+            });
+        };
+        let name = format!("maestro_bench_{}", std::process::id());
+        let mut admin = sqlx::PgConnection::connect(server).await?;
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await?;
+        let (base, _) = server
+            .rsplit_once('/')
+            .expect("a postgres URL names a database");
+        Ok(Database {
+            url: format!("{base}/{name}"),
+            admin: Some((server.clone(), name)),
+        })
+    }
+
+    async fn drop(self) -> anyhow::Result<()> {
+        if let Some((server, name)) = self.admin {
+            let mut admin = sqlx::PgConnection::connect(&server).await?;
+            admin
+                .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(serde::Serialize)]
+struct Report {
+    machine: String,
+    backend: &'static str,
+    preloaded: u64,
+    healthz: Phase,
+    create: Phase,
+    update: Phase,
+    create_vs_healthz: f64,
+    server_rss_mb: f64,
+    server_peak_rss_mb: f64,
+}
+
+#[derive(serde::Serialize, Default)]
+struct Phase {
+    requests: u64,
+    ok_per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    errors_by_status: BTreeMap<u16, u64>,
+}
+
+async fn run(args: &Args, database: &Database, dir: &Path) -> anyhow::Result<Report> {
+    let binary = env!("CARGO_BIN_EXE_maestro");
+    let output = Command::new(binary)
+        .args(["migrate", "--database-url", &database.url])
+        .output()?;
+    anyhow::ensure!(output.status.success(), "migrate failed: {output:?}");
+    if args.preload > 0 {
+        let started = Instant::now();
+        preload(&database.url, args.preload).await?;
+        eprintln!(
+            "preloaded {} alerts in {:.1?}",
+            args.preload,
+            started.elapsed()
+        );
+    }
+    let mut server = Server::start(binary, &database.url, dir)?;
+    let token = String::from_utf8(
+        Command::new(binary)
+            .args(["token", "issue", "--type", "company", "--subject", COMPANY])
+            .args(["--app", "groundspan", "--scope", "maestro.alerts.writeonly"])
+            .args(["--database-url", &database.url, "--ttl", "86400"])
+            .output()?
+            .stdout,
+    )?
+    .trim()
+    .to_owned();
+
+    let target = Target {
+        addr: server.addr.clone(),
+        token,
+        template: payload_template(),
+    };
+    eprintln!("GET /healthz...");
+    let (healthz, _) = measure(args, &target, Kind::Healthz, &[]).await?;
+    eprintln!("POST /maestro/v4/alerts...");
+    let (create, created) = measure(args, &target, Kind::Create, &[]).await?;
+    eprintln!("PUT /maestro/v4/alerts...");
+    let (update, _) = measure(args, &target, Kind::Update, &created).await?;
+    let (rss, peak) = server.rss_mb()?;
+    server.stop()?;
+    Ok(Report {
+        machine: machine(),
+        backend: if args.postgres.is_some() {
+            "postgres"
+        } else {
+            "sqlite"
+        },
+        preloaded: args.preload,
+        create_vs_healthz: create.ok_per_second / healthz.ok_per_second.max(1.0),
+        healthz,
+        create,
+        update,
+        server_rss_mb: rss,
+        server_peak_rss_mb: peak,
+    })
+}
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(binary: &str, url: &str, dir: &Path) -> anyhow::Result<Server> {
+        let log = std::fs::File::create(dir.join("server.log"))?;
+        let mut child = Command::new(binary)
+            .args(["serve", "--listen", "127.0.0.1:0", "--database-url", url])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let mut lines = BufReader::new(child.stderr.take().expect("piped")).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .ok_or_else(|| anyhow::anyhow!("server exited"))??;
+            let entry: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+            if entry["message"] == "listening" {
+                break entry["addr"].as_str().unwrap_or_default().to_owned();
+            }
+        };
+        // The server keeps logging (one line per request, as in production) into a file.
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut log = std::io::BufWriter::new(log);
+            for line in lines.map_while(Result::ok) {
+                let _ = writeln!(log, "{line}");
+            }
+        });
+        Ok(Server { child, addr })
+    }
+
+    /// Current and peak resident set size, in MB.
+    fn rss_mb(&self) -> anyhow::Result<(f64, f64)> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+                .map(|kb| kb / 1024.0)
+                .unwrap_or(f64::NAN)
+        };
+        Ok((field("VmRSS:"), field("VmHWM:")))
+    }
+
+    fn stop(&mut self) -> anyhow::Result<()> {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
+        self.child.wait()?;
+        Ok(())
+    }
+}
+
+struct Target {
+    addr: String,
+    token: String,
+    /// The seed payload with `__EXTREF__` and `__AMOUNT__` to fill in.
+    template: String,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Healthz,
+    Create,
+    Update,
+}
+
+fn payload_template() -> String {
+    let seed = include_str!("../tests/fixtures/groundspan_post.json");
+    let mut body: Value = serde_json::from_str(seed).expect("the seed fixture is JSON");
+    let now = OffsetDateTime::now_utc();
+    body["createdAt"] = json!(now.format(&Rfc3339).unwrap());
+    body["expiresAt"] = json!((now + time::Duration::days(30)).format(&Rfc3339).unwrap());
+    body["extRef"] = json!("__EXTREF__");
+    body["metadata"]["packages"][0]["variants"][0]["price"]["amount"] = json!(450.5);
+    serde_json::to_string(&body)
+        .unwrap()
+        .replace("450.5", "__AMOUNT__")
+}
+
+/// Runs one phase: a warm-up, then `duration` of measured load on every connection. Returns the
+/// figures and how many requests each connection sent (updates reuse the extRefs of creates).
+async fn measure(
+    args: &Args,
+    target: &Target,
+    kind: Kind,
+    created: &[u64],
+) -> anyhow::Result<(Phase, Vec<u64>)> {
+    let warmup_end = Instant::now() + args.warmup;
+    let end = warmup_end + args.duration;
+    let mut tasks = tokio::task::JoinSet::new();
+    for connection in 0..args.connections {
+        let request = RequestMaker {
+            kind,
+            connection,
+            created: created.get(connection).copied().unwrap_or(0),
+            token: target.token.clone(),
+            template: target.template.clone(),
+        };
+        let addr = target.addr.clone();
+        tasks.spawn(drive(addr, request, warmup_end, end));
+    }
+    let mut latencies = Vec::new();
+    let mut phase = Phase::default();
+    let mut ok = 0u64;
+    let mut sent = vec![0; args.connections];
+    for result in tasks.join_all().await {
+        let outcome = result?;
+        sent[outcome.connection] = outcome.sent;
+        latencies.extend(outcome.latencies_us);
+        ok += outcome.ok;
+        for (status, count) in outcome.errors {
+            *phase.errors_by_status.entry(status).or_default() += count;
+        }
+    }
+    latencies.sort_unstable();
+    let percentile = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .map_or(0.0, |us| f64::from(*us) / 1000.0)
+    };
+    phase.requests = latencies.len() as u64;
+    phase.ok_per_second = ok as f64 / args.duration.as_secs_f64();
+    phase.p50_ms = percentile(0.50);
+    phase.p99_ms = percentile(0.99);
+    phase.max_ms = latencies.last().map_or(0.0, |us| f64::from(*us) / 1000.0);
+    Ok((phase, sent))
+}
+
+struct RequestMaker {
+    kind: Kind,
+    connection: usize,
+    /// Alerts this connection created in the create phase.
+    created: u64,
+    token: String,
+    template: String,
+}
+
+impl RequestMaker {
+    /// The n-th request of this connection. Creates use a new extRef each time; updates cycle
+    /// over the extRefs this connection created, each time with a new price.
+    fn make(&self, n: u64) -> Request<Full<Bytes>> {
+        let builder = Request::builder().header(header::HOST, "bench");
+        match self.kind {
+            Kind::Healthz => builder
+                .method(Method::GET)
+                .uri("/healthz")
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+            Kind::Create | Kind::Update => {
+                let (method, index, amount) = match self.kind {
+                    Kind::Create => (Method::POST, n, 450.5),
+                    _ => (Method::PUT, n % self.created.max(1), 500.0 + n as f64),
+                };
+                let body = self
+                    .template
+                    .replace("__EXTREF__", &format!("bench-{}-{index}", self.connection))
+                    .replace("__AMOUNT__", &format!("{amount:.1}"));
+                builder
+                    .method(method)
+                    .uri("/maestro/v4/alerts")
+                    .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Full::new(Bytes::from(body)))
+                    .unwrap()
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Outcome {
+    connection: usize,
+    sent: u64,
+    latencies_us: Vec<u32>,
+    ok: u64,
+    errors: BTreeMap<u16, u64>,
+}
+
+async fn drive(
+    addr: String,
+    maker: RequestMaker,
+    measure_from: Instant,
+    end: Instant,
+) -> anyhow::Result<Outcome> {
+    let stream = TcpStream::connect(&addr).await?;
+    stream.set_nodelay(true)?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    let mut outcome = Outcome {
+        connection: maker.connection,
+        ..Outcome::default()
+    };
+    let mut n = 0u64;
+    loop {
+        let started = Instant::now();
+        if started >= end {
+            break;
+        }
+        sender.ready().await?;
+        let response = sender.send_request(maker.make(n)).await?;
+        let status = response.status().as_u16();
+        response.into_body().collect().await?;
+        n += 1;
+        if started >= measure_from {
+            outcome
+                .latencies_us
+                .push(started.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+            if status == 200 {
+                outcome.ok += 1;
+            } else {
+                *outcome.errors.entry(status).or_default() += 1;
+            }
+        }
+    }
+    outcome.sent = n;
+    Ok(outcome)
+}
+
+/// Stores `count` alerts like the seed's straight into the database, as a long-running
+/// deployment would have them: alert rows and their first revisions.
+async fn preload(url: &str, count: u64) -> anyhow::Result<()> {
+    let payload = payload_template().replace("__AMOUNT__", "450.5");
+    let expires = OffsetDateTime::now_utc() + time::Duration::days(30);
+    let count = count as i64;
+    let revisions = "INSERT INTO alert_revisions (alert_id, revision, template_version, body_hash, \
+                     payload, recorded_at) SELECT id, 1, 1, body_hash, payload, received_at FROM alerts";
+    if url.starts_with("sqlite:") {
+        let mut conn = sqlx::SqliteConnection::connect(url).await?;
+        let now = OffsetDateTime::now_utc().format(&Rfc3339)?;
+        sqlx::query(
+            "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < ?1) \
+             INSERT INTO alerts (id, partner_id, company_id, ext_ref, user_id, template_id, \
+             template_version, msg_type, created_at, expires_at, revision, body_hash, payload, \
+             received_at, updated_at) \
+             SELECT 'alt_preload_' || x, 'groundspan', 'company-' || (x % 1000), 'preload-' || x, \
+             'user-' || (x % 50000), 'NOTIFY_TEMPLATE_ID', 1, '', ?4, ?3, 1, 'h' || x, \
+             replace(?2, '__EXTREF__', 'preload-' || x), ?4, ?4 FROM n",
+        )
+        .bind(count)
+        .bind(&payload)
+        .bind((expires.unix_timestamp_nanos() / 1_000_000) as i64)
+        .bind(&now)
+        .execute(&mut conn)
+        .await?;
+        conn.execute(revisions).await?;
+    } else {
+        let mut conn = sqlx::PgConnection::connect(url).await?;
+        sqlx::query(
+            "INSERT INTO alerts (id, partner_id, company_id, ext_ref, user_id, template_id, \
+             template_version, msg_type, created_at, expires_at, revision, body_hash, payload, \
+             received_at, updated_at) \
+             SELECT 'alt_preload_' || x, 'groundspan', 'company-' || (x % 1000), 'preload-' || x, \
+             'user-' || (x % 50000), 'NOTIFY_TEMPLATE_ID', 1, '', '2030-01-01T00:00:00Z', $3, 1, \
+             'h' || x, replace($2, '__EXTREF__', 'preload-' || x), now(), now() \
+             FROM generate_series(1, $1) AS x",
+        )
+        .bind(count)
+        .bind(&payload)
+        .bind(expires)
+        .execute(&mut conn)
+        .await?;
+        conn.execute(revisions).await?;
+    }
+    Ok(())
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_owned())
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let memory_gb = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
+    format!("{cores} cores ({cpu}), {memory_gb:.0} GiB")
+}
+
+fn render(args: &Args, report: &Report) -> String {
+    let mut out = format!(
+        "maestro ingest benchmark — {} connections, {:?} per phase, backend {}, {} alerts preloaded\n\
+         machine: {}\n\n\
+         | phase | ok/s | p50 ms | p99 ms | max ms | errors |\n|---|---|---|---|---|---|\n",
+        args.connections, args.duration, report.backend, report.preloaded, report.machine
+    );
+    for (name, phase) in [
+        ("GET /healthz", &report.healthz),
+        ("POST alerts", &report.create),
+        ("PUT alerts", &report.update),
+    ] {
+        let errors = if phase.errors_by_status.is_empty() {
+            "none".to_owned()
+        } else {
+            phase
+                .errors_by_status
+                .iter()
+                .map(|(s, n)| format!("{s}×{n}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        out.push_str(&format!(
+            "| {name} | {:.0} | {:.2} | {:.2} | {:.2} | {errors} |\n",
+            phase.ok_per_second, phase.p50_ms, phase.p99_ms, phase.max_ms
+        ));
+    }
+    out.push_str(&format!(
+        "\nPOST / healthz ceiling: {:.2}; server RSS {:.1} MB (peak {:.1} MB)\n",
+        report.create_vs_healthz, report.server_rss_mb, report.server_peak_rss_mb
+    ));
+    out
+}
