@@ -5,7 +5,7 @@
 //! key" tokens can never verify. A token must name its key (`kid`), be signed by it, carry `exp`,
 //! and be inside its `nbf`/`exp` window give or take [`LEEWAY_SECS`].
 
-use std::{collections::HashMap, path::Path};
+use std::{collections::HashMap, path::Path, sync::RwLock};
 
 use anyhow::Context;
 use jsonwebtoken::{
@@ -28,6 +28,7 @@ struct Verifier {
 /// The keys this server trusts, and the one it signs with.
 pub struct KeyRing {
     verifiers: HashMap<String, Verifier>,
+    verified: VerifiedTokens,
     signer: (String, EncodingKey),
     public_jwks: JwkSet,
 }
@@ -69,6 +70,7 @@ impl KeyRing {
         }
         Ok(KeyRing {
             verifiers,
+            verified: VerifiedTokens::default(),
             signer: (signer.kid.clone(), signer.encoding_key.clone()),
             public_jwks: JwkSet { keys: public },
         })
@@ -87,7 +89,21 @@ impl KeyRing {
     }
 
     /// Verifies a bearer token and returns who it speaks for.
+    ///
+    /// A partner sends the same token with every request until it expires, and an RSA signature
+    /// check costs more than the rest of a request; so a token that verified is remembered (by
+    /// its whole text) until its `exp`, and later uses re-check only the time window.
     pub fn verify(&self, token: &str) -> Result<Principal> {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        if let Some(principal) = self.verified.get(token, now) {
+            return Ok(principal);
+        }
+        let (principal, window) = self.verify_uncached(token)?;
+        self.verified.insert(token, principal.clone(), window);
+        Ok(principal)
+    }
+
+    fn verify_uncached(&self, token: &str) -> Result<(Principal, Window)> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| Error::unauthenticated("The bearer token is not a well-formed JWT."))?;
         if !matches!(
@@ -125,7 +141,49 @@ impl KeyRing {
                 })
             })?
             .claims;
-        principal(claims)
+        let window = Window {
+            not_before: claims.nbf,
+            expires: claims.exp,
+        };
+        Ok((principal(claims)?, window))
+    }
+}
+
+/// When a verified token may be used.
+#[derive(Clone, Copy)]
+struct Window {
+    not_before: Option<i64>,
+    expires: i64,
+}
+
+impl Window {
+    fn contains(&self, now: i64) -> bool {
+        let leeway = LEEWAY_SECS as i64;
+        now < self.expires + leeway && self.not_before.is_none_or(|nbf| now >= nbf - leeway)
+    }
+}
+
+/// Tokens whose signature verified, by their whole text. Bounded: when full it starts over.
+#[derive(Default)]
+struct VerifiedTokens {
+    entries: RwLock<HashMap<Box<str>, (Principal, Window)>>,
+}
+
+const VERIFIED_CAPACITY: usize = 4096;
+
+impl VerifiedTokens {
+    fn get(&self, token: &str, now: i64) -> Option<Principal> {
+        let entries = self.entries.read().expect("token cache lock poisoned");
+        let (principal, window) = entries.get(token)?;
+        window.contains(now).then(|| principal.clone())
+    }
+
+    fn insert(&self, token: &str, principal: Principal, window: Window) {
+        let mut entries = self.entries.write().expect("token cache lock poisoned");
+        if entries.len() >= VERIFIED_CAPACITY {
+            entries.clear();
+        }
+        entries.insert(token.into(), (principal, window));
     }
 }
 
@@ -267,6 +325,49 @@ mod tests {
             &sign(Algorithm::RS256, "server-1", &server_key_pem(), &early),
         );
         assert!(message.contains("not valid yet"), "{message}");
+    }
+
+    #[test]
+    fn a_remembered_token_is_served_only_inside_its_window_and_only_for_its_exact_text() {
+        let ring = ring(None);
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let token = sign(
+            Algorithm::RS256,
+            "server-1",
+            &server_key_pem(),
+            &claims("company"),
+        );
+        let principal = ring.verify(&token).unwrap();
+        // Stand-ins for remembered tokens, so that a hit is told apart from a verification.
+        let valid = Window {
+            not_before: Some(now - 5),
+            expires: now + 5,
+        };
+        ring.verified.insert("remembered", principal.clone(), valid);
+        assert_eq!(ring.verify("remembered").unwrap(), principal);
+        assert!(
+            ring.verify("remembered ").is_err(),
+            "another text is verified afresh"
+        );
+        let lapsed = Window {
+            not_before: None,
+            expires: now - 1 - LEEWAY_SECS as i64,
+        };
+        ring.verified
+            .insert("remembered", principal.clone(), lapsed);
+        assert!(
+            ring.verify("remembered").is_err(),
+            "an expired entry is not served"
+        );
+        let early = Window {
+            not_before: Some(now + 1 + LEEWAY_SECS as i64),
+            expires: now + 600,
+        };
+        ring.verified.insert("remembered", principal, early);
+        assert!(
+            ring.verify("remembered").is_err(),
+            "a premature entry is not served"
+        );
     }
 
     #[test]

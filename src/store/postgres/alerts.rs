@@ -89,14 +89,19 @@ pub(super) async fn update(
     .bind(value)
     .fetch_optional(&mut *tx)
     .await?;
+    // Early answers end the transaction here, not on drop: a dropped transaction's rollback
+    // waits for the connection's next use and keeps the row lock until then.
     let Some((alert_id, ext_ref, revision, body_hash)) = current else {
+        tx.rollback().await?;
         return Ok(UpdateOutcome::NotFound);
     };
     let c = &change.content;
     if ext_ref != c.ext_ref {
+        tx.rollback().await?;
         return Ok(UpdateOutcome::ExtRefMismatch { alert_id });
     }
     if body_hash == c.body_hash {
+        tx.rollback().await?;
         return Ok(UpdateOutcome::Unchanged { alert_id, revision });
     }
 

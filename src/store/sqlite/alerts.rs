@@ -1,7 +1,8 @@
 //! Alerts, their revisions and the outbox. Every change writes its outbox event in the same
-//! transaction as the change itself.
+//! transaction as the change itself: `create` and `update` run inside the transaction (or
+//! savepoint) the group-commit writer opened for them.
 
-use sqlx::{Row, Sqlite, SqlitePool, Transaction, sqlite::SqliteRow};
+use sqlx::{Row, SqliteConnection, SqlitePool, sqlite::SqliteRow};
 use time::OffsetDateTime;
 
 use super::rows::{from_millis, millis, parse_ts, ts};
@@ -11,31 +12,18 @@ use crate::store::{
 };
 
 pub(super) async fn create(
-    pool: &SqlitePool,
+    tx: &mut SqliteConnection,
     alert: &NewAlert,
 ) -> Result<CreateOutcome, sqlx::Error> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let existing: Option<(String, String)> = sqlx::query_as(
-        "SELECT id, body_hash FROM alerts WHERE partner_id = ? AND company_id = ? AND ext_ref = ?",
-    )
-    .bind(&alert.owner.partner_id)
-    .bind(&alert.owner.company_id)
-    .bind(&alert.content.ext_ref)
-    .fetch_optional(&mut *tx)
-    .await?;
-    if let Some((alert_id, body_hash)) = existing {
-        return Ok(CreateOutcome::Existing {
-            alert_id,
-            same_body: body_hash == alert.content.body_hash,
-        });
-    }
-
     let c = &alert.content;
     let received_at = ts(alert.received_at);
-    sqlx::query(
+    // Insert first: the common case (a new extRef) costs one statement, and the unique
+    // constraint, not a prior look-up, decides whether the extRef is taken.
+    let inserted = sqlx::query(
         "INSERT INTO alerts (id, partner_id, company_id, ext_ref, user_id, template_id, \
          template_version, msg_type, topic, title, created_at, expires_at, revision, body_hash, \
-         payload, received_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)",
+         payload, received_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?) \
+         ON CONFLICT (partner_id, company_id, ext_ref) DO NOTHING",
     )
     .bind(&alert.id)
     .bind(&alert.owner.partner_id)
@@ -54,10 +42,25 @@ pub(super) async fn create(
     .bind(&received_at)
     .bind(&received_at)
     .execute(&mut *tx)
-    .await?;
-    record_revision(&mut tx, &alert.id, 1, c, alert.received_at).await?;
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        let (alert_id, body_hash): (String, String) = sqlx::query_as(
+            "SELECT id, body_hash FROM alerts WHERE partner_id = ? AND company_id = ? AND ext_ref = ?",
+        )
+        .bind(&alert.owner.partner_id)
+        .bind(&alert.owner.company_id)
+        .bind(&c.ext_ref)
+        .fetch_one(&mut *tx)
+        .await?;
+        return Ok(CreateOutcome::Existing {
+            alert_id,
+            same_body: body_hash == c.body_hash,
+        });
+    }
+    record_revision(tx, &alert.id, 1, c, alert.received_at).await?;
     announce(
-        &mut tx,
+        tx,
         EVENT_ALERT_CREATED,
         &alert.id,
         1,
@@ -66,16 +69,14 @@ pub(super) async fn create(
         alert.received_at,
     )
     .await?;
-    tx.commit().await?;
     Ok(CreateOutcome::Created)
 }
 
 pub(super) async fn update(
-    pool: &SqlitePool,
+    tx: &mut SqliteConnection,
     target: &AlertTarget,
     change: &AlertChange,
 ) -> Result<UpdateOutcome, sqlx::Error> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let (column, value) = match &target.selector {
         AlertSelector::Id(id) => ("id", id),
         AlertSelector::ExtRef(ext_ref) => ("ext_ref", ext_ref),
@@ -121,9 +122,9 @@ pub(super) async fn update(
     .bind(&alert_id)
     .execute(&mut *tx)
     .await?;
-    record_revision(&mut tx, &alert_id, revision, c, change.changed_at).await?;
+    record_revision(tx, &alert_id, revision, c, change.changed_at).await?;
     announce(
-        &mut tx,
+        tx,
         EVENT_ALERT_UPDATED,
         &alert_id,
         revision,
@@ -132,12 +133,11 @@ pub(super) async fn update(
         change.changed_at,
     )
     .await?;
-    tx.commit().await?;
     Ok(UpdateOutcome::Updated { alert_id, revision })
 }
 
 async fn record_revision(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut SqliteConnection,
     alert_id: &str,
     revision: i64,
     content: &AlertContent,
@@ -153,13 +153,13 @@ async fn record_revision(
     .bind(&content.body_hash)
     .bind(&content.payload)
     .bind(ts(at))
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
 
 async fn announce(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut SqliteConnection,
     event_type: &str,
     alert_id: &str,
     revision: i64,
@@ -178,7 +178,7 @@ async fn announce(
     .bind(&owner.company_id)
     .bind(user_id)
     .bind(ts(at))
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }

@@ -11,6 +11,7 @@
 
 mod alerts;
 mod catalog;
+mod group_commit;
 mod rows;
 
 use std::{future::Future, str::FromStr, time::Duration};
@@ -33,6 +34,9 @@ const MIGRATIONS: &[migrations::EmbeddedMigration] =
 const READ_CONNECTIONS: u32 = 4;
 
 pub struct SqliteStore {
+    /// Alert writes, committed in groups.
+    alerts_writer: group_commit::GroupCommit,
+    /// Every other (rare) write: partner imports, signing keys.
     writer: SqlitePool,
     reader: SqlitePool,
     timeout: Duration,
@@ -69,9 +73,10 @@ impl SqliteStore {
         let reader = SqlitePoolOptions::new()
             .max_connections(READ_CONNECTIONS)
             .acquire_timeout(timeout)
-            .connect_with(options.read_only(true))
+            .connect_with(options.clone().read_only(true))
             .await?;
         Ok(SqliteStore {
+            alerts_writer: group_commit::GroupCommit::start(&options).await?,
             writer,
             reader,
             timeout,
@@ -89,22 +94,28 @@ impl SqliteStore {
 
 /// Lock contention and pool exhaustion are timeouts (504); a lost file is unavailability.
 fn classify(err: sqlx::Error) -> StoreError {
+    if is_lock_timeout(&err) {
+        return StoreError::Timeout;
+    }
+    match &err {
+        sqlx::Error::PoolClosed | sqlx::Error::Io(_) => StoreError::Unavailable(err.to_string()),
+        _ => StoreError::Other(err.into()),
+    }
+}
+
+/// The database stayed locked (or the pool busy) past the timeout.
+fn is_lock_timeout(err: &sqlx::Error) -> bool {
     const SQLITE_BUSY: i64 = 5;
     const SQLITE_LOCKED: i64 = 6;
-    match &err {
-        sqlx::Error::PoolTimedOut => StoreError::Timeout,
-        sqlx::Error::PoolClosed | sqlx::Error::Io(_) => StoreError::Unavailable(err.to_string()),
-        sqlx::Error::Database(db) => {
-            let primary = db
-                .code()
+    match err {
+        sqlx::Error::PoolTimedOut => true,
+        sqlx::Error::Database(db) => matches!(
+            db.code()
                 .and_then(|code| code.parse::<i64>().ok())
-                .map(|code| code & 0xff);
-            match primary {
-                Some(SQLITE_BUSY | SQLITE_LOCKED) => StoreError::Timeout,
-                _ => StoreError::Other(err.into()),
-            }
-        }
-        _ => StoreError::Other(err.into()),
+                .map(|code| code & 0xff),
+            Some(SQLITE_BUSY | SQLITE_LOCKED)
+        ),
+        _ => false,
     }
 }
 
@@ -154,7 +165,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_alert(&self, alert: &NewAlert) -> StoreResult<CreateOutcome> {
-        self.timed(alerts::create(&self.writer, alert)).await
+        self.alerts_writer.create(alert, self.timeout).await
     }
 
     async fn update_alert(
@@ -162,7 +173,8 @@ impl Store for SqliteStore {
         target: &AlertTarget,
         change: &AlertChange,
     ) -> StoreResult<UpdateOutcome> {
-        self.timed(alerts::update(&self.writer, target, change))
+        self.alerts_writer
+            .update(target, change, self.timeout)
             .await
     }
 
