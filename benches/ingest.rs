@@ -48,6 +48,9 @@ struct Args {
     /// Write the report as JSON here as well.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Keep the server's log here (default: discarded with the temporary directory).
+    #[arg(long)]
+    server_log: Option<PathBuf>,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -148,7 +151,11 @@ async fn run(args: &Args, database: &Database, dir: &Path) -> anyhow::Result<Rep
             started.elapsed()
         );
     }
-    let mut server = Server::start(binary, &database.url, dir)?;
+    let log = args
+        .server_log
+        .clone()
+        .unwrap_or_else(|| dir.join("server.log"));
+    let mut server = Server::start(binary, &database.url, &log)?;
     let token = String::from_utf8(
         Command::new(binary)
             .args(["token", "issue", "--type", "company", "--subject", COMPANY])
@@ -196,8 +203,8 @@ struct Server {
 }
 
 impl Server {
-    fn start(binary: &str, url: &str, dir: &Path) -> anyhow::Result<Server> {
-        let log = std::fs::File::create(dir.join("server.log"))?;
+    fn start(binary: &str, url: &str, log: &Path) -> anyhow::Result<Server> {
+        let log = std::fs::File::create(log)?;
         let mut child = Command::new(binary)
             .args(["serve", "--listen", "127.0.0.1:0", "--database-url", url])
             .stdout(Stdio::null())

@@ -2,6 +2,8 @@
 //! transaction as the change itself: `create` and `update` run inside the transaction (or
 //! savepoint) the group-commit writer opened for them.
 
+use std::collections::HashSet;
+
 use sqlx::{Row, SqliteConnection, SqlitePool, sqlite::SqliteRow};
 use time::OffsetDateTime;
 
@@ -11,65 +13,134 @@ use crate::store::{
     EVENT_ALERT_CREATED, EVENT_ALERT_UPDATED, NewAlert, OutboxEvent, RevisionRecord, UpdateOutcome,
 };
 
-pub(super) async fn create(
+/// The batch sizes multi-row statements are built for: few shapes, so that prepared
+/// statements are reused, and few statements per batch.
+const CHUNKS: [usize; 4] = [64, 16, 4, 1];
+
+const ALERT_COLUMNS: &str = "id, partner_id, company_id, ext_ref, user_id, template_id, \
+     template_version, msg_type, topic, title, created_at, expires_at, revision, body_hash, \
+     payload, received_at, updated_at";
+const ALERT_VALUES: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)";
+
+/// Creates alerts in arrival order, with a fixed number of statements per chunk of alerts
+/// (alert rows, revisions, outbox events) rather than per alert. An extRef already taken —
+/// also by an earlier alert of the same batch — answers `Existing`, as one at a time would.
+pub(super) async fn create_many(
+    tx: &mut SqliteConnection,
+    alerts: &[&NewAlert],
+) -> Result<Vec<CreateOutcome>, sqlx::Error> {
+    let mut outcomes = Vec::with_capacity(alerts.len());
+    let mut rest = alerts;
+    while !rest.is_empty() {
+        let size = CHUNKS
+            .into_iter()
+            .find(|size| rest.len() >= *size)
+            .unwrap_or(1);
+        let (chunk, tail) = rest.split_at(size);
+        rest = tail;
+        let inserted = insert_rows(tx, chunk).await?;
+        if !inserted.is_empty() {
+            copy_into_history(tx, chunk, &inserted).await?;
+        }
+        for alert in chunk {
+            outcomes.push(if inserted.contains(&alert.id) {
+                CreateOutcome::Created
+            } else {
+                existing(tx, alert).await?
+            });
+        }
+    }
+    Ok(outcomes)
+}
+
+/// Inserts the chunk's alert rows; the unique constraint, not a prior look-up, decides whether
+/// an extRef is taken. Returns the ids inserted.
+async fn insert_rows(
+    tx: &mut SqliteConnection,
+    chunk: &[&NewAlert],
+) -> Result<HashSet<String>, sqlx::Error> {
+    let sql = format!(
+        "INSERT INTO alerts ({ALERT_COLUMNS}) VALUES {} \
+         ON CONFLICT (partner_id, company_id, ext_ref) DO NOTHING RETURNING id",
+        vec![ALERT_VALUES; chunk.len()].join(", ")
+    );
+    let mut query = sqlx::query_scalar::<_, String>(&sql);
+    for alert in chunk {
+        let c = &alert.content;
+        let received_at = ts(alert.received_at);
+        query = query
+            .bind(&alert.id)
+            .bind(&alert.owner.partner_id)
+            .bind(&alert.owner.company_id)
+            .bind(&c.ext_ref)
+            .bind(&c.user_id)
+            .bind(&c.template_id)
+            .bind(c.template_version)
+            .bind(&c.msg_type)
+            .bind(&c.topic)
+            .bind(&c.title)
+            .bind(&c.created_at)
+            .bind(millis(c.expires_at))
+            .bind(&c.body_hash)
+            .bind(&c.payload)
+            .bind(received_at.clone())
+            .bind(received_at);
+    }
+    Ok(query.fetch_all(&mut *tx).await?.into_iter().collect())
+}
+
+/// The first revision and the `alert.created` event of each inserted alert, copied from the
+/// rows just written (the payload is not sent to SQLite twice).
+async fn copy_into_history(
+    tx: &mut SqliteConnection,
+    chunk: &[&NewAlert],
+    inserted: &HashSet<String>,
+) -> Result<(), sqlx::Error> {
+    // The IN list keeps the chunk's shape (padded with a repeated id) so statements are reused.
+    let ids: Vec<&str> = chunk
+        .iter()
+        .map(|a| a.id.as_str())
+        .filter(|id| inserted.contains(*id))
+        .collect();
+    let placeholders = vec!["?"; chunk.len()].join(", ");
+    let statements = [
+        format!(
+            "INSERT INTO alert_revisions (alert_id, revision, template_version, body_hash, payload, \
+             recorded_at) SELECT id, 1, template_version, body_hash, payload, received_at \
+             FROM alerts WHERE id IN ({placeholders})"
+        ),
+        format!(
+            "INSERT INTO outbox (event_type, alert_id, revision, partner_id, company_id, user_id, \
+             occurred_at) SELECT '{EVENT_ALERT_CREATED}', id, 1, partner_id, company_id, user_id, \
+             received_at FROM alerts WHERE id IN ({placeholders}) ORDER BY id"
+        ),
+    ];
+    for sql in &statements {
+        let mut query = sqlx::query(sql);
+        for index in 0..chunk.len() {
+            query = query.bind(ids.get(index).unwrap_or(&ids[0]).to_string());
+        }
+        query.execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
+async fn existing(
     tx: &mut SqliteConnection,
     alert: &NewAlert,
 ) -> Result<CreateOutcome, sqlx::Error> {
-    let c = &alert.content;
-    let received_at = ts(alert.received_at);
-    // Insert first: the common case (a new extRef) costs one statement, and the unique
-    // constraint, not a prior look-up, decides whether the extRef is taken.
-    let inserted = sqlx::query(
-        "INSERT INTO alerts (id, partner_id, company_id, ext_ref, user_id, template_id, \
-         template_version, msg_type, topic, title, created_at, expires_at, revision, body_hash, \
-         payload, received_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?) \
-         ON CONFLICT (partner_id, company_id, ext_ref) DO NOTHING",
+    let (alert_id, body_hash): (String, String) = sqlx::query_as(
+        "SELECT id, body_hash FROM alerts WHERE partner_id = ? AND company_id = ? AND ext_ref = ?",
     )
-    .bind(&alert.id)
     .bind(&alert.owner.partner_id)
     .bind(&alert.owner.company_id)
-    .bind(&c.ext_ref)
-    .bind(&c.user_id)
-    .bind(&c.template_id)
-    .bind(c.template_version)
-    .bind(&c.msg_type)
-    .bind(&c.topic)
-    .bind(&c.title)
-    .bind(&c.created_at)
-    .bind(millis(c.expires_at))
-    .bind(&c.body_hash)
-    .bind(&c.payload)
-    .bind(&received_at)
-    .bind(&received_at)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if inserted == 0 {
-        let (alert_id, body_hash): (String, String) = sqlx::query_as(
-            "SELECT id, body_hash FROM alerts WHERE partner_id = ? AND company_id = ? AND ext_ref = ?",
-        )
-        .bind(&alert.owner.partner_id)
-        .bind(&alert.owner.company_id)
-        .bind(&c.ext_ref)
-        .fetch_one(&mut *tx)
-        .await?;
-        return Ok(CreateOutcome::Existing {
-            alert_id,
-            same_body: body_hash == c.body_hash,
-        });
-    }
-    record_revision(tx, &alert.id, 1, c, alert.received_at).await?;
-    announce(
-        tx,
-        EVENT_ALERT_CREATED,
-        &alert.id,
-        1,
-        &alert.owner,
-        &c.user_id,
-        alert.received_at,
-    )
+    .bind(&alert.content.ext_ref)
+    .fetch_one(&mut *tx)
     .await?;
-    Ok(CreateOutcome::Created)
+    Ok(CreateOutcome::Existing {
+        alert_id,
+        same_body: body_hash == alert.content.body_hash,
+    })
 }
 
 pub(super) async fn update(

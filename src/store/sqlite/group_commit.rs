@@ -68,11 +68,42 @@ pub(super) struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Opens the writer's own connection and starts its task.
+    /// Opens the writer's own connection and starts it on a thread of its own.
+    ///
+    /// The writer gets its own thread (with a single-threaded runtime) rather than a task among
+    /// the request handlers: every statement it sends to SQLite comes back as a wake-up, and on
+    /// a busy server a wake-up queued behind request handlers stalls the whole batch.
     pub(super) async fn start(options: &SqliteConnectOptions) -> Result<Self, sqlx::Error> {
-        let connection = SqliteConnection::connect_with(options).await?;
         let (queue, receiver) = mpsc::channel(QUEUE);
-        tokio::spawn(run(connection, receiver));
+        let (ready_tx, ready) = oneshot::channel();
+        let options = options.clone();
+        std::thread::Builder::new()
+            .name("maestro-writer".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(err) => {
+                        let _ = ready_tx.send(Err(sqlx::Error::Io(err)));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    match SqliteConnection::connect_with(&options).await {
+                        Ok(connection) => {
+                            let _ = ready_tx.send(Ok(()));
+                            run(connection, receiver).await;
+                        }
+                        Err(err) => {
+                            let _ = ready_tx.send(Err(err));
+                        }
+                    }
+                });
+            })
+            .map_err(sqlx::Error::Io)?;
+        ready.await.map_err(|_| sqlx::Error::WorkerCrashed)??;
         Ok(GroupCommit { queue })
     }
 
@@ -141,12 +172,10 @@ async fn run(mut connection: SqliteConnection, mut receiver: mpsc::Receiver<Queu
 /// and the writes are retried one transaction each, so that a failure stays with its own write.
 async fn commit_batch(connection: &mut SqliteConnection, batch: Vec<Queued>) {
     let writes: Vec<Write> = batch.into_iter().map(|q| q.write).collect();
-    let mut results = Vec::with_capacity(writes.len());
+    let mut results = Vec::new();
     let together: Result<(), sqlx::Error> = async {
         let mut tx = connection.begin_with("BEGIN IMMEDIATE").await?;
-        for write in &writes {
-            results.push(apply(&mut tx, write).await?);
-        }
+        results = apply_all(&mut tx, &writes).await?;
         tx.commit().await
     }
     .await;
@@ -188,9 +217,49 @@ enum Applied {
     Update(UpdateOutcome),
 }
 
+/// Applies the writes in order; consecutive creates go together (see `alerts::create_many`).
+async fn apply_all(
+    connection: &mut SqliteConnection,
+    writes: &[Write],
+) -> Result<Vec<Applied>, sqlx::Error> {
+    let mut applied = Vec::with_capacity(writes.len());
+    let mut creates: Vec<&NewAlert> = Vec::new();
+    for write in writes {
+        match write {
+            Write::Create(alert, _) => creates.push(alert),
+            Write::Update(update, _) => {
+                flush_creates(connection, &mut creates, &mut applied).await?;
+                applied.push(Applied::Update(
+                    alerts::update(connection, &update.0, &update.1).await?,
+                ));
+            }
+        }
+    }
+    flush_creates(connection, &mut creates, &mut applied).await?;
+    Ok(applied)
+}
+
+async fn flush_creates(
+    connection: &mut SqliteConnection,
+    creates: &mut Vec<&NewAlert>,
+    applied: &mut Vec<Applied>,
+) -> Result<(), sqlx::Error> {
+    if !creates.is_empty() {
+        let outcomes = alerts::create_many(connection, creates).await?;
+        applied.extend(outcomes.into_iter().map(Applied::Create));
+        creates.clear();
+    }
+    Ok(())
+}
+
 async fn apply(connection: &mut SqliteConnection, write: &Write) -> Result<Applied, sqlx::Error> {
     Ok(match write {
-        Write::Create(alert, _) => Applied::Create(alerts::create(connection, alert).await?),
+        Write::Create(alert, _) => Applied::Create(
+            alerts::create_many(connection, &[alert])
+                .await?
+                .pop()
+                .expect("one outcome per alert"),
+        ),
         Write::Update(update, _) => {
             Applied::Update(alerts::update(connection, &update.0, &update.1).await?)
         }
