@@ -423,49 +423,49 @@ async fn drive(
 }
 
 /// Stores `count` alerts like the seed's straight into the database, as a long-running
-/// deployment would have them: alert rows and their first revisions.
+/// deployment would have them: alert rows and their first revisions (which hold the bodies).
 async fn preload(url: &str, count: u64) -> anyhow::Result<()> {
     let payload = payload_template().replace("__AMOUNT__", "450.5");
     let expires = OffsetDateTime::now_utc() + time::Duration::days(30);
     let count = count as i64;
+    let alerts = "INSERT INTO alerts (id, partner_id, company_id, ext_ref, user_id, template_id, \
+                  template_version, msg_type, created_at, expires_at, revision, body_hash, \
+                  received_at, updated_at) \
+                  SELECT 'alt_preload_' || x, 'groundspan', 'company-' || (x % 1000), \
+                  'preload-' || x, 'user-' || (x % 50000), 'NOTIFY_TEMPLATE_ID', 1, '', \
+                  '2030-01-01T00:00:00Z', $3, 1, 'h' || x, $4, $4 FROM series";
     let revisions = "INSERT INTO alert_revisions (alert_id, revision, template_version, body_hash, \
-                     payload, recorded_at) SELECT id, 1, 1, body_hash, payload, received_at FROM alerts";
-    if url.starts_with("sqlite:") {
-        let mut conn = sqlx::SqliteConnection::connect(url).await?;
+                     payload, recorded_at) SELECT id, 1, 1, body_hash, \
+                     replace($2, '__EXTREF__', ext_ref), received_at FROM alerts";
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        let conn = rusqlite::Connection::open(path)?;
         let now = OffsetDateTime::now_utc().format(&Rfc3339)?;
-        sqlx::query(
-            "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < ?1) \
-             INSERT INTO alerts (id, partner_id, company_id, ext_ref, user_id, template_id, \
-             template_version, msg_type, created_at, expires_at, revision, body_hash, payload, \
-             received_at, updated_at) \
-             SELECT 'alt_preload_' || x, 'groundspan', 'company-' || (x % 1000), 'preload-' || x, \
-             'user-' || (x % 50000), 'NOTIFY_TEMPLATE_ID', 1, '', ?4, ?3, 1, 'h' || x, \
-             replace(?2, '__EXTREF__', 'preload-' || x), ?4, ?4 FROM n",
-        )
-        .bind(count)
-        .bind(&payload)
-        .bind((expires.unix_timestamp_nanos() / 1_000_000) as i64)
-        .bind(&now)
-        .execute(&mut conn)
-        .await?;
-        conn.execute(revisions).await?;
+        let expires_ms = (expires.unix_timestamp_nanos() / 1_000_000) as i64;
+        let series = "WITH RECURSIVE series(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM series \
+                      WHERE x < ?1) ";
+        conn.execute(
+            &format!("{series}{}", alerts.replace('$', "?")),
+            rusqlite::params![count, payload, expires_ms, now],
+        )?;
+        conn.execute(
+            &format!("{} WHERE ?1 > 0", revisions.replace('$', "?")),
+            rusqlite::params![count, payload],
+        )?;
     } else {
         let mut conn = sqlx::PgConnection::connect(url).await?;
-        sqlx::query(
-            "INSERT INTO alerts (id, partner_id, company_id, ext_ref, user_id, template_id, \
-             template_version, msg_type, created_at, expires_at, revision, body_hash, payload, \
-             received_at, updated_at) \
-             SELECT 'alt_preload_' || x, 'groundspan', 'company-' || (x % 1000), 'preload-' || x, \
-             'user-' || (x % 50000), 'NOTIFY_TEMPLATE_ID', 1, '', '2030-01-01T00:00:00Z', $3, 1, \
-             'h' || x, replace($2, '__EXTREF__', 'preload-' || x), now(), now() \
-             FROM generate_series(1, $1) AS x",
-        )
-        .bind(count)
-        .bind(&payload)
-        .bind(expires)
-        .execute(&mut conn)
-        .await?;
-        conn.execute(revisions).await?;
+        let series = "WITH series(x) AS (SELECT generate_series(1, $1)) ";
+        sqlx::query(&format!("{series}{alerts}"))
+            .bind(count)
+            .bind(&payload)
+            .bind(expires)
+            .bind(OffsetDateTime::now_utc())
+            .execute(&mut conn)
+            .await?;
+        sqlx::query(&format!("{revisions} WHERE $1 > 0"))
+            .bind(count)
+            .bind(&payload)
+            .execute(&mut conn)
+            .await?;
     }
     Ok(())
 }

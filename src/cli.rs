@@ -94,7 +94,7 @@ pub enum PartnerCommand {
 
 /// Runs a command; errors are printed to stderr with a non-zero exit.
 pub fn run(cli: Cli) -> ExitCode {
-    crate::telemetry::init_logging();
+    let _log_flush = crate::telemetry::init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

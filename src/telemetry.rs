@@ -11,7 +11,15 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusRecorder
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 /// Installs the JSON log subscriber. `RUST_LOG` filters (default `info`).
-pub fn init_logging() {
+///
+/// Lines go to stderr through a background writer thread, so a request never waits for the
+/// write system call; the returned guard flushes what is pending when it drops (keep it for
+/// the life of the process). Should the buffer fill, request threads wait rather than drop
+/// lines: logs are part of the audit trail.
+pub fn init_logging() -> tracing_appender::non_blocking::WorkerGuard {
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = tracing_subscriber::registry()
         .with(filter)
@@ -21,9 +29,10 @@ pub fn init_logging() {
                 .flatten_event(true)
                 .with_current_span(true)
                 .with_span_list(false)
-                .with_writer(std::io::stderr),
+                .with_writer(writer),
         )
         .try_init();
+    guard
 }
 
 const LATENCY_BUCKETS: [f64; 14] = [

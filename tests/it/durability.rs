@@ -104,14 +104,13 @@ async fn an_acknowledged_alert_survives_kill_9() {
     let client = reqwest::Client::new();
     let body = post_seed();
 
-    let (mut server, base, log) = start_server(dir.path());
+    let (mut server, base, _) = start_server(dir.path());
     let created = post(&client, &base, &token, &body).await;
     assert_eq!(created["message"], "Alert created successfully");
     server.kill().unwrap(); // SIGKILL: no shutdown, no flush
     server.wait().unwrap();
-    assert_logs_are_json_with_correlation_ids_and_no_token(&log.join().unwrap(), &token);
 
-    let (mut server, base, _) = start_server(dir.path());
+    let (server, base, log) = start_server(dir.path());
     // The alert is there: an identical POST is recognised as a retry of it...
     let again = post(&client, &base, &token, &body).await;
     assert_eq!(again["alertId"], created["alertId"]);
@@ -129,8 +128,19 @@ async fn an_acknowledged_alert_survives_kill_9() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    server.kill().unwrap();
-    server.wait().unwrap();
+    // SIGTERM: a graceful stop, after which every log line has been written.
+    stop_gracefully(server);
+    assert_logs_are_json_with_correlation_ids_and_no_token(&log.join().unwrap(), &token);
+}
+
+fn stop_gracefully(mut server: Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = server.wait().unwrap();
+    assert!(exit.success(), "maestro exits cleanly on SIGTERM: {exit:?}");
 }
 
 fn seed_with_ext_ref(name: &str, like: &Value) -> Value {

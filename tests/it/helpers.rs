@@ -143,9 +143,9 @@ impl TestDatabase {
     /// A connection of the test's own to the same database (to break or lock it).
     pub async fn side_connection(&self) -> SideConnection {
         match self.backend {
-            Backend::Sqlite => {
-                SideConnection::Sqlite(sqlx::SqliteConnection::connect(&self.url).await.unwrap())
-            }
+            Backend::Sqlite => SideConnection::Sqlite(
+                rusqlite::Connection::open(self.url.trim_start_matches("sqlite://")).unwrap(),
+            ),
             Backend::Postgres => {
                 SideConnection::Postgres(sqlx::PgConnection::connect(&self.url).await.unwrap())
             }
@@ -168,17 +168,22 @@ impl TestDatabase {
 }
 
 pub enum SideConnection {
-    Sqlite(sqlx::SqliteConnection),
+    Sqlite(rusqlite::Connection),
     Postgres(sqlx::PgConnection),
 }
 
 impl SideConnection {
     pub async fn execute(&mut self, sql: &str) {
         match self {
-            SideConnection::Sqlite(conn) => conn.execute(sql).await.map(drop),
-            SideConnection::Postgres(conn) => conn.execute(sql).await.map(drop),
+            SideConnection::Sqlite(conn) => conn
+                .execute_batch(sql)
+                .unwrap_or_else(|err| panic!("{sql}: {err}")),
+            SideConnection::Postgres(conn) => {
+                conn.execute(sql)
+                    .await
+                    .unwrap_or_else(|err| panic!("{sql}: {err}"));
+            }
         }
-        .unwrap_or_else(|err| panic!("{sql}: {err}"));
     }
 }
 

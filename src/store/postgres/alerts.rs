@@ -17,8 +17,8 @@ pub(super) async fn create(pool: &PgPool, alert: &NewAlert) -> Result<CreateOutc
     let inserted: Option<String> = sqlx::query_scalar(
         "INSERT INTO alerts (id, partner_id, company_id, ext_ref, user_id, template_id, \
          template_version, msg_type, topic, title, created_at, expires_at, revision, body_hash, \
-         payload, received_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $14, $15, $15) \
+         received_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $14, $14) \
          ON CONFLICT (partner_id, company_id, ext_ref) DO NOTHING RETURNING id",
     )
     .bind(&alert.id)
@@ -34,7 +34,6 @@ pub(super) async fn create(pool: &PgPool, alert: &NewAlert) -> Result<CreateOutc
     .bind(&c.created_at)
     .bind(c.expires_at)
     .bind(&c.body_hash)
-    .bind(&c.payload)
     .bind(alert.received_at)
     .fetch_optional(&mut *tx)
     .await?;
@@ -109,7 +108,7 @@ pub(super) async fn update(
     sqlx::query(
         "UPDATE alerts SET user_id = $1, template_id = $2, template_version = $3, msg_type = $4, \
          topic = $5, title = $6, created_at = $7, expires_at = $8, revision = $9, body_hash = $10, \
-         payload = $11, updated_at = $12 WHERE id = $13",
+         updated_at = $11 WHERE id = $12",
     )
     .bind(&c.user_id)
     .bind(&c.template_id)
@@ -121,7 +120,6 @@ pub(super) async fn update(
     .bind(c.expires_at)
     .bind(revision)
     .bind(&c.body_hash)
-    .bind(&c.payload)
     .bind(change.changed_at)
     .bind(&alert_id)
     .execute(&mut *tx)
@@ -219,13 +217,16 @@ pub(super) async fn find(
     owner: &AlertOwner,
     alert_id: &str,
 ) -> Result<Option<AlertRecord>, sqlx::Error> {
-    let row =
-        sqlx::query("SELECT * FROM alerts WHERE id = $1 AND partner_id = $2 AND company_id = $3")
-            .bind(alert_id)
-            .bind(&owner.partner_id)
-            .bind(&owner.company_id)
-            .fetch_optional(pool)
-            .await?;
+    let row = sqlx::query(
+        "SELECT a.*, r.payload FROM alerts a JOIN alert_revisions r \
+         ON r.alert_id = a.id AND r.revision = a.revision \
+         WHERE a.id = $1 AND a.partner_id = $2 AND a.company_id = $3",
+    )
+    .bind(alert_id)
+    .bind(&owner.partner_id)
+    .bind(&owner.company_id)
+    .fetch_optional(pool)
+    .await?;
     row.as_ref().map(alert_row).transpose()
 }
 

@@ -1,10 +1,10 @@
 //! Alerts, their revisions and the outbox. Every change writes its outbox event in the same
-//! transaction as the change itself: `create` and `update` run inside the transaction (or
-//! savepoint) the group-commit writer opened for them.
+//! transaction as the change itself: `create_many` and `update` run inside the transaction the
+//! writer opened for their batch.
 
 use std::collections::HashSet;
 
-use sqlx::{Row, SqliteConnection, SqlitePool, sqlite::SqliteRow};
+use rusqlite::{Connection, OptionalExtension, Row, ToSql, params, params_from_iter};
 use time::OffsetDateTime;
 
 use super::rows::{from_millis, millis, parse_ts, ts};
@@ -13,22 +13,23 @@ use crate::store::{
     EVENT_ALERT_CREATED, EVENT_ALERT_UPDATED, NewAlert, OutboxEvent, RevisionRecord, UpdateOutcome,
 };
 
-/// The batch sizes multi-row statements are built for: few shapes, so that prepared
-/// statements are reused, and few statements per batch.
+/// The chunk sizes multi-row statements are built for: few shapes, so that prepared statements
+/// are reused, and few statements per batch.
 const CHUNKS: [usize; 4] = [64, 16, 4, 1];
 
 const ALERT_COLUMNS: &str = "id, partner_id, company_id, ext_ref, user_id, template_id, \
      template_version, msg_type, topic, title, created_at, expires_at, revision, body_hash, \
-     payload, received_at, updated_at";
-const ALERT_VALUES: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)";
+     received_at, updated_at";
+const ALERT_VALUES: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)";
+const REVISION_VALUES: &str = "(?, ?, ?, ?, ?, ?)";
 
 /// Creates alerts in arrival order, with a fixed number of statements per chunk of alerts
 /// (alert rows, revisions, outbox events) rather than per alert. An extRef already taken —
 /// also by an earlier alert of the same batch — answers `Existing`, as one at a time would.
-pub(super) async fn create_many(
-    tx: &mut SqliteConnection,
+pub(super) fn create_many(
+    db: &Connection,
     alerts: &[&NewAlert],
-) -> Result<Vec<CreateOutcome>, sqlx::Error> {
+) -> rusqlite::Result<Vec<CreateOutcome>> {
     let mut outcomes = Vec::with_capacity(alerts.len());
     let mut rest = alerts;
     while !rest.is_empty() {
@@ -38,15 +39,15 @@ pub(super) async fn create_many(
             .unwrap_or(1);
         let (chunk, tail) = rest.split_at(size);
         rest = tail;
-        let inserted = insert_rows(tx, chunk).await?;
+        let inserted = insert_rows(db, chunk)?;
         if !inserted.is_empty() {
-            copy_into_history(tx, chunk, &inserted).await?;
+            copy_into_history(db, chunk, &inserted)?;
         }
         for alert in chunk {
             outcomes.push(if inserted.contains(&alert.id) {
                 CreateOutcome::Created
             } else {
-                existing(tx, alert).await?
+                existing(db, alert)?
             });
         }
     }
@@ -55,112 +56,130 @@ pub(super) async fn create_many(
 
 /// Inserts the chunk's alert rows; the unique constraint, not a prior look-up, decides whether
 /// an extRef is taken. Returns the ids inserted.
-async fn insert_rows(
-    tx: &mut SqliteConnection,
-    chunk: &[&NewAlert],
-) -> Result<HashSet<String>, sqlx::Error> {
+fn insert_rows(db: &Connection, chunk: &[&NewAlert]) -> rusqlite::Result<HashSet<String>> {
     let sql = format!(
         "INSERT INTO alerts ({ALERT_COLUMNS}) VALUES {} \
          ON CONFLICT (partner_id, company_id, ext_ref) DO NOTHING RETURNING id",
         vec![ALERT_VALUES; chunk.len()].join(", ")
     );
-    let mut query = sqlx::query_scalar::<_, String>(&sql);
-    for alert in chunk {
+    let derived: Vec<(i64, String)> = chunk
+        .iter()
+        .map(|a| (millis(a.content.expires_at), ts(a.received_at)))
+        .collect();
+    let mut values: Vec<&dyn ToSql> = Vec::with_capacity(chunk.len() * 15);
+    for (alert, (expires_at, received_at)) in chunk.iter().zip(&derived) {
         let c = &alert.content;
-        let received_at = ts(alert.received_at);
-        query = query
-            .bind(&alert.id)
-            .bind(&alert.owner.partner_id)
-            .bind(&alert.owner.company_id)
-            .bind(&c.ext_ref)
-            .bind(&c.user_id)
-            .bind(&c.template_id)
-            .bind(c.template_version)
-            .bind(&c.msg_type)
-            .bind(&c.topic)
-            .bind(&c.title)
-            .bind(&c.created_at)
-            .bind(millis(c.expires_at))
-            .bind(&c.body_hash)
-            .bind(&c.payload)
-            .bind(received_at.clone())
-            .bind(received_at);
+        values.extend_from_slice(&[
+            &alert.id,
+            &alert.owner.partner_id,
+            &alert.owner.company_id,
+            &c.ext_ref,
+            &c.user_id,
+            &c.template_id,
+            &c.template_version,
+            &c.msg_type,
+            &c.topic,
+            &c.title,
+            &c.created_at,
+            expires_at,
+            &c.body_hash,
+            received_at,
+            received_at,
+        ]);
     }
-    Ok(query.fetch_all(&mut *tx).await?.into_iter().collect())
+    let mut statement = db.prepare_cached(&sql)?;
+    statement
+        .query_map(params_from_iter(values), |row| row.get::<_, String>(0))?
+        .collect()
 }
 
-/// The first revision and the `alert.created` event of each inserted alert, copied from the
-/// rows just written (the payload is not sent to SQLite twice).
-async fn copy_into_history(
-    tx: &mut SqliteConnection,
+/// The first revision (which holds the body) and the `alert.created` event of each inserted
+/// alert: one statement each for the chunk when every alert of it was new.
+fn copy_into_history(
+    db: &Connection,
     chunk: &[&NewAlert],
     inserted: &HashSet<String>,
-) -> Result<(), sqlx::Error> {
-    // The IN list keeps the chunk's shape (padded with a repeated id) so statements are reused.
-    let ids: Vec<&str> = chunk
+) -> rusqlite::Result<()> {
+    let new: Vec<&NewAlert> = chunk
         .iter()
-        .map(|a| a.id.as_str())
-        .filter(|id| inserted.contains(*id))
+        .copied()
+        .filter(|a| inserted.contains(&a.id))
         .collect();
-    let placeholders = vec!["?"; chunk.len()].join(", ");
-    let statements = [
-        format!(
-            "INSERT INTO alert_revisions (alert_id, revision, template_version, body_hash, payload, \
-             recorded_at) SELECT id, 1, template_version, body_hash, payload, received_at \
-             FROM alerts WHERE id IN ({placeholders})"
-        ),
-        format!(
+    // Multi-row statements only in the chunk shapes, so that prepared statements are reused.
+    let groups: Vec<&[&NewAlert]> = if new.len() == chunk.len() {
+        vec![&new[..]]
+    } else {
+        new.chunks(1).collect()
+    };
+    for group in groups {
+        let recorded: Vec<String> = group.iter().map(|a| ts(a.received_at)).collect();
+        let mut values: Vec<&dyn ToSql> = Vec::with_capacity(group.len() * 6);
+        for (alert, recorded_at) in group.iter().zip(&recorded) {
+            values.extend_from_slice(&[
+                &alert.id,
+                &1_i64,
+                &alert.content.template_version,
+                &alert.content.body_hash,
+                &alert.content.payload,
+                recorded_at,
+            ]);
+        }
+        let placeholders = vec!["?"; group.len()].join(", ");
+        db.prepare_cached(&format!(
+            "INSERT INTO alert_revisions (alert_id, revision, template_version, body_hash, \
+             payload, recorded_at) VALUES {}",
+            vec![REVISION_VALUES; group.len()].join(", ")
+        ))?
+        .execute(params_from_iter(values))?;
+        db.prepare_cached(&format!(
             "INSERT INTO outbox (event_type, alert_id, revision, partner_id, company_id, user_id, \
              occurred_at) SELECT '{EVENT_ALERT_CREATED}', id, 1, partner_id, company_id, user_id, \
              received_at FROM alerts WHERE id IN ({placeholders}) ORDER BY id"
-        ),
-    ];
-    for sql in &statements {
-        let mut query = sqlx::query(sql);
-        for index in 0..chunk.len() {
-            query = query.bind(ids.get(index).unwrap_or(&ids[0]).to_string());
-        }
-        query.execute(&mut *tx).await?;
+        ))?
+        .execute(params_from_iter(group.iter().map(|a| &a.id)))?;
     }
     Ok(())
 }
 
-async fn existing(
-    tx: &mut SqliteConnection,
-    alert: &NewAlert,
-) -> Result<CreateOutcome, sqlx::Error> {
-    let (alert_id, body_hash): (String, String) = sqlx::query_as(
-        "SELECT id, body_hash FROM alerts WHERE partner_id = ? AND company_id = ? AND ext_ref = ?",
-    )
-    .bind(&alert.owner.partner_id)
-    .bind(&alert.owner.company_id)
-    .bind(&alert.content.ext_ref)
-    .fetch_one(&mut *tx)
-    .await?;
+fn existing(db: &Connection, alert: &NewAlert) -> rusqlite::Result<CreateOutcome> {
+    let (alert_id, body_hash): (String, String) = db
+        .prepare_cached(
+            "SELECT id, body_hash FROM alerts WHERE partner_id = ?1 AND company_id = ?2 \
+             AND ext_ref = ?3",
+        )?
+        .query_row(
+            params![
+                alert.owner.partner_id,
+                alert.owner.company_id,
+                alert.content.ext_ref
+            ],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )?;
     Ok(CreateOutcome::Existing {
         alert_id,
         same_body: body_hash == alert.content.body_hash,
     })
 }
 
-pub(super) async fn update(
-    tx: &mut SqliteConnection,
+pub(super) fn update(
+    db: &Connection,
     target: &AlertTarget,
     change: &AlertChange,
-) -> Result<UpdateOutcome, sqlx::Error> {
+) -> rusqlite::Result<UpdateOutcome> {
     let (column, value) = match &target.selector {
         AlertSelector::Id(id) => ("id", id),
         AlertSelector::ExtRef(ext_ref) => ("ext_ref", ext_ref),
     };
-    let current: Option<(String, String, i64, String)> = sqlx::query_as(&format!(
-        "SELECT id, ext_ref, revision, body_hash FROM alerts \
-         WHERE partner_id = ? AND company_id = ? AND {column} = ?"
-    ))
-    .bind(&target.owner.partner_id)
-    .bind(&target.owner.company_id)
-    .bind(value)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let current: Option<(String, String, i64, String)> = db
+        .prepare_cached(&format!(
+            "SELECT id, ext_ref, revision, body_hash FROM alerts \
+             WHERE partner_id = ?1 AND company_id = ?2 AND {column} = ?3"
+        ))?
+        .query_row(
+            params![target.owner.partner_id, target.owner.company_id, value],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+        )
+        .optional()?;
     let Some((alert_id, ext_ref, revision, body_hash)) = current else {
         return Ok(UpdateOutcome::NotFound);
     };
@@ -173,177 +192,155 @@ pub(super) async fn update(
     }
 
     let revision = revision + 1;
-    sqlx::query(
-        "UPDATE alerts SET user_id = ?, template_id = ?, template_version = ?, msg_type = ?, \
-         topic = ?, title = ?, created_at = ?, expires_at = ?, revision = ?, body_hash = ?, \
-         payload = ?, updated_at = ? WHERE id = ?",
-    )
-    .bind(&c.user_id)
-    .bind(&c.template_id)
-    .bind(c.template_version)
-    .bind(&c.msg_type)
-    .bind(&c.topic)
-    .bind(&c.title)
-    .bind(&c.created_at)
-    .bind(millis(c.expires_at))
-    .bind(revision)
-    .bind(&c.body_hash)
-    .bind(&c.payload)
-    .bind(ts(change.changed_at))
-    .bind(&alert_id)
-    .execute(&mut *tx)
-    .await?;
-    record_revision(tx, &alert_id, revision, c, change.changed_at).await?;
+    let changed_at = ts(change.changed_at);
+    db.prepare_cached(
+        "UPDATE alerts SET user_id = ?1, template_id = ?2, template_version = ?3, msg_type = ?4, \
+         topic = ?5, title = ?6, created_at = ?7, expires_at = ?8, revision = ?9, body_hash = ?10, \
+         updated_at = ?11 WHERE id = ?12",
+    )?
+    .execute(params![
+        c.user_id,
+        c.template_id,
+        c.template_version,
+        c.msg_type,
+        c.topic,
+        c.title,
+        c.created_at,
+        millis(c.expires_at),
+        revision,
+        c.body_hash,
+        changed_at,
+        alert_id,
+    ])?;
+    db.prepare_cached(
+        "INSERT INTO alert_revisions (alert_id, revision, template_version, body_hash, payload, \
+         recorded_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        alert_id,
+        revision,
+        c.template_version,
+        c.body_hash,
+        c.payload,
+        changed_at
+    ])?;
     announce(
-        tx,
+        db,
         EVENT_ALERT_UPDATED,
         &alert_id,
         revision,
         &target.owner,
         &c.user_id,
         change.changed_at,
-    )
-    .await?;
+    )?;
     Ok(UpdateOutcome::Updated { alert_id, revision })
 }
 
-async fn record_revision(
-    tx: &mut SqliteConnection,
-    alert_id: &str,
-    revision: i64,
-    content: &AlertContent,
-    at: OffsetDateTime,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO alert_revisions (alert_id, revision, template_version, body_hash, payload, \
-         recorded_at) VALUES (?, ?, ?, ?, ?, ?)",
-    )
-    .bind(alert_id)
-    .bind(revision)
-    .bind(content.template_version)
-    .bind(&content.body_hash)
-    .bind(&content.payload)
-    .bind(ts(at))
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
-}
-
-async fn announce(
-    tx: &mut SqliteConnection,
+fn announce(
+    db: &Connection,
     event_type: &str,
     alert_id: &str,
     revision: i64,
     owner: &AlertOwner,
     user_id: &str,
     at: OffsetDateTime,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+) -> rusqlite::Result<()> {
+    db.prepare_cached(
         "INSERT INTO outbox (event_type, alert_id, revision, partner_id, company_id, user_id, \
-         occurred_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(event_type)
-    .bind(alert_id)
-    .bind(revision)
-    .bind(&owner.partner_id)
-    .bind(&owner.company_id)
-    .bind(user_id)
-    .bind(ts(at))
-    .execute(&mut *tx)
-    .await?;
+         occurred_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        event_type,
+        alert_id,
+        revision,
+        owner.partner_id,
+        owner.company_id,
+        user_id,
+        ts(at)
+    ])?;
     Ok(())
 }
 
-fn alert_row(row: &SqliteRow) -> Result<AlertRecord, sqlx::Error> {
+fn alert_row(row: &Row<'_>) -> rusqlite::Result<AlertRecord> {
     Ok(AlertRecord {
-        id: row.try_get("id")?,
+        id: row.get("id")?,
         owner: AlertOwner {
-            partner_id: row.try_get("partner_id")?,
-            company_id: row.try_get("company_id")?,
+            partner_id: row.get("partner_id")?,
+            company_id: row.get("company_id")?,
         },
         content: AlertContent {
-            ext_ref: row.try_get("ext_ref")?,
-            user_id: row.try_get("user_id")?,
-            template_id: row.try_get("template_id")?,
-            template_version: row.try_get("template_version")?,
-            msg_type: row.try_get("msg_type")?,
-            topic: row.try_get("topic")?,
-            title: row.try_get("title")?,
-            created_at: row.try_get("created_at")?,
-            expires_at: from_millis(row.try_get("expires_at")?)?,
-            body_hash: row.try_get("body_hash")?,
-            payload: row.try_get("payload")?,
+            ext_ref: row.get("ext_ref")?,
+            user_id: row.get("user_id")?,
+            template_id: row.get("template_id")?,
+            template_version: row.get("template_version")?,
+            msg_type: row.get("msg_type")?,
+            topic: row.get("topic")?,
+            title: row.get("title")?,
+            created_at: row.get("created_at")?,
+            expires_at: from_millis(row.get("expires_at")?)?,
+            body_hash: row.get("body_hash")?,
+            payload: row.get("payload")?,
         },
-        revision: row.try_get("revision")?,
-        received_at: parse_ts(row.try_get("received_at")?)?,
-        updated_at: parse_ts(row.try_get("updated_at")?)?,
+        revision: row.get("revision")?,
+        received_at: parse_ts(&row.get::<_, String>("received_at")?)?,
+        updated_at: parse_ts(&row.get::<_, String>("updated_at")?)?,
     })
 }
 
-pub(super) async fn find(
-    pool: &SqlitePool,
+pub(super) fn find(
+    db: &Connection,
     owner: &AlertOwner,
     alert_id: &str,
-) -> Result<Option<AlertRecord>, sqlx::Error> {
-    let row =
-        sqlx::query("SELECT * FROM alerts WHERE id = ? AND partner_id = ? AND company_id = ?")
-            .bind(alert_id)
-            .bind(&owner.partner_id)
-            .bind(&owner.company_id)
-            .fetch_optional(pool)
-            .await?;
-    row.as_ref().map(alert_row).transpose()
-}
-
-pub(super) async fn revisions(
-    pool: &SqlitePool,
-    alert_id: &str,
-) -> Result<Vec<RevisionRecord>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT revision, template_version, body_hash, payload, recorded_at FROM alert_revisions \
-         WHERE alert_id = ? ORDER BY revision",
+) -> rusqlite::Result<Option<AlertRecord>> {
+    db.prepare_cached(
+        "SELECT a.*, r.payload FROM alerts a JOIN alert_revisions r \
+         ON r.alert_id = a.id AND r.revision = a.revision \
+         WHERE a.id = ?1 AND a.partner_id = ?2 AND a.company_id = ?3",
+    )?
+    .query_row(
+        params![alert_id, owner.partner_id, owner.company_id],
+        alert_row,
     )
-    .bind(alert_id)
-    .fetch_all(pool)
-    .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(RevisionRecord {
-                revision: row.try_get("revision")?,
-                template_version: row.try_get("template_version")?,
-                body_hash: row.try_get("body_hash")?,
-                payload: row.try_get("payload")?,
-                recorded_at: parse_ts(row.try_get("recorded_at")?)?,
-            })
-        })
-        .collect()
+    .optional()
 }
 
-pub(super) async fn outbox_after(
-    pool: &SqlitePool,
+pub(super) fn revisions(db: &Connection, alert_id: &str) -> rusqlite::Result<Vec<RevisionRecord>> {
+    db.prepare_cached(
+        "SELECT revision, template_version, body_hash, payload, recorded_at FROM alert_revisions \
+         WHERE alert_id = ?1 ORDER BY revision",
+    )?
+    .query_map([alert_id], |row| {
+        Ok(RevisionRecord {
+            revision: row.get("revision")?,
+            template_version: row.get("template_version")?,
+            body_hash: row.get("body_hash")?,
+            payload: row.get("payload")?,
+            recorded_at: parse_ts(&row.get::<_, String>("recorded_at")?)?,
+        })
+    })?
+    .collect()
+}
+
+pub(super) fn outbox_after(
+    db: &Connection,
     after: i64,
     limit: i64,
-) -> Result<Vec<OutboxEvent>, sqlx::Error> {
-    let rows = sqlx::query(
+) -> rusqlite::Result<Vec<OutboxEvent>> {
+    db.prepare_cached(
         "SELECT id, event_type, alert_id, revision, partner_id, company_id, user_id, occurred_at \
-         FROM outbox WHERE id > ? ORDER BY id LIMIT ?",
-    )
-    .bind(after)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(OutboxEvent {
-                id: row.try_get("id")?,
-                event_type: row.try_get("event_type")?,
-                alert_id: row.try_get("alert_id")?,
-                revision: row.try_get("revision")?,
-                partner_id: row.try_get("partner_id")?,
-                company_id: row.try_get("company_id")?,
-                user_id: row.try_get("user_id")?,
-                occurred_at: parse_ts(row.try_get("occurred_at")?)?,
-            })
+         FROM outbox WHERE id > ?1 ORDER BY id LIMIT ?2",
+    )?
+    .query_map([after, limit], |row| {
+        Ok(OutboxEvent {
+            id: row.get("id")?,
+            event_type: row.get("event_type")?,
+            alert_id: row.get("alert_id")?,
+            revision: row.get("revision")?,
+            partner_id: row.get("partner_id")?,
+            company_id: row.get("company_id")?,
+            user_id: row.get("user_id")?,
+            occurred_at: parse_ts(&row.get::<_, String>("occurred_at")?)?,
         })
-        .collect()
+    })?
+    .collect()
 }

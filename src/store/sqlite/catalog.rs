@@ -2,119 +2,107 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::{Row, SqlitePool, sqlite::SqliteRow};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use time::OffsetDateTime;
 
-use super::rows::{decode_json, parse_ts, ts};
+use super::rows::{decode_json, encode_json, parse_ts, ts};
 use crate::store::{
     ImportReport, PartnerImport, PartnerRecord, RateLimit, SigningKeyRecord, TemplateRecord,
 };
 
-pub(super) async fn signing_keys(pool: &SqlitePool) -> Result<Vec<SigningKeyRecord>, sqlx::Error> {
-    let rows = sqlx::query(
+pub(super) fn signing_keys(db: &Connection) -> rusqlite::Result<Vec<SigningKeyRecord>> {
+    let mut statement = db.prepare_cached(
         "SELECT kid, algorithm, private_pem, created_at FROM signing_keys ORDER BY created_at, kid",
-    )
-    .fetch_all(pool)
-    .await?;
-    rows.iter()
-        .map(|row| {
+    )?;
+    statement
+        .query_map([], |row| {
             Ok(SigningKeyRecord {
-                kid: row.try_get("kid")?,
-                algorithm: row.try_get("algorithm")?,
-                private_pem: row.try_get("private_pem")?,
-                created_at: parse_ts(row.try_get("created_at")?)?,
+                kid: row.get("kid")?,
+                algorithm: row.get("algorithm")?,
+                private_pem: row.get("private_pem")?,
+                created_at: parse_ts(&row.get::<_, String>("created_at")?)?,
             })
-        })
+        })?
         .collect()
 }
 
-pub(super) async fn add_first_signing_key(
-    pool: &SqlitePool,
+/// Inside the writer's IMMEDIATE transaction, check and insert are atomic.
+pub(super) fn add_first_signing_key(
+    db: &Connection,
     key: &SigningKeyRecord,
-) -> Result<bool, sqlx::Error> {
-    // A single statement under SQLite's one-writer lock: check and insert are atomic.
-    let inserted = sqlx::query(
+) -> rusqlite::Result<bool> {
+    let inserted = db.execute(
         "INSERT INTO signing_keys (kid, algorithm, private_pem, created_at) \
-         SELECT ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM signing_keys)",
-    )
-    .bind(&key.kid)
-    .bind(&key.algorithm)
-    .bind(&key.private_pem)
-    .bind(ts(key.created_at))
-    .execute(pool)
-    .await?
-    .rows_affected();
+         SELECT ?1, ?2, ?3, ?4 WHERE NOT EXISTS (SELECT 1 FROM signing_keys)",
+        params![key.kid, key.algorithm, key.private_pem, ts(key.created_at)],
+    )?;
     Ok(inserted == 1)
 }
 
-pub(super) async fn import_partner(
-    pool: &SqlitePool,
+pub(super) fn import_partner(
+    db: &Connection,
     import: &PartnerImport,
-) -> Result<ImportReport, sqlx::Error> {
+) -> rusqlite::Result<ImportReport> {
     let now = ts(OffsetDateTime::now_utc());
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let created: bool =
-        sqlx::query_scalar("SELECT NOT EXISTS (SELECT 1 FROM partners WHERE id = ?)")
-            .bind(&import.id)
-            .fetch_one(&mut *tx)
-            .await?;
-    let domains = serde_json::to_string(&import.allowed_url_domains)
-        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    sqlx::query(
+    let created: bool = db.query_row(
+        "SELECT NOT EXISTS (SELECT 1 FROM partners WHERE id = ?1)",
+        [&import.id],
+        |row| row.get(0),
+    )?;
+    db.execute(
         "INSERT INTO partners (id, name, allowed_url_domains, postback_url, postback_secret, \
-         rate_limit_per_sec, rate_limit_burst, updated_at) VALUES (?1, ?2, ?3, ?4, COALESCE(?5, ?6), ?7, ?8, ?9) \
+         rate_limit_per_sec, rate_limit_burst, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, COALESCE(?5, ?6), ?7, ?8, ?9) \
          ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
          allowed_url_domains = excluded.allowed_url_domains, postback_url = excluded.postback_url, \
-         postback_secret = COALESCE(?5, partners.postback_secret), rate_limit_per_sec = excluded.rate_limit_per_sec, \
+         postback_secret = COALESCE(?5, partners.postback_secret), \
+         rate_limit_per_sec = excluded.rate_limit_per_sec, \
          rate_limit_burst = excluded.rate_limit_burst, updated_at = excluded.updated_at",
-    )
-    .bind(&import.id)
-    .bind(&import.name)
-    .bind(domains)
-    .bind(&import.postback_url)
-    .bind(&import.postback_secret)
-    .bind(&import.generated_secret)
-    .bind(import.rate_limit.map(|r| i64::from(r.per_second)))
-    .bind(import.rate_limit.map(|r| i64::from(r.burst)))
-    .bind(&now)
-    .execute(&mut *tx)
-    .await?;
+        params![
+            import.id,
+            import.name,
+            encode_json(&import.allowed_url_domains)?,
+            import.postback_url,
+            import.postback_secret,
+            import.generated_secret,
+            import.rate_limit.map(|r| i64::from(r.per_second)),
+            import.rate_limit.map(|r| i64::from(r.burst)),
+            now,
+        ],
+    )?;
 
     let mut templates = Vec::with_capacity(import.templates.len());
     for template in &import.templates {
-        let latest: Option<(i64, String)> = sqlx::query_as(
-            "SELECT version, content_hash FROM templates WHERE partner_id = ? AND template_id = ? \
-             ORDER BY version DESC LIMIT 1",
-        )
-        .bind(&import.id)
-        .bind(&template.template_id)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let latest: Option<(i64, String)> = db
+            .query_row(
+                "SELECT version, content_hash FROM templates WHERE partner_id = ?1 \
+                 AND template_id = ?2 ORDER BY version DESC LIMIT 1",
+                params![import.id, template.template_id],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()?;
         let (version, changed) = match latest {
             Some((version, hash)) if hash == template.content_hash => (version, false),
             Some((version, _)) => (version + 1, true),
             None => (1, true),
         };
         if changed {
-            let sources = serde_json::to_string(&template.sources)
-                .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-            sqlx::query(
+            db.execute(
                 "INSERT INTO templates (partner_id, template_id, version, schema_json, \
-                 sources_json, content_hash, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&import.id)
-            .bind(&template.template_id)
-            .bind(version)
-            .bind(&template.schema_json)
-            .bind(sources)
-            .bind(&template.content_hash)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?;
+                 sources_json, content_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    import.id,
+                    template.template_id,
+                    version,
+                    template.schema_json,
+                    encode_json(&template.sources)?,
+                    template.content_hash,
+                    now,
+                ],
+            )?;
         }
         templates.push((template.template_id.clone(), version, changed));
     }
-    tx.commit().await?;
     Ok(ImportReport {
         partner_id: import.id.clone(),
         created,
@@ -125,15 +113,15 @@ pub(super) async fn import_partner(
 const PARTNER_COLUMNS: &str = "id, name, allowed_url_domains, postback_url, postback_secret, \
                                rate_limit_per_sec, rate_limit_burst";
 
-fn partner_row(row: &SqliteRow) -> Result<PartnerRecord, sqlx::Error> {
-    let per_second: Option<i64> = row.try_get("rate_limit_per_sec")?;
-    let burst: Option<i64> = row.try_get("rate_limit_burst")?;
+fn partner_row(row: &Row<'_>) -> rusqlite::Result<PartnerRecord> {
+    let per_second: Option<i64> = row.get("rate_limit_per_sec")?;
+    let burst: Option<i64> = row.get("rate_limit_burst")?;
     Ok(PartnerRecord {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        allowed_url_domains: decode_json(row.try_get("allowed_url_domains")?)?,
-        postback_url: row.try_get("postback_url")?,
-        postback_secret: row.try_get("postback_secret")?,
+        id: row.get("id")?,
+        name: row.get("name")?,
+        allowed_url_domains: decode_json(&row.get::<_, String>("allowed_url_domains")?)?,
+        postback_url: row.get("postback_url")?,
+        postback_secret: row.get("postback_secret")?,
         rate_limit: per_second.zip(burst).map(|(per_second, burst)| RateLimit {
             per_second: per_second.clamp(1, i64::from(u32::MAX)) as u32,
             burst: burst.clamp(1, i64::from(u32::MAX)) as u32,
@@ -141,51 +129,49 @@ fn partner_row(row: &SqliteRow) -> Result<PartnerRecord, sqlx::Error> {
     })
 }
 
-pub(super) async fn partners(pool: &SqlitePool) -> Result<Vec<PartnerRecord>, sqlx::Error> {
-    let rows = sqlx::query(&format!(
-        "SELECT {PARTNER_COLUMNS} FROM partners ORDER BY id"
-    ))
-    .fetch_all(pool)
-    .await?;
-    rows.iter().map(partner_row).collect()
+pub(super) fn partner_count(db: &Connection) -> rusqlite::Result<i64> {
+    db.query_row("SELECT COUNT(*) FROM partners", [], |row| row.get(0))
 }
 
-pub(super) async fn partner_with_templates(
-    pool: &SqlitePool,
+pub(super) fn partners(db: &Connection) -> rusqlite::Result<Vec<PartnerRecord>> {
+    let mut statement = db.prepare_cached(&format!(
+        "SELECT {PARTNER_COLUMNS} FROM partners ORDER BY id"
+    ))?;
+    statement.query_map([], partner_row)?.collect()
+}
+
+pub(super) fn partner_with_templates(
+    db: &Connection,
     partner_id: &str,
-) -> Result<Option<(PartnerRecord, Vec<TemplateRecord>)>, sqlx::Error> {
-    let Some(row) = sqlx::query(&format!(
-        "SELECT {PARTNER_COLUMNS} FROM partners WHERE id = ?"
-    ))
-    .bind(partner_id)
-    .fetch_optional(pool)
-    .await?
+) -> rusqlite::Result<Option<(PartnerRecord, Vec<TemplateRecord>)>> {
+    let Some(partner) = db
+        .prepare_cached(&format!(
+            "SELECT {PARTNER_COLUMNS} FROM partners WHERE id = ?1"
+        ))?
+        .query_row([partner_id], partner_row)
+        .optional()?
     else {
         return Ok(None);
     };
-    let partner = partner_row(&row)?;
-    let rows = sqlx::query(
+    let mut statement = db.prepare_cached(
         "SELECT t.template_id, t.version, t.schema_json, t.sources_json, t.content_hash \
-         FROM templates t WHERE t.partner_id = ? AND t.version = \
+         FROM templates t WHERE t.partner_id = ?1 AND t.version = \
          (SELECT MAX(version) FROM templates l WHERE l.partner_id = t.partner_id \
           AND l.template_id = t.template_id) ORDER BY t.template_id",
-    )
-    .bind(partner_id)
-    .fetch_all(pool)
-    .await?;
-    let templates = rows
-        .iter()
-        .map(|row| {
-            let sources: BTreeMap<String, String> = decode_json(row.try_get("sources_json")?)?;
+    )?;
+    let templates = statement
+        .query_map([partner_id], |row| {
+            let sources: BTreeMap<String, String> =
+                decode_json(&row.get::<_, String>("sources_json")?)?;
             Ok(TemplateRecord {
                 partner_id: partner_id.to_owned(),
-                template_id: row.try_get("template_id")?,
-                version: row.try_get("version")?,
-                schema_json: row.try_get("schema_json")?,
+                template_id: row.get("template_id")?,
+                version: row.get("version")?,
+                schema_json: row.get("schema_json")?,
                 sources,
-                content_hash: row.try_get("content_hash")?,
+                content_hash: row.get("content_hash")?,
             })
-        })
-        .collect::<Result<_, sqlx::Error>>()?;
+        })?
+        .collect::<rusqlite::Result<_>>()?;
     Ok(Some((partner, templates)))
 }

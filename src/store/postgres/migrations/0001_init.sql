@@ -44,7 +44,6 @@ CREATE TABLE alerts (
     expires_at       TIMESTAMPTZ NOT NULL,
     revision         BIGINT NOT NULL,
     body_hash        TEXT NOT NULL,
-    payload          TEXT NOT NULL,
     received_at      TIMESTAMPTZ NOT NULL,
     updated_at       TIMESTAMPTZ NOT NULL,
     -- extRef identifies an alert within (partner, company); the constraint settles races
@@ -54,6 +53,7 @@ CREATE TABLE alerts (
 
 CREATE INDEX alerts_by_user ON alerts (company_id, user_id, expires_at);
 
+-- Every revision's body; the alert's current body is the row of its current revision.
 CREATE TABLE alert_revisions (
     alert_id         TEXT NOT NULL REFERENCES alerts(id) ON DELETE CASCADE,
     revision         BIGINT NOT NULL,

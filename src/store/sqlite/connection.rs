@@ -1,0 +1,72 @@
+//! Opening SQLite connections with maestro's settings, and the schema migrations.
+
+use std::{path::Path, time::Duration};
+
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+/// Migrations, in order; `PRAGMA user_version` records how many have run.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+
+/// Statements kept prepared per connection (the multi-row inserts come in a few shapes).
+const STATEMENT_CACHE: usize = 64;
+
+pub(super) fn open(
+    path: &Path,
+    busy_timeout: Duration,
+    read_only: bool,
+) -> rusqlite::Result<Connection> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let connection = Connection::open_with_flags(path, flags)?;
+    connection.busy_timeout(busy_timeout)?;
+    connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    if !read_only {
+        // WAL: readers never wait for the writer. FULL: a commit is on disk before it returns.
+        enable_wal(&connection, busy_timeout)?;
+        // Checkpoints are the checkpointer thread's job (checkpointer.rs), not a commit's.
+        connection.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // After a checkpoint lets the WAL start over, its file is cut back to this size.
+        connection.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+    }
+    connection.pragma_update(None, "synchronous", "FULL")?;
+    connection.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(connection)
+}
+
+/// Brings the schema up to date. The whole run is one IMMEDIATE transaction, so two processes
+/// opening a new file at once (a server and `maestro token issue`, say) take turns: the second
+/// finds the work done.
+pub(super) fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let applied: usize = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    for sql in MIGRATIONS.iter().skip(applied) {
+        tx.execute_batch(sql)?;
+    }
+    if applied < MIGRATIONS.len() {
+        tx.pragma_update(None, "user_version", MIGRATIONS.len())?;
+    }
+    tx.commit()
+}
+
+/// Switches a new database to WAL. The switch needs the file to itself, and SQLite does not
+/// wait for that on its own (no busy handler here): when several processes open one new file
+/// at once, the others retry until the first is done, up to the busy timeout.
+fn enable_wal(connection: &Connection, busy_timeout: Duration) -> rusqlite::Result<()> {
+    let deadline = std::time::Instant::now() + busy_timeout;
+    loop {
+        match connection.pragma_update(None, "journal_mode", "WAL") {
+            Err(err)
+                if err.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            other => return other,
+        }
+    }
+}

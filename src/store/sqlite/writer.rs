@@ -1,0 +1,293 @@
+//! The one SQLite writer: a thread of its own that owns the read-write connection.
+//!
+//! Group commit: the alert writes of all concurrent requests are committed in one transaction,
+//! so one fsync (`synchronous=FULL`) covers them all, and each request still waits for the
+//! commit of its own write before it is answered. The writer runs SQLite synchronously on its
+//! own thread, so a batch is never stalled behind request handlers waiting for a CPU.
+//!
+//! Should a write of a batch fail, the batch is rolled back and its writes are retried one
+//! transaction each, so that a failure stays with its own write. Other writes (partner imports,
+//! signing keys) run alone, in order with the rest.
+//!
+//! Deadlines: a write still queued when its caller's deadline passes is answered "timeout" and
+//! never executed; a batch that cannot get the database lock within the busy timeout fails
+//! with nothing written. So a 504 always means "not applied".
+
+use std::{path::Path, time::Duration};
+
+use rusqlite::{Connection, TransactionBehavior};
+use tokio::{
+    sync::{mpsc, oneshot},
+    time::Instant,
+};
+
+use super::{alerts, classify, connection, is_lock_timeout};
+use crate::store::{
+    AlertChange, AlertTarget, CreateOutcome, NewAlert, StoreError, StoreResult, UpdateOutcome,
+};
+
+/// Most jobs one batch takes; more wait for the next.
+const MAX_BATCH: usize = 512;
+/// Queued jobs; beyond it callers wait (until their deadline) to enqueue.
+const QUEUE: usize = 4096;
+
+type Exclusive = Box<dyn FnOnce(Option<&mut Connection>) + Send>;
+
+enum Job {
+    Alert(AlertWrite),
+    /// Runs alone with the connection; given `None` when its deadline passed before it ran.
+    Exclusive(Exclusive),
+}
+
+/// An alert write, committed together with the others of its batch.
+enum AlertWrite {
+    Create(Box<NewAlert>, oneshot::Sender<StoreResult<CreateOutcome>>),
+    Update(
+        Box<(AlertTarget, AlertChange)>,
+        oneshot::Sender<StoreResult<UpdateOutcome>>,
+    ),
+}
+
+struct Queued {
+    job: Job,
+    deadline: Instant,
+}
+
+/// What an alert write returned, before it is handed to its caller.
+enum Applied {
+    Create(CreateOutcome),
+    Update(UpdateOutcome),
+}
+
+impl Job {
+    /// Refuses the job: its deadline passed before it could run.
+    fn time_out(self) {
+        match self {
+            Job::Alert(write) => write.answer(Err(StoreError::Timeout)),
+            Job::Exclusive(run) => run(None),
+        }
+    }
+}
+
+impl AlertWrite {
+    /// Hands the result to the caller (whose answer and write are of the same kind).
+    fn answer(self, result: StoreResult<Applied>) {
+        match (self, result) {
+            (AlertWrite::Create(_, reply), Ok(Applied::Create(outcome))) => {
+                drop(reply.send(Ok(outcome)))
+            }
+            (AlertWrite::Update(_, reply), Ok(Applied::Update(outcome))) => {
+                drop(reply.send(Ok(outcome)))
+            }
+            (AlertWrite::Create(_, reply), Err(err)) => drop(reply.send(Err(err))),
+            (AlertWrite::Update(_, reply), Err(err)) => drop(reply.send(Err(err))),
+            (write, Ok(_)) => write.answer(Err(StoreError::Other(anyhow::anyhow!(
+                "a write was answered with another kind's result"
+            )))),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(super) struct Writer {
+    queue: mpsc::Sender<Queued>,
+    timeout: Duration,
+}
+
+impl Writer {
+    /// Opens the read-write connection, migrates the schema, and starts the writer thread.
+    pub(super) async fn start(path: &Path, timeout: Duration) -> anyhow::Result<Self> {
+        let (queue, receiver) = mpsc::channel(QUEUE);
+        let (ready_tx, ready) = oneshot::channel();
+        let path = path.to_path_buf();
+        std::thread::Builder::new()
+            .name("maestro-writer".into())
+            .spawn(move || {
+                let opened = connection::open(&path, timeout, false).and_then(|mut connection| {
+                    connection::migrate(&mut connection)?;
+                    Ok(connection)
+                });
+                match opened {
+                    Ok(connection) => {
+                        let _ = ready_tx.send(Ok(()));
+                        run(connection, receiver);
+                    }
+                    Err(err) => {
+                        let _ = ready_tx.send(Err(err));
+                    }
+                }
+            })?;
+        ready.await??;
+        Ok(Writer { queue, timeout })
+    }
+
+    pub(super) async fn create(&self, alert: &NewAlert) -> StoreResult<CreateOutcome> {
+        let (reply, answer) = oneshot::channel();
+        let write = AlertWrite::Create(Box::new(alert.clone()), reply);
+        self.enqueue(Job::Alert(write), answer).await
+    }
+
+    pub(super) async fn update(
+        &self,
+        target: &AlertTarget,
+        change: &AlertChange,
+    ) -> StoreResult<UpdateOutcome> {
+        let (reply, answer) = oneshot::channel();
+        let write = AlertWrite::Update(Box::new((target.clone(), change.clone())), reply);
+        self.enqueue(Job::Alert(write), answer).await
+    }
+
+    /// Runs `write` alone in an IMMEDIATE transaction of its own.
+    pub(super) async fn exclusive<T, F>(&self, write: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let run: Exclusive = Box::new(move |connection: Option<&mut Connection>| {
+            let result = match connection {
+                None => Err(StoreError::Timeout),
+                Some(connection) => (|| {
+                    let tx =
+                        connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                    let value = write(&tx)?;
+                    tx.commit()?;
+                    Ok(value)
+                })()
+                .map_err(classify),
+            };
+            let _ = reply.send(result);
+        });
+        self.enqueue(Job::Exclusive(run), answer).await
+    }
+
+    /// Queues a job and waits for its transaction to commit (or for it to be refused).
+    async fn enqueue<T>(
+        &self,
+        job: Job,
+        answer: oneshot::Receiver<StoreResult<T>>,
+    ) -> StoreResult<T> {
+        let deadline = Instant::now() + self.timeout;
+        let queued = Queued { job, deadline };
+        match tokio::time::timeout_at(deadline, self.queue.send(queued)).await {
+            Err(_) => return Err(StoreError::Timeout),
+            Ok(Err(_)) => return Err(StoreError::Unavailable("the writer has stopped".into())),
+            Ok(Ok(())) => {}
+        }
+        // No timeout here: once queued, the writer always answers, and an answer given before
+        // the commit settled could claim "not applied" for a write that was.
+        answer
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Unavailable("the writer has stopped".into())))
+    }
+}
+
+fn run(mut connection: Connection, mut receiver: mpsc::Receiver<Queued>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = receiver.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(queued) => batch.push(queued),
+                Err(_) => break,
+            }
+        }
+        let now = Instant::now();
+        let mut writes = Vec::with_capacity(batch.len());
+        for queued in batch.drain(..) {
+            if queued.deadline <= now {
+                queued.job.time_out();
+                continue;
+            }
+            match queued.job {
+                Job::Alert(write) => writes.push(write),
+                Job::Exclusive(run) => {
+                    // In order: the alert writes queued before it commit first.
+                    commit_alert_writes(&mut connection, std::mem::take(&mut writes));
+                    run(Some(&mut connection));
+                }
+            }
+        }
+        commit_alert_writes(&mut connection, writes);
+    }
+}
+
+/// Commits the alert writes in one transaction, or, should one fail, one transaction each.
+fn commit_alert_writes(connection: &mut Connection, writes: Vec<AlertWrite>) {
+    if writes.is_empty() {
+        return;
+    }
+    let together = (|| {
+        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let results = apply_all(&tx, &writes)?;
+        tx.commit()?;
+        Ok::<_, rusqlite::Error>(results)
+    })();
+    match together {
+        Ok(results) => {
+            for (job, result) in writes.into_iter().zip(results) {
+                job.answer(Ok(result));
+            }
+        }
+        Err(err) if writes.len() == 1 || is_lock_timeout(&err) => {
+            // Nothing was written; with the database locked, retrying now would wait again.
+            let reason = classify(err);
+            for job in writes {
+                job.answer(Err(copy(&reason)));
+            }
+        }
+        Err(_) => {
+            for job in writes {
+                let result = (|| {
+                    let tx =
+                        connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                    let mut applied = apply_all(&tx, std::slice::from_ref(&job))?;
+                    tx.commit()?;
+                    Ok::<_, rusqlite::Error>(applied.remove(0))
+                })();
+                job.answer(result.map_err(classify));
+            }
+        }
+    }
+}
+
+fn copy(err: &StoreError) -> StoreError {
+    match err {
+        StoreError::Timeout => StoreError::Timeout,
+        StoreError::Unavailable(why) => StoreError::Unavailable(why.clone()),
+        StoreError::Other(err) => StoreError::Other(anyhow::anyhow!("{err:#}")),
+    }
+}
+
+/// Applies the writes in order; consecutive creates go together (see `alerts::create_many`).
+fn apply_all(
+    tx: &rusqlite::Transaction<'_>,
+    writes: &[AlertWrite],
+) -> rusqlite::Result<Vec<Applied>> {
+    let mut applied = Vec::with_capacity(writes.len());
+    let mut creates: Vec<&NewAlert> = Vec::new();
+    for write in writes {
+        match write {
+            AlertWrite::Create(alert, _) => creates.push(alert),
+            AlertWrite::Update(update, _) => {
+                flush_creates(tx, &mut creates, &mut applied)?;
+                applied.push(Applied::Update(alerts::update(tx, &update.0, &update.1)?));
+            }
+        }
+    }
+    flush_creates(tx, &mut creates, &mut applied)?;
+    Ok(applied)
+}
+
+fn flush_creates(
+    tx: &rusqlite::Transaction<'_>,
+    creates: &mut Vec<&NewAlert>,
+    applied: &mut Vec<Applied>,
+) -> rusqlite::Result<()> {
+    if !creates.is_empty() {
+        let outcomes = alerts::create_many(tx, creates)?;
+        applied.extend(outcomes.into_iter().map(Applied::Create));
+        creates.clear();
+    }
+    Ok(())
+}
