@@ -28,6 +28,17 @@ pub struct RateLimit {
     pub burst: u32,
 }
 
+impl RateLimit {
+    /// From its two stored columns: a limit exists when both do.
+    pub fn from_columns(per_second: Option<i64>, burst: Option<i64>) -> Option<RateLimit> {
+        let clamp = |n: i64| n.clamp(1, i64::from(u32::MAX)) as u32;
+        per_second.zip(burst).map(|(per_second, burst)| RateLimit {
+            per_second: clamp(per_second),
+            burst: clamp(burst),
+        })
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct TemplateRecord {
     pub partner_id: String,

@@ -146,10 +146,7 @@ fn partner_row(row: &PgRow) -> Result<PartnerRecord, sqlx::Error> {
         allowed_url_domains: decode_json(row.try_get("allowed_url_domains")?)?,
         postback_url: row.try_get("postback_url")?,
         postback_secret: row.try_get("postback_secret")?,
-        rate_limit: per_second.zip(burst).map(|(per_second, burst)| RateLimit {
-            per_second: per_second.clamp(1, i64::from(u32::MAX)) as u32,
-            burst: burst.clamp(1, i64::from(u32::MAX)) as u32,
-        }),
+        rate_limit: RateLimit::from_columns(per_second, burst),
     })
 }
 

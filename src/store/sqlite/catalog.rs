@@ -122,10 +122,7 @@ fn partner_row(row: &Row<'_>) -> rusqlite::Result<PartnerRecord> {
         allowed_url_domains: decode_json(&row.get::<_, String>("allowed_url_domains")?)?,
         postback_url: row.get("postback_url")?,
         postback_secret: row.get("postback_secret")?,
-        rate_limit: per_second.zip(burst).map(|(per_second, burst)| RateLimit {
-            per_second: per_second.clamp(1, i64::from(u32::MAX)) as u32,
-            burst: burst.clamp(1, i64::from(u32::MAX)) as u32,
-        }),
+        rate_limit: RateLimit::from_columns(per_second, burst),
     })
 }
 
