@@ -94,10 +94,18 @@ pub async fn backend_available(backend: Backend) -> bool {
             )
         }
         Err(err) => {
-            eprintln!(
-                "SKIPPED: PostgreSQL at {} is unreachable ({err}); set MAESTRO_TEST_POSTGRES_URL to run the PostgreSQL tests",
-                postgres_base_url()
-            );
+            // Once per run, and straight to the terminal: the test harness would swallow an
+            // eprintln! of a passing test.
+            static ANNOUNCED: std::sync::Once = std::sync::Once::new();
+            ANNOUNCED.call_once(|| {
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "SKIPPED: the PostgreSQL tests; PostgreSQL at {} is unreachable ({err}). \
+                     Set MAESTRO_TEST_POSTGRES_URL to run them.",
+                    postgres_base_url()
+                );
+            });
             false
         }
     }

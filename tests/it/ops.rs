@@ -105,14 +105,6 @@ async fn a_valid_correlation_id_is_echoed_and_anything_else_replaced() {
     let response = t
         .client
         .get(t.url("/healthz"))
-        .header("concur-correlationid", "forged\nlog line")
-        .send()
-        .await;
-    // reqwest refuses the control character itself; a merely non-UUID value is replaced.
-    assert!(response.is_err());
-    let response = t
-        .client
-        .get(t.url("/healthz"))
         .header("concur-correlationid", "not-a-uuid")
         .send()
         .await
