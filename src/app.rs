@@ -9,6 +9,7 @@ use crate::{
     Settings,
     alerts::AlertService,
     auth::{KeyRing, signing},
+    notifications::SubscriptionService,
     partners::{Catalog, bundle},
     store::{self, DynStore},
     telemetry::Metrics,
@@ -21,6 +22,7 @@ pub struct App {
     pub keyring: KeyRing,
     pub catalog: Arc<Catalog>,
     pub alerts: AlertService,
+    pub subscriptions: SubscriptionService,
     pub metrics: Metrics,
     /// Permits for requests in flight; when none is left the API answers 503.
     pub admission: Arc<Semaphore>,
@@ -36,6 +38,7 @@ impl App {
         let catalog = Arc::new(Catalog::new(store.clone(), settings.catalog_refresh));
         Ok(Arc::new(App {
             alerts: AlertService::new(store.clone(), catalog.clone()),
+            subscriptions: SubscriptionService::new(store.clone(), catalog.clone()),
             admission: Arc::new(Semaphore::new(settings.max_concurrent_requests.max(1))),
             metrics: Metrics::new(),
             settings,

@@ -24,6 +24,7 @@ pub enum ErrorCode {
     CompanyMismatch,
     ApplicationMismatch,
     UnknownPartner,
+    RoleRequired,
     AlertNotFound,
     RouteNotFound,
     MethodNotAllowed,
@@ -38,7 +39,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// The whole catalogue, in the order `docs/ERRORS.md` lists it.
-    pub const ALL: [ErrorCode; 23] = [
+    pub const ALL: [ErrorCode; 24] = [
         ErrorCode::InvalidJson,
         ErrorCode::MissingField,
         ErrorCode::InvalidField,
@@ -52,6 +53,7 @@ impl ErrorCode {
         ErrorCode::CompanyMismatch,
         ErrorCode::ApplicationMismatch,
         ErrorCode::UnknownPartner,
+        ErrorCode::RoleRequired,
         ErrorCode::AlertNotFound,
         ErrorCode::RouteNotFound,
         ErrorCode::MethodNotAllowed,
@@ -79,6 +81,7 @@ impl ErrorCode {
             ErrorCode::CompanyMismatch => "COMPANY_MISMATCH",
             ErrorCode::ApplicationMismatch => "APPLICATION_MISMATCH",
             ErrorCode::UnknownPartner => "UNKNOWN_PARTNER",
+            ErrorCode::RoleRequired => "ROLE_REQUIRED",
             ErrorCode::AlertNotFound => "ALERT_NOT_FOUND",
             ErrorCode::RouteNotFound => "ROUTE_NOT_FOUND",
             ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
@@ -107,7 +110,8 @@ impl ErrorCode {
             ErrorCode::InsufficientScope
             | ErrorCode::CompanyMismatch
             | ErrorCode::ApplicationMismatch
-            | ErrorCode::UnknownPartner => 403,
+            | ErrorCode::UnknownPartner
+            | ErrorCode::RoleRequired => 403,
             ErrorCode::AlertNotFound | ErrorCode::RouteNotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::AlertExists => 409,

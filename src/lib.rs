@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod notifications;
 pub mod partners;
 pub mod store;
 pub mod telemetry;

@@ -5,11 +5,17 @@ pub mod alerts;
 pub mod envelope;
 pub mod error;
 pub mod extract;
+pub mod legacy;
 pub mod ops;
 
 use std::sync::Arc;
 
-use axum::{Json, Router, http::Method, middleware, routing::get};
+use axum::{
+    Json, Router,
+    http::Method,
+    middleware,
+    routing::{get, post},
+};
 use tower_http::catch_panic::CatchPanicLayer;
 use utoipa::{
     Modify, OpenApi,
@@ -74,6 +80,9 @@ pub fn router(app: Arc<App>) -> Router {
     let openapi = Arc::new(openapi);
     documented
         .route("/metrics", get(ops::metrics))
+        // Legacy company notifications (v1.0): XML, so not part of the OpenAPI document.
+        .route("/api/company/v1.0/subscribe", post(legacy::subscribe))
+        .route("/api/company/v1.0/unsubscribe", post(legacy::unsubscribe))
         .route(
             "/openapi.json",
             get(move || {

@@ -81,6 +81,14 @@ pub trait Store: Send + Sync + 'static {
     async fn alert_revisions(&self, alert_id: &str) -> StoreResult<Vec<RevisionRecord>>;
     /// Outbox events with an id greater than `after`, oldest first.
     async fn outbox_after(&self, after: i64, limit: i64) -> StoreResult<Vec<OutboxEvent>>;
+
+    // --- company notification subscriptions ---------------------------------------------
+    /// True when the subscription is new; subscribing twice keeps one.
+    async fn subscribe(&self, subscription: &Subscription) -> StoreResult<bool>;
+    /// True when there was a subscription to remove.
+    async fn unsubscribe(&self, subscription: &Subscription) -> StoreResult<bool>;
+    /// A company's subscriptions, by partner and type.
+    async fn subscriptions(&self, company_id: &str) -> StoreResult<Vec<Subscription>>;
 }
 
 pub type DynStore = Arc<dyn Store>;

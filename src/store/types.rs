@@ -190,5 +190,14 @@ pub struct OutboxEvent {
     pub occurred_at: OffsetDateTime,
 }
 
+/// A partner application's subscription to one kind of a company's events (legacy v1.0).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subscription {
+    pub partner_id: String,
+    pub company_id: String,
+    /// `itinerary`, `profile` or `fop`.
+    pub object_type: String,
+}
+
 pub const EVENT_ALERT_CREATED: &str = "alert.created";
 pub const EVENT_ALERT_UPDATED: &str = "alert.updated";

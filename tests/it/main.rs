@@ -3,6 +3,7 @@
 mod alerts_api;
 mod durability;
 mod helpers;
+mod legacy_subscriptions;
 mod limits;
 mod multi_instance;
 mod ops;

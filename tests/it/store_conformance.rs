@@ -8,7 +8,7 @@ use maestro::config::DatabaseArgs;
 use maestro::store::{
     AlertChange, AlertContent, AlertOwner, AlertSelector, AlertTarget, CreateOutcome, DynStore,
     EVENT_ALERT_CREATED, EVENT_ALERT_UPDATED, NewAlert, PartnerImport, RateLimit, SigningKeyRecord,
-    TemplateSource, UpdateOutcome,
+    Subscription, TemplateSource, UpdateOutcome,
 };
 use time::{OffsetDateTime, macros::datetime};
 
@@ -37,6 +37,7 @@ crate::on_both_backends!(
     an_identical_update_writes_nothing,
     the_outbox_pages_in_order,
     concurrent_creates_of_one_ext_ref_yield_one_alert,
+    subscriptions_are_idempotent_both_ways,
 );
 
 fn import(id: &str, schema: &str, secret: Option<&str>) -> PartnerImport {
@@ -452,4 +453,34 @@ async fn concurrent_creates_of_one_ext_ref_yield_one_alert(backend: Backend) {
             }
     )));
     assert_eq!(store.outbox_after(0, 10).await.unwrap().len(), 1);
+}
+
+async fn subscriptions_are_idempotent_both_ways(backend: Backend) {
+    let (store, _db) = open(backend).await;
+    let itinerary = Subscription {
+        partner_id: "p".into(),
+        company_id: "c1".into(),
+        object_type: "itinerary".into(),
+    };
+    let fop = Subscription {
+        object_type: "fop".into(),
+        ..itinerary.clone()
+    };
+    assert!(store.subscribe(&itinerary).await.unwrap());
+    assert!(
+        !store.subscribe(&itinerary).await.unwrap(),
+        "subscribing twice keeps one"
+    );
+    assert!(store.subscribe(&fop).await.unwrap());
+    assert_eq!(
+        store.subscriptions("c1").await.unwrap(),
+        [fop.clone(), itinerary.clone()]
+    );
+    assert!(store.subscriptions("c2").await.unwrap().is_empty());
+    assert!(store.unsubscribe(&itinerary).await.unwrap());
+    assert!(
+        !store.unsubscribe(&itinerary).await.unwrap(),
+        "nothing left to remove"
+    );
+    assert_eq!(store.subscriptions("c1").await.unwrap(), [fop]);
 }

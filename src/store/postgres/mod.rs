@@ -9,6 +9,7 @@
 
 mod alerts;
 mod catalog;
+mod subscriptions;
 
 use std::{future::Future, str::FromStr, time::Duration};
 
@@ -21,12 +22,18 @@ use sqlx::{
 use super::{
     AlertChange, AlertOwner, AlertRecord, AlertTarget, CreateOutcome, ImportReport, NewAlert,
     OutboxEvent, PartnerImport, PartnerRecord, RevisionRecord, SigningKeyRecord, Store, StoreError,
-    StoreResult, TemplateRecord, UpdateOutcome, migrations,
+    StoreResult, Subscription, TemplateRecord, UpdateOutcome, migrations,
 };
 use crate::config::DatabaseArgs;
 
-const MIGRATIONS: &[migrations::EmbeddedMigration] =
-    &[(1, "init", include_str!("migrations/0001_init.sql"))];
+const MIGRATIONS: &[migrations::EmbeddedMigration] = &[
+    (1, "init", include_str!("migrations/0001_init.sql")),
+    (
+        2,
+        "subscriptions",
+        include_str!("migrations/0002_subscriptions.sql"),
+    ),
+];
 
 pub struct PostgresStore {
     pool: PgPool,
@@ -146,6 +153,21 @@ impl Store for PostgresStore {
 
     async fn outbox_after(&self, after: i64, limit: i64) -> StoreResult<Vec<OutboxEvent>> {
         self.timed(alerts::outbox_after(&self.pool, after, limit))
+            .await
+    }
+
+    async fn subscribe(&self, subscription: &Subscription) -> StoreResult<bool> {
+        self.timed(subscriptions::subscribe(&self.pool, subscription))
+            .await
+    }
+
+    async fn unsubscribe(&self, subscription: &Subscription) -> StoreResult<bool> {
+        self.timed(subscriptions::unsubscribe(&self.pool, subscription))
+            .await
+    }
+
+    async fn subscriptions(&self, company_id: &str) -> StoreResult<Vec<Subscription>> {
+        self.timed(subscriptions::of_company(&self.pool, company_id))
             .await
     }
 }

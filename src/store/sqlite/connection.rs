@@ -5,7 +5,10 @@ use std::{path::Path, time::Duration};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 /// Migrations, in order; `PRAGMA user_version` records how many have run.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_subscriptions.sql"),
+];
 
 /// Statements kept prepared per connection (the multi-row inserts come in a few shapes).
 const STATEMENT_CACHE: usize = 64;

@@ -21,6 +21,7 @@ mod checkpointer;
 mod connection;
 mod read_pool;
 mod rows;
+mod subscriptions;
 mod writer;
 
 use std::{path::PathBuf, time::Duration};
@@ -31,7 +32,7 @@ use rusqlite::ErrorCode;
 use super::{
     AlertChange, AlertOwner, AlertRecord, AlertTarget, CreateOutcome, ImportReport, NewAlert,
     OutboxEvent, PartnerImport, PartnerRecord, RevisionRecord, SigningKeyRecord, Store, StoreError,
-    StoreResult, TemplateRecord, UpdateOutcome,
+    StoreResult, Subscription, TemplateRecord, UpdateOutcome,
 };
 
 const READ_CONNECTIONS: usize = 4;
@@ -162,6 +163,27 @@ impl Store for SqliteStore {
     async fn outbox_after(&self, after: i64, limit: i64) -> StoreResult<Vec<OutboxEvent>> {
         self.readers
             .read(move |db| alerts::outbox_after(db, after, limit))
+            .await
+    }
+
+    async fn subscribe(&self, subscription: &Subscription) -> StoreResult<bool> {
+        let subscription = subscription.clone();
+        self.writer
+            .exclusive(move |tx| subscriptions::subscribe(tx, &subscription))
+            .await
+    }
+
+    async fn unsubscribe(&self, subscription: &Subscription) -> StoreResult<bool> {
+        let subscription = subscription.clone();
+        self.writer
+            .exclusive(move |tx| subscriptions::unsubscribe(tx, &subscription))
+            .await
+    }
+
+    async fn subscriptions(&self, company_id: &str) -> StoreResult<Vec<Subscription>> {
+        let company_id = company_id.to_owned();
+        self.readers
+            .read(move |db| subscriptions::of_company(db, &company_id))
             .await
     }
 }

@@ -1,0 +1,194 @@
+//! The legacy company notification API (v1.0, XML): subscribe and unsubscribe.
+//!
+//! The domain error is the same as everywhere; only its rendering differs:
+//! `<Error><Message/><Server-Time/><Id/></Error>` as `application/xml`, the `Id` being the
+//! request's correlation id so that support can find the log lines.
+
+use std::sync::Arc;
+
+use axum::{
+    extract::{FromRequestParts, RawQuery, State},
+    http::{HeaderValue, StatusCode, header, request::Parts},
+    response::{IntoResponse, Response},
+};
+use quick_xml::{Writer, events::BytesText};
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+
+use super::{envelope::CorrelationId, extract::bearer_token};
+use crate::{App, auth::Principal, error::Error};
+
+/// A domain error on the XML surface.
+pub struct XmlError {
+    error: Error,
+    correlation_id: String,
+}
+
+impl XmlError {
+    fn new(error: Error, parts: &Parts) -> Self {
+        XmlError {
+            error,
+            correlation_id: correlation_id(parts),
+        }
+    }
+}
+
+fn correlation_id(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<CorrelationId>()
+        .map(|id| id.0.clone())
+        .unwrap_or_default()
+}
+
+impl IntoResponse for XmlError {
+    fn into_response(self) -> Response {
+        if let Error::Internal(err) = &self.error {
+            tracing::error!(error = format!("{err:#}"), "internal error");
+        }
+        let code = self.error.code();
+        let status =
+            StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let message = self
+            .error
+            .problems()
+            .iter()
+            .map(|p| p.message.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let body = error_document(&message, OffsetDateTime::now_utc(), &self.correlation_id);
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/xml"),
+        );
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(r#"OAuth realm="maestro""#),
+            );
+        }
+        response.extensions_mut().insert(code);
+        response
+    }
+}
+
+/// The legacy error document, escaped by quick-xml.
+pub fn error_document(message: &str, at: OffsetDateTime, id: &str) -> String {
+    let mut writer = Writer::new(Vec::new());
+    let server_time = at
+        .to_offset(time::UtcOffset::UTC)
+        .replace_nanosecond(0)
+        .unwrap_or(at)
+        .format(&Rfc3339)
+        .unwrap_or_default();
+    writer
+        .create_element("Error")
+        .write_inner_content(|w| {
+            w.create_element("Message")
+                .write_text_content(BytesText::new(message))?;
+            w.create_element("Server-Time")
+                .write_text_content(BytesText::new(&server_time))?;
+            w.create_element("Id")
+                .write_text_content(BytesText::new(id))?;
+            Ok(())
+        })
+        .expect("writing to memory cannot fail");
+    let mut document = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?>");
+    document.push_str(&String::from_utf8(writer.into_inner()).expect("quick-xml writes UTF-8"));
+    document
+}
+
+/// The caller, proven by `Authorization: OAuth <token>` (or `Bearer`), refused in XML.
+pub struct LegacyCaller(pub Principal);
+
+impl FromRequestParts<Arc<App>> for LegacyCaller {
+    type Rejection = XmlError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, XmlError> {
+        let token =
+            bearer_token(parts, &["OAuth", "Bearer"]).map_err(|e| XmlError::new(e, parts))?;
+        let principal = app
+            .keyring
+            .verify(token)
+            .map_err(|e| XmlError::new(e, parts))?;
+        Ok(LegacyCaller(principal))
+    }
+}
+
+/// The `type` query parameter, as given.
+fn type_parameter(query: Option<&str>) -> Option<String> {
+    url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(name, _)| name == "type")
+        .map(|(_, value)| value.into_owned())
+}
+
+/// `POST /api/company/v1.0/subscribe?type=itinerary|profile|fop`: 200 with an empty body.
+pub async fn subscribe(
+    State(app): State<Arc<App>>,
+    correlation: axum::Extension<CorrelationId>,
+    RawQuery(query): RawQuery,
+    LegacyCaller(caller): LegacyCaller,
+) -> Result<StatusCode, XmlError> {
+    let object_type = type_parameter(query.as_deref());
+    app.subscriptions
+        .subscribe(&caller, object_type.as_deref())
+        .await
+        .map_err(|error| XmlError {
+            error,
+            correlation_id: correlation.0.0.clone(),
+        })?;
+    Ok(StatusCode::OK)
+}
+
+/// `POST /api/company/v1.0/unsubscribe?type=…`: 200 with an empty body, also when there was
+/// no subscription.
+pub async fn unsubscribe(
+    State(app): State<Arc<App>>,
+    correlation: axum::Extension<CorrelationId>,
+    RawQuery(query): RawQuery,
+    LegacyCaller(caller): LegacyCaller,
+) -> Result<StatusCode, XmlError> {
+    let object_type = type_parameter(query.as_deref());
+    app.subscriptions
+        .unsubscribe(&caller, object_type.as_deref())
+        .await
+        .map_err(|error| XmlError {
+            error,
+            correlation_id: correlation.0.0.clone(),
+        })?;
+    Ok(StatusCode::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn the_error_document_is_exactly_the_legacy_shape_and_escapes_text() {
+        let document = error_document(
+            "Bad <type> & more",
+            datetime!(2026-11-22 13:45:07.123 UTC),
+            "5512c7be-3fab-4d65-ae69-8a74a04a0c7f",
+        );
+        assert_eq!(
+            document,
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Message>Bad &lt;type&gt; &amp; more\
+             </Message><Server-Time>2026-11-22T13:45:07Z</Server-Time>\
+             <Id>5512c7be-3fab-4d65-ae69-8a74a04a0c7f</Id></Error>"
+        );
+    }
+
+    #[test]
+    fn the_type_parameter_is_read_from_the_query() {
+        assert_eq!(
+            type_parameter(Some("type=Itinerary")).as_deref(),
+            Some("Itinerary")
+        );
+        assert_eq!(type_parameter(Some("a=1&type=fop")).as_deref(), Some("fop"));
+        assert_eq!(type_parameter(Some("kind=fop")), None);
+        assert_eq!(type_parameter(None), None);
+    }
+}
