@@ -9,7 +9,7 @@ use crate::{
     Settings,
     alerts::AlertService,
     auth::{KeyRing, signing},
-    notifications::SubscriptionService,
+    notifications::{EventIntake, SubscriptionService},
     partners::{Catalog, bundle},
     store::{self, DynStore},
     telemetry::Metrics,
@@ -23,6 +23,7 @@ pub struct App {
     pub catalog: Arc<Catalog>,
     pub alerts: AlertService,
     pub subscriptions: SubscriptionService,
+    pub events: EventIntake,
     pub metrics: Metrics,
     /// Permits for requests in flight; when none is left the API answers 503.
     pub admission: Arc<Semaphore>,
@@ -39,6 +40,7 @@ impl App {
         Ok(Arc::new(App {
             alerts: AlertService::new(store.clone(), catalog.clone()),
             subscriptions: SubscriptionService::new(store.clone(), catalog.clone()),
+            events: EventIntake::new(store.clone()),
             admission: Arc::new(Semaphore::new(settings.max_concurrent_requests.max(1))),
             metrics: Metrics::new(),
             settings,

@@ -36,6 +36,22 @@ pub enum Command {
     /// Partner applications and their templates.
     #[command(subcommand)]
     Partner(PartnerCommand),
+    /// Company events (legacy v1.0 notifications).
+    #[command(subcommand)]
+    Event(EventCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EventCommand {
+    /// Record a company event (the JSON body of POST /internal/v1/company-events, from FILE or
+    /// standard input) with one delivery per matching subscription; prints the event id and
+    /// the number of deliveries.
+    Publish {
+        /// A JSON file; `-` or nothing reads standard input.
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -151,6 +167,27 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
                 let state = if changed { "new version" } else { "unchanged" };
                 println!("  template {template} v{version} ({state})");
             }
+            Ok(())
+        }
+        Command::Event(EventCommand::Publish { file, database }) => {
+            let text = match file.as_deref() {
+                None => std::io::read_to_string(std::io::stdin())?,
+                Some(path) if path.as_os_str() == "-" => std::io::read_to_string(std::io::stdin())?,
+                Some(path) => std::fs::read_to_string(path)?,
+            };
+            let body: serde_json::Value = serde_json::from_str(&text)?;
+            let event = crate::notifications::events::parse(&body, time::OffsetDateTime::now_utc())
+                .map_err(|err| anyhow::anyhow!("{err}"))?;
+            let store = open_store(&database).await?;
+            let recorded = crate::notifications::EventIntake::new(store)
+                .record(event)
+                .await
+                .map_err(|err| anyhow::anyhow!("{err}"))?;
+            println!(
+                "{}\t{} deliveries",
+                recorded.event_id,
+                recorded.deliveries.len()
+            );
             Ok(())
         }
         Command::Partner(PartnerCommand::List { database }) => {

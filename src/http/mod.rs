@@ -4,6 +4,7 @@
 pub mod alerts;
 pub mod envelope;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod legacy;
 pub mod ops;
@@ -32,7 +33,11 @@ use crate::{
 #[openapi(
     info(title = "maestro", description = "Partner notification platform: Maestro v4 alerts API and operations."),
     modifiers(&BearerAuth),
-    tags((name = "alerts", description = "Maestro v4 partner alerts"), (name = "operations"))
+    tags(
+        (name = "alerts", description = "Maestro v4 partner alerts"),
+        (name = "company events", description = "Internal producers of company events (legacy v1.0 notifications)"),
+        (name = "operations")
+    )
 )]
 struct ApiDoc;
 
@@ -64,6 +69,7 @@ fn documented_routes() -> (Router<Arc<App>>, utoipa::openapi::OpenApi) {
             alerts::update_alert_by_ext_ref
         ))
         .routes(routes!(alerts::update_alert_by_id))
+        .routes(routes!(events::publish_company_event))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::jwks))

@@ -89,6 +89,16 @@ pub trait Store: Send + Sync + 'static {
     async fn unsubscribe(&self, subscription: &Subscription) -> StoreResult<bool>;
     /// A company's subscriptions, by partner and type.
     async fn subscriptions(&self, company_id: &str) -> StoreResult<Vec<Subscription>>;
+
+    // --- company events -----------------------------------------------------------------
+    /// Records the event and, in the same transaction, one pending delivery per subscription
+    /// of its company to its type. Returns the deliveries created.
+    async fn record_company_event(
+        &self,
+        event: &NewCompanyEvent,
+    ) -> StoreResult<Vec<DeliveryRecord>>;
+    /// The deliveries of an event, by id.
+    async fn deliveries_of(&self, event_id: &str) -> StoreResult<Vec<DeliveryRecord>>;
 }
 
 pub type DynStore = Arc<dyn Store>;

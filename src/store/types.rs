@@ -199,5 +199,31 @@ pub struct Subscription {
     pub object_type: String,
 }
 
+/// A company event as received, before the store records it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewCompanyEvent {
+    pub id: String,
+    pub object_type: String,
+    pub event_type: String,
+    pub company_id: String,
+    pub user_login: Option<String>,
+    pub trip_id: Option<String>,
+    pub occurred_at: OffsetDateTime,
+    /// JSON snapshot of the trip or profile.
+    pub object: Option<String>,
+    pub received_at: OffsetDateTime,
+}
+
+/// A delivery owed to a partner for an event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryRecord {
+    /// Also the Standard Webhooks `webhook-id`.
+    pub id: String,
+    pub event_id: String,
+    pub partner_id: String,
+    pub status: String,
+    pub attempts: i64,
+}
+
 pub const EVENT_ALERT_CREATED: &str = "alert.created";
 pub const EVENT_ALERT_UPDATED: &str = "alert.updated";

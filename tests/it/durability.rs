@@ -253,3 +253,30 @@ fn assert_logs_are_json_with_correlation_ids_and_no_token(log: &[String], token:
     }
     assert!(requests >= 1, "no request was logged: {log:?}");
 }
+
+#[test]
+fn event_publish_records_an_event_from_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let event = dir.path().join("event.json");
+    std::fs::write(
+        &event,
+        r#"{"type": "profile", "eventType": "UPDATE", "companyId": "c1", "userLogin": "cm@example.com", "occurredAt": "2026-01-01T00:00:00Z"}"#,
+    )
+    .unwrap();
+    let output = maestro(dir.path(), &["event", "publish", event.to_str().unwrap()]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        stdout.starts_with("evt_") && stdout.trim_end().ends_with("\t0 deliveries"),
+        "{stdout:?}"
+    );
+
+    std::fs::write(&event, r#"{"type": "profile"}"#).unwrap();
+    let output = maestro(dir.path(), &["event", "publish", event.to_str().unwrap()]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("eventType is required"));
+}

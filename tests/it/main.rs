@@ -1,6 +1,7 @@
 //! One integration-test binary (one link step) holding every black-box suite.
 
 mod alerts_api;
+mod company_events;
 mod durability;
 mod helpers;
 mod legacy_subscriptions;

@@ -185,6 +185,7 @@ async fn the_openapi_document_matches_the_routes() {
             "GET /healthz",
             "GET /oauth2/v0/jwks",
             "GET /readyz",
+            "POST /internal/v1/company-events",
             "POST /maestro/v4/alerts",
             "PUT /maestro/v4/alerts",
             "PUT /maestro/v4/alerts/{alertId}",

@@ -9,6 +9,7 @@
 
 mod alerts;
 mod catalog;
+mod events;
 mod subscriptions;
 
 use std::{future::Future, str::FromStr, time::Duration};
@@ -23,6 +24,7 @@ use super::{
     AlertChange, AlertOwner, AlertRecord, AlertTarget, CreateOutcome, ImportReport, NewAlert,
     OutboxEvent, PartnerImport, PartnerRecord, RevisionRecord, SigningKeyRecord, Store, StoreError,
     StoreResult, Subscription, TemplateRecord, UpdateOutcome, migrations,
+    types::{DeliveryRecord, NewCompanyEvent},
 };
 use crate::config::DatabaseArgs;
 
@@ -32,6 +34,11 @@ const MIGRATIONS: &[migrations::EmbeddedMigration] = &[
         2,
         "subscriptions",
         include_str!("migrations/0002_subscriptions.sql"),
+    ),
+    (
+        3,
+        "company events",
+        include_str!("migrations/0003_company_events.sql"),
     ),
 ];
 
@@ -169,5 +176,16 @@ impl Store for PostgresStore {
     async fn subscriptions(&self, company_id: &str) -> StoreResult<Vec<Subscription>> {
         self.timed(subscriptions::of_company(&self.pool, company_id))
             .await
+    }
+
+    async fn record_company_event(
+        &self,
+        event: &NewCompanyEvent,
+    ) -> StoreResult<Vec<DeliveryRecord>> {
+        self.timed(events::record(&self.pool, event)).await
+    }
+
+    async fn deliveries_of(&self, event_id: &str) -> StoreResult<Vec<DeliveryRecord>> {
+        self.timed(events::of_event(&self.pool, event_id)).await
     }
 }

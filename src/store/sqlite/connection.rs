@@ -8,6 +8,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_subscriptions.sql"),
+    include_str!("migrations/0003_company_events.sql"),
 ];
 
 /// Statements kept prepared per connection (the multi-row inserts come in a few shapes).

@@ -19,6 +19,7 @@ mod alerts;
 mod catalog;
 mod checkpointer;
 mod connection;
+mod events;
 mod read_pool;
 mod rows;
 mod subscriptions;
@@ -33,6 +34,7 @@ use super::{
     AlertChange, AlertOwner, AlertRecord, AlertTarget, CreateOutcome, ImportReport, NewAlert,
     OutboxEvent, PartnerImport, PartnerRecord, RevisionRecord, SigningKeyRecord, Store, StoreError,
     StoreResult, Subscription, TemplateRecord, UpdateOutcome,
+    types::{DeliveryRecord, NewCompanyEvent},
 };
 
 const READ_CONNECTIONS: usize = 4;
@@ -184,6 +186,23 @@ impl Store for SqliteStore {
         let company_id = company_id.to_owned();
         self.readers
             .read(move |db| subscriptions::of_company(db, &company_id))
+            .await
+    }
+
+    async fn record_company_event(
+        &self,
+        event: &NewCompanyEvent,
+    ) -> StoreResult<Vec<DeliveryRecord>> {
+        let event = event.clone();
+        self.writer
+            .exclusive(move |tx| events::record(tx, &event))
+            .await
+    }
+
+    async fn deliveries_of(&self, event_id: &str) -> StoreResult<Vec<DeliveryRecord>> {
+        let event_id = event_id.to_owned();
+        self.readers
+            .read(move |db| events::of_event(db, &event_id))
             .await
     }
 }

@@ -1,0 +1,54 @@
+//! Company events and the deliveries they owe.
+
+use rusqlite::{Connection, params};
+
+use super::rows::ts;
+use crate::store::{DeliveryRecord, NewCompanyEvent};
+
+/// Runs inside the writer's transaction: the event and its deliveries commit together.
+pub(super) fn record(
+    db: &Connection,
+    event: &NewCompanyEvent,
+) -> rusqlite::Result<Vec<DeliveryRecord>> {
+    let received_at = ts(event.received_at);
+    db.execute(
+        "INSERT INTO company_events (id, object_type, event_type, company_id, user_login, \
+         trip_id, occurred_at, object, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            event.id,
+            event.object_type,
+            event.event_type,
+            event.company_id,
+            event.user_login,
+            event.trip_id,
+            ts(event.occurred_at),
+            event.object,
+            received_at,
+        ],
+    )?;
+    // A delivery id is `msg_` and 32 random hex digits, as on PostgreSQL.
+    db.execute(
+        "INSERT INTO deliveries (id, event_id, partner_id, status, attempts, next_attempt_at, \
+         created_at) SELECT 'msg_' || lower(hex(randomblob(16))), ?1, partner_id, 'pending', 0, \
+         ?2, ?2 FROM subscriptions WHERE company_id = ?3 AND object_type = ?4",
+        params![event.id, received_at, event.company_id, event.object_type],
+    )?;
+    of_event(db, &event.id)
+}
+
+pub(super) fn of_event(db: &Connection, event_id: &str) -> rusqlite::Result<Vec<DeliveryRecord>> {
+    db.prepare_cached(
+        "SELECT id, event_id, partner_id, status, attempts FROM deliveries WHERE event_id = ?1 \
+         ORDER BY partner_id",
+    )?
+    .query_map([event_id], |row| {
+        Ok(DeliveryRecord {
+            id: row.get(0)?,
+            event_id: row.get(1)?,
+            partner_id: row.get(2)?,
+            status: row.get(3)?,
+            attempts: row.get(4)?,
+        })
+    })?
+    .collect()
+}
