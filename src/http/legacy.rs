@@ -131,14 +131,11 @@ pub async fn subscribe(
     LegacyCaller(caller): LegacyCaller,
 ) -> Result<StatusCode, XmlError> {
     let object_type = type_parameter(query.as_deref());
-    app.subscriptions
+    let done = app
+        .subscriptions
         .subscribe(&caller, object_type.as_deref())
-        .await
-        .map_err(|error| XmlError {
-            error,
-            correlation_id: correlation.0.0.clone(),
-        })?;
-    Ok(StatusCode::OK)
+        .await;
+    answer(done, correlation)
 }
 
 /// `POST /api/company/v1.0/unsubscribe?type=…`: 200 with an empty body, also when there was
@@ -150,14 +147,22 @@ pub async fn unsubscribe(
     LegacyCaller(caller): LegacyCaller,
 ) -> Result<StatusCode, XmlError> {
     let object_type = type_parameter(query.as_deref());
-    app.subscriptions
+    let done = app
+        .subscriptions
         .unsubscribe(&caller, object_type.as_deref())
-        .await
-        .map_err(|error| XmlError {
-            error,
-            correlation_id: correlation.0.0.clone(),
-        })?;
-    Ok(StatusCode::OK)
+        .await;
+    answer(done, correlation)
+}
+
+/// 200 with an empty body, or the error in XML.
+fn answer(
+    done: Result<(), Error>,
+    correlation: axum::Extension<CorrelationId>,
+) -> Result<StatusCode, XmlError> {
+    done.map(|()| StatusCode::OK).map_err(|error| XmlError {
+        error,
+        correlation_id: correlation.0.0,
+    })
 }
 
 #[cfg(test)]
