@@ -3,7 +3,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use clap::Args;
+use clap::{Args, FromArgMatches};
 
 /// The default database: a SQLite file in the working directory, created on first start.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://maestro.db";
@@ -25,11 +25,7 @@ pub struct DatabaseArgs {
 
 impl Default for DatabaseArgs {
     fn default() -> Self {
-        DatabaseArgs {
-            url: DEFAULT_DATABASE_URL.to_owned(),
-            database_timeout: Duration::from_secs(5),
-            database_max_connections: 10,
-        }
+        defaults(&[])
     }
 }
 
@@ -69,18 +65,33 @@ pub struct Settings {
 impl Settings {
     /// Settings for a server on `listen` with every other value at its default.
     pub fn with_database(listen: &str, database_url: &str) -> Self {
-        Settings {
-            listen: listen.to_owned(),
-            database: DatabaseArgs {
-                url: database_url.to_owned(),
-                ..DatabaseArgs::default()
-            },
-            trusted_jwks: None,
-            public_url: "http://127.0.0.1:8080".to_owned(),
-            max_body_bytes: 256 * 1024,
-            max_concurrent_requests: 1024,
-            catalog_refresh: Duration::from_secs(5),
-            shutdown_grace: Duration::from_secs(20),
-        }
+        defaults(&["--listen", listen, "--database-url", database_url])
+    }
+}
+
+/// The values the flags' declarations give, with `args` on top and the environment ignored:
+/// the defaults are written once, in the `#[arg]` attributes above.
+fn defaults<T: Args + FromArgMatches>(args: &[&str]) -> T {
+    let command = T::augment_args(clap::Command::new("maestro"))
+        .mut_args(|arg| arg.env(clap::builder::Resettable::Reset));
+    let matches = command
+        .try_get_matches_from(std::iter::once("maestro").chain(args.iter().copied()))
+        .expect("the declared defaults parse");
+    T::from_arg_matches(&matches).expect("the declared defaults parse")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_come_from_the_declarations_not_the_environment() {
+        let settings = Settings::with_database("127.0.0.1:0", "sqlite://x.db");
+        assert_eq!(settings.listen, "127.0.0.1:0");
+        assert_eq!(settings.database.url, "sqlite://x.db");
+        assert_eq!(settings.database.database_timeout, Duration::from_secs(5));
+        assert_eq!(settings.max_body_bytes, 256 * 1024);
+        assert_eq!(settings.shutdown_grace, Duration::from_secs(20));
+        assert_eq!(DatabaseArgs::default().url, DEFAULT_DATABASE_URL);
     }
 }

@@ -2,14 +2,14 @@
 //! the extRef identity rules of SPEC §4.
 
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use super::{AlertRequest, metadata};
 use crate::{
     auth::{Principal, SCOPE_ALERTS_WRITE, normalize_company_id},
+    digest::sha256_hex,
     error::{Error, ErrorCode, Problem, Result},
-    partners::{Catalog, bundle::hex},
+    partners::Catalog,
     store::{
         AlertChange, AlertContent, AlertOwner, AlertSelector, AlertTarget, CreateOutcome, DynStore,
         NewAlert, UpdateOutcome,
@@ -202,7 +202,7 @@ impl AlertService {
         let template = template.expect("no problems means the template exists");
 
         let payload = serde_json::to_string(body).map_err(anyhow::Error::from)?;
-        let body_hash = hex(&Sha256::digest(payload.as_bytes()));
+        let body_hash = sha256_hex(payload.as_bytes());
         Ok(Accepted {
             owner: AlertOwner {
                 partner_id: partner_id.to_owned(),

@@ -228,11 +228,7 @@ fn content_hash(schema: &str, sources: &BTreeMap<String, String>) -> String {
         hasher.update([0]);
         hasher.update(source.as_bytes());
     }
-    hex(&hasher.finalize())
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::digest::hex(&hasher.finalize())
 }
 
 /// A Standard Webhooks signing secret: `whsec_` and 32 random bytes in base64.

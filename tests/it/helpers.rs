@@ -66,11 +66,16 @@ fn postgres_base_url() -> String {
 const TEST_DATABASE: &str = "maestro_test";
 
 /// Whether tests on `backend` can run here. PostgreSQL being unreachable fails the test under
-/// CI (`CI=true`) and skips it, loudly, elsewhere.
+/// CI (`CI=true`) and skips it, loudly, elsewhere. Found out once per test run.
 pub async fn backend_available(backend: Backend) -> bool {
-    if backend == Backend::Sqlite {
-        return true;
+    static POSTGRES: tokio::sync::OnceCell<bool> = tokio::sync::OnceCell::const_new();
+    match backend {
+        Backend::Sqlite => true,
+        Backend::Postgres => *POSTGRES.get_or_init(postgres_available).await,
     }
+}
+
+async fn postgres_available() -> bool {
     match sqlx::PgConnection::connect(&postgres_base_url()).await {
         Ok(mut admin) => {
             let exists: bool =
@@ -80,7 +85,7 @@ pub async fn backend_available(backend: Backend) -> bool {
                     .await
                     .unwrap();
             if !exists {
-                // Tests race to create it; losing the race (42P04, 23505) is fine.
+                // Test binaries running at once may race to create it; losing is fine.
                 let _ = admin
                     .execute(format!("CREATE DATABASE {TEST_DATABASE}").as_str())
                     .await;
@@ -380,6 +385,18 @@ impl TestApp {
         .collect();
         let import = bundle::from_files(&files).unwrap();
         self.app.store.import_partner(&import).await.unwrap();
+    }
+
+    /// GETs `path` and reads the JSON answer.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     pub async fn metrics(&self) -> String {

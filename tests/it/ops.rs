@@ -158,15 +158,7 @@ async fn metrics_count_requests_latencies_and_alert_outcomes() {
 #[tokio::test]
 async fn the_openapi_document_matches_the_routes() {
     let t = TestApp::spawn(Backend::Sqlite).await;
-    let doc: Value = t
-        .client
-        .get(t.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = t.get_json("/openapi.json").await;
     assert!(
         doc["openapi"].as_str().unwrap().starts_with("3.1"),
         "{}",

@@ -218,15 +218,7 @@ async fn a_token_without_the_scope_is_403(backend: Backend) {
 
 async fn the_server_publishes_its_keys_and_its_tokens_verify_against_them(backend: Backend) {
     let t = TestApp::spawn(backend).await;
-    let jwks: jsonwebtoken::jwk::JwkSet = t
-        .client
-        .get(t.url("/oauth2/v0/jwks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: jsonwebtoken::jwk::JwkSet = t.get_json("/oauth2/v0/jwks").await;
     assert_eq!(jwks.keys.len(), 1);
     let jwk = &jwks.keys[0];
     let value = serde_json::to_value(jwk).unwrap();
