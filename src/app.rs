@@ -9,7 +9,10 @@ use crate::{
     Settings,
     alerts::AlertService,
     auth::{KeyRing, signing},
-    notifications::{EventIntake, SubscriptionService},
+    notifications::{
+        DeliveryAdmin, DeliveryConfig, DeliveryWorker, EventIntake, ObjectService,
+        SubscriptionService, egress::EgressPolicy,
+    },
     partners::{Catalog, bundle},
     store::{self, DynStore},
     telemetry::Metrics,
@@ -24,7 +27,12 @@ pub struct App {
     pub alerts: AlertService,
     pub subscriptions: SubscriptionService,
     pub events: EventIntake,
-    pub metrics: Metrics,
+    pub objects: ObjectService,
+    /// Sends deliveries; its loop runs in `serve` when the instance's role includes workers,
+    /// and tests drive it one pass at a time.
+    pub delivery: Arc<DeliveryWorker>,
+    pub delivery_admin: DeliveryAdmin,
+    pub metrics: Arc<Metrics>,
     /// Permits for requests in flight; when none is left the API answers 503.
     pub admission: Arc<Semaphore>,
 }
@@ -37,12 +45,31 @@ impl App {
         let keys = signing::ensure_server_keys(&store).await?;
         let keyring = KeyRing::new(&keys, settings.trusted_jwks.as_deref())?;
         let catalog = Arc::new(Catalog::new(store.clone(), settings.catalog_refresh));
+        let metrics = Arc::new(Metrics::new());
+        let delivery = DeliveryWorker::new(
+            store.clone(),
+            DeliveryConfig {
+                schedule: settings.delivery_retry_schedule.clone(),
+                request_timeout: settings.delivery_timeout,
+                lease: settings.delivery_lease(),
+                concurrency: settings.delivery_concurrency,
+                poll_interval: settings.delivery_poll_interval,
+                public_url: settings.public_url.clone(),
+                policy: Arc::new(EgressPolicy::new(settings.delivery_allowed_subnets.clone())),
+            },
+            metrics.clone(),
+        )?;
+        // Only a worker in this process is worth waking; others poll.
+        let local_worker = settings.role.runs_workers().then(|| delivery.clone());
         Ok(Arc::new(App {
             alerts: AlertService::new(store.clone(), catalog.clone()),
             subscriptions: SubscriptionService::new(store.clone(), catalog.clone()),
-            events: EventIntake::new(store.clone()),
+            events: EventIntake::new(store.clone(), local_worker.clone()),
+            objects: ObjectService::new(store.clone()),
+            delivery_admin: DeliveryAdmin::new(store.clone(), local_worker),
+            delivery,
             admission: Arc::new(Semaphore::new(settings.max_concurrent_requests.max(1))),
-            metrics: Metrics::new(),
+            metrics,
             settings,
             store,
             keyring,
@@ -71,8 +98,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let grace = app.settings.shutdown_grace;
-    let router = crate::http::router(app);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let workers = app
+        .settings
+        .role
+        .runs_workers()
+        .then(|| tokio::spawn(app.delivery.clone().run(stop_rx.clone())));
+    let router = crate::http::router(app);
     let signal = async move {
         shutdown.await;
         tracing::info!("shutting down: no new connections, finishing requests in flight");
@@ -84,9 +116,17 @@ pub async fn serve(
         let _ = stop_rx.wait_for(|stopped| *stopped).await;
         tokio::time::sleep(grace).await;
     };
+    // Requests in flight and the delivery pass in flight both finish (drain), within the grace.
+    let drained = async move {
+        server.await?;
+        if let Some(workers) = workers {
+            workers.await?;
+        }
+        anyhow::Ok(())
+    };
     tokio::select! {
-        result = server => result?,
-        () = deadline => tracing::warn!(?grace, "requests still in flight after the grace period; exiting"),
+        result = drained => result?,
+        () = deadline => tracing::warn!(?grace, "work still in flight after the grace period; exiting"),
     }
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! The command line: `maestro serve | migrate | token issue | partner import | partner list`.
+//! The command line: `maestro serve | migrate | token issue | partner import | partner list |
+//! event publish | delivery list | delivery show | delivery replay`.
 //! These names and flags are a public interface that operators script; keep them stable.
 
 use std::{path::PathBuf, process::ExitCode};
@@ -26,7 +27,7 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run the HTTP API (and, in later versions, the workers).
+    /// Run the HTTP API and the background workers (`--role` picks).
     Serve(Box<Settings>),
     /// Create or upgrade the database schema, then exit.
     Migrate(DatabaseArgs),
@@ -39,6 +40,38 @@ pub enum Command {
     /// Company events (legacy v1.0 notifications).
     #[command(subcommand)]
     Event(EventCommand),
+    /// Deliveries of company notifications to partners: list, inspect, replay.
+    #[command(subcommand)]
+    Delivery(DeliveryCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DeliveryCommand {
+    /// Deliveries, newest first: id, status, attempts, partner, type, event, last HTTP status,
+    /// next attempt.
+    List {
+        /// pending, delivered or failed.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        partner: Option<String>,
+        #[arg(long, default_value_t = crate::notifications::admin::DEFAULT_LIST_LIMIT)]
+        limit: i64,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// One delivery and every attempt: time, HTTP status, latency, outcome, error, answer.
+    Show {
+        id: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Make a failed (or delivered) delivery pending again, due now, with the same webhook-id.
+    Replay {
+        id: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -179,7 +212,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             let event = crate::notifications::events::parse(&body, time::OffsetDateTime::now_utc())
                 .map_err(|err| anyhow::anyhow!("{err}"))?;
             let store = open_store(&database).await?;
-            let recorded = crate::notifications::EventIntake::new(store)
+            let recorded = crate::notifications::EventIntake::new(store, None)
                 .record(event)
                 .await
                 .map_err(|err| anyhow::anyhow!("{err}"))?;
@@ -190,6 +223,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Delivery(command) => delivery(command).await,
         Command::Partner(PartnerCommand::List { database }) => {
             let store = open_store(&database).await?;
             for partner in store.partners().await? {
@@ -204,6 +238,75 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn delivery(command: DeliveryCommand) -> anyhow::Result<()> {
+    use crate::notifications::DeliveryAdmin;
+    let domain = |err: crate::Error| anyhow::anyhow!("{err}");
+    let show_time = |at: Option<time::OffsetDateTime>| {
+        at.and_then(|at| {
+            at.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "-".to_owned())
+    };
+    let line = |d: &crate::store::DeliverySummary| {
+        format!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            d.id,
+            d.status,
+            d.attempts,
+            d.partner_id,
+            d.object_type,
+            d.event_type,
+            d.last_status.map_or("-".to_owned(), |s| s.to_string()),
+            show_time(d.next_attempt_at),
+        )
+    };
+    match command {
+        DeliveryCommand::List {
+            status,
+            partner,
+            limit,
+            database,
+        } => {
+            let admin = DeliveryAdmin::new(open_store(&database).await?, None);
+            let deliveries = admin
+                .list(status.as_deref(), partner.as_deref(), Some(limit))
+                .await
+                .map_err(domain)?;
+            for delivery in &deliveries {
+                println!("{}", line(delivery));
+            }
+        }
+        DeliveryCommand::Show { id, database } => {
+            let admin = DeliveryAdmin::new(open_store(&database).await?, None);
+            let (delivery, attempts) = admin.show(&id).await.map_err(domain)?;
+            println!("{}", line(&delivery));
+            if let Some(error) = &delivery.last_error {
+                println!("last error: {error}");
+            }
+            for a in attempts {
+                println!(
+                    "  #{}\t{}\t{}\t{} ms\t{}\t{}\t{}",
+                    a.attempt,
+                    show_time(Some(a.started_at)),
+                    a.status_code.map_or("-".to_owned(), |s| s.to_string()),
+                    a.duration_ms,
+                    a.outcome,
+                    a.error.as_deref().unwrap_or("-"),
+                    a.response_body.as_deref().unwrap_or("").replace('\n', " "),
+                );
+            }
+        }
+        DeliveryCommand::Replay { id, database } => {
+            // A running server's worker picks it up within its poll interval.
+            let admin = DeliveryAdmin::new(open_store(&database).await?, None);
+            let delivery = admin.replay(&id).await.map_err(domain)?;
+            println!("{}", line(&delivery));
+        }
+    }
+    Ok(())
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

@@ -3,7 +3,30 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use clap::{Args, FromArgMatches};
+use clap::{Args, FromArgMatches, ValueEnum};
+
+use crate::notifications::retry::RetrySchedule;
+
+/// Which parts of maestro an instance runs, so that API and workers can scale apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Role {
+    /// The API and the background workers.
+    All,
+    /// The HTTP API only.
+    Api,
+    /// The background workers only (with the probes and metrics endpoints).
+    Worker,
+}
+
+impl Role {
+    pub fn serves_api(self) -> bool {
+        self != Role::Worker
+    }
+
+    pub fn runs_workers(self) -> bool {
+        self != Role::Api
+    }
+}
 
 /// The default database: a SQLite file in the working directory, created on first start.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://maestro.db";
@@ -57,12 +80,46 @@ pub struct Settings {
     /// running server.
     #[arg(long, env = "MAESTRO_CATALOG_REFRESH", default_value = "5s", value_parser = humantime::parse_duration)]
     pub catalog_refresh: Duration,
+    /// What this instance runs: `all` (API and background workers), `api`, or `worker`
+    /// (delivery and other background work, no HTTP API but the probes and metrics).
+    #[arg(long, env = "MAESTRO_ROLE", value_enum, default_value_t = Role::All)]
+    pub role: Role,
+    /// Delays between delivery attempts, e.g. `1s,2s,5s`; after the last a delivery fails.
+    #[arg(
+        long,
+        env = "MAESTRO_DELIVERY_RETRY_SCHEDULE",
+        default_value = crate::notifications::retry::DEFAULT_SCHEDULE
+    )]
+    pub delivery_retry_schedule: RetrySchedule,
+    /// Non-public subnets postback URLs may reach anyway, comma-separated (e.g. `127.0.0.0/8`).
+    #[arg(
+        long,
+        env = "MAESTRO_DELIVERY_ALLOWED_SUBNETS",
+        value_delimiter = ',',
+        num_args = 0..
+    )]
+    pub delivery_allowed_subnets: Vec<ipnet::IpNet>,
+    /// How long a partner gets to answer a delivery.
+    #[arg(long, env = "MAESTRO_DELIVERY_TIMEOUT", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub delivery_timeout: Duration,
+    /// Deliveries one worker sends at once.
+    #[arg(long, env = "MAESTRO_DELIVERY_CONCURRENCY", default_value_t = 16)]
+    pub delivery_concurrency: usize,
+    /// How often an idle worker looks for deliveries recorded by other instances.
+    #[arg(long, env = "MAESTRO_DELIVERY_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub delivery_poll_interval: Duration,
     /// How long in-flight requests get to finish after a shutdown signal.
     #[arg(long, env = "MAESTRO_SHUTDOWN_GRACE", default_value = "20s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
 }
 
 impl Settings {
+    /// How long a worker's claim on a delivery holds: the request timeout and a margin, so a
+    /// live worker never loses a claim mid-request.
+    pub fn delivery_lease(&self) -> Duration {
+        self.delivery_timeout + Duration::from_secs(45)
+    }
+
     /// Settings for a server on `listen` with every other value at its default.
     pub fn with_database(listen: &str, database_url: &str) -> Self {
         defaults(&["--listen", listen, "--database-url", database_url])

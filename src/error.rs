@@ -26,9 +26,12 @@ pub enum ErrorCode {
     UnknownPartner,
     RoleRequired,
     AlertNotFound,
+    DeliveryNotFound,
+    ObjectNotFound,
     RouteNotFound,
     MethodNotAllowed,
     AlertExists,
+    DeliveryPending,
     PayloadTooLarge,
     UnsupportedMediaType,
     RateLimited,
@@ -39,7 +42,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// The whole catalogue, in the order `docs/ERRORS.md` lists it.
-    pub const ALL: [ErrorCode; 24] = [
+    pub const ALL: [ErrorCode; 27] = [
         ErrorCode::InvalidJson,
         ErrorCode::MissingField,
         ErrorCode::InvalidField,
@@ -55,9 +58,12 @@ impl ErrorCode {
         ErrorCode::UnknownPartner,
         ErrorCode::RoleRequired,
         ErrorCode::AlertNotFound,
+        ErrorCode::DeliveryNotFound,
+        ErrorCode::ObjectNotFound,
         ErrorCode::RouteNotFound,
         ErrorCode::MethodNotAllowed,
         ErrorCode::AlertExists,
+        ErrorCode::DeliveryPending,
         ErrorCode::PayloadTooLarge,
         ErrorCode::UnsupportedMediaType,
         ErrorCode::RateLimited,
@@ -83,9 +89,12 @@ impl ErrorCode {
             ErrorCode::UnknownPartner => "UNKNOWN_PARTNER",
             ErrorCode::RoleRequired => "ROLE_REQUIRED",
             ErrorCode::AlertNotFound => "ALERT_NOT_FOUND",
+            ErrorCode::DeliveryNotFound => "DELIVERY_NOT_FOUND",
+            ErrorCode::ObjectNotFound => "OBJECT_NOT_FOUND",
             ErrorCode::RouteNotFound => "ROUTE_NOT_FOUND",
             ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             ErrorCode::AlertExists => "ALERT_EXISTS",
+            ErrorCode::DeliveryPending => "DELIVERY_PENDING",
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ErrorCode::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             ErrorCode::RateLimited => "RATE_LIMITED",
@@ -112,9 +121,12 @@ impl ErrorCode {
             | ErrorCode::ApplicationMismatch
             | ErrorCode::UnknownPartner
             | ErrorCode::RoleRequired => 403,
-            ErrorCode::AlertNotFound | ErrorCode::RouteNotFound => 404,
+            ErrorCode::AlertNotFound
+            | ErrorCode::DeliveryNotFound
+            | ErrorCode::ObjectNotFound
+            | ErrorCode::RouteNotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
-            ErrorCode::AlertExists => 409,
+            ErrorCode::AlertExists | ErrorCode::DeliveryPending => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::RateLimited => 429,

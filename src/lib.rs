@@ -17,6 +17,7 @@ pub mod notifications;
 pub mod partners;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 
 pub use app::{App, serve};
 pub use config::Settings;

@@ -97,6 +97,14 @@ impl Metrics {
         });
     }
 
+    /// One attempt to deliver a company notification, by outcome (`delivered`, `retry`, …).
+    pub fn delivery_attempted(&self, outcome: &'static str, elapsed: Duration) {
+        self.record(|| {
+            counter!("maestro_delivery_attempts_total", "outcome" => outcome).increment(1);
+            histogram!("maestro_delivery_attempt_duration_seconds").record(elapsed.as_secs_f64());
+        });
+    }
+
     /// The Prometheus text exposition of everything recorded so far.
     pub fn render(&self) -> String {
         let handle = self.recorder.handle();

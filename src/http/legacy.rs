@@ -1,4 +1,5 @@
-//! The legacy company notification API (v1.0, XML): subscribe and unsubscribe.
+//! The legacy company notification API (v1.0, XML): subscribe and unsubscribe, and the trip and
+//! travel profile documents a notification's ObjectURI names.
 //!
 //! The domain error is the same as everywhere; only its rendering differs:
 //! `<Error><Message/><Server-Time/><Id/></Error>` as `application/xml`, the `Id` being the
@@ -7,7 +8,7 @@
 use std::sync::Arc;
 
 use axum::{
-    extract::{FromRequestParts, RawQuery, State},
+    extract::{FromRequestParts, Path, RawQuery, State},
     http::{HeaderValue, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
 };
@@ -116,11 +117,16 @@ impl FromRequestParts<Arc<App>> for LegacyCaller {
     }
 }
 
+/// A query parameter, as given.
+fn query_parameter(query: Option<&str>, wanted: &str) -> Option<String> {
+    url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(name, _)| name == wanted)
+        .map(|(_, value)| value.into_owned())
+}
+
 /// The `type` query parameter, as given.
 fn type_parameter(query: Option<&str>) -> Option<String> {
-    url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-        .find(|(name, _)| name == "type")
-        .map(|(_, value)| value.into_owned())
+    query_parameter(query, "type")
 }
 
 /// `POST /api/company/v1.0/subscribe?type=itinerary|profile|fop`: 200 with an empty body.
@@ -152,6 +158,48 @@ pub async fn unsubscribe(
         .unsubscribe(&caller, object_type.as_deref())
         .await;
     answer(done, correlation)
+}
+
+/// `GET /api/travel/trip/v1.1/{tripId}`: the latest stored snapshot of the trip, as XML.
+pub async fn trip(
+    State(app): State<Arc<App>>,
+    correlation: axum::Extension<CorrelationId>,
+    Path(trip_id): Path<String>,
+    LegacyCaller(caller): LegacyCaller,
+) -> Result<Response, XmlError> {
+    xml_document(app.objects.trip(&caller, &trip_id).await, correlation)
+}
+
+/// `GET /api/travelprofile/v2.0/profile?userid_type=login&userid_value=…`.
+pub async fn profile(
+    State(app): State<Arc<App>>,
+    correlation: axum::Extension<CorrelationId>,
+    RawQuery(query): RawQuery,
+    LegacyCaller(caller): LegacyCaller,
+) -> Result<Response, XmlError> {
+    let parameter = |name| query_parameter(query.as_deref(), name);
+    let document = app
+        .objects
+        .profile(
+            &caller,
+            parameter("userid_type").as_deref(),
+            parameter("userid_value").as_deref(),
+        )
+        .await;
+    xml_document(document, correlation)
+}
+
+fn xml_document(
+    document: Result<String, Error>,
+    correlation: axum::Extension<CorrelationId>,
+) -> Result<Response, XmlError> {
+    match document {
+        Ok(xml) => Ok(([(header::CONTENT_TYPE, "application/xml")], xml).into_response()),
+        Err(error) => Err(XmlError {
+            error,
+            correlation_id: correlation.0.0,
+        }),
+    }
 }
 
 /// 200 with an empty body, or the error in XML.

@@ -1,6 +1,7 @@
 //! The HTTP surfaces. Every route is listed here, in [`router`]; handlers live in one module
 //! per surface and call into the domain, never into the store's SQL.
 
+pub mod admin;
 pub mod alerts;
 pub mod envelope;
 pub mod error;
@@ -36,6 +37,7 @@ use crate::{
     tags(
         (name = "alerts", description = "Maestro v4 partner alerts"),
         (name = "company events", description = "Internal producers of company events (legacy v1.0 notifications)"),
+        (name = "admin", description = "Operators: deliveries of company notifications (maestro.admin)"),
         (name = "operations")
     )
 )]
@@ -70,10 +72,31 @@ fn documented_routes() -> (Router<Arc<App>>, utoipa::openapi::OpenApi) {
         ))
         .routes(routes!(alerts::update_alert_by_id))
         .routes(routes!(events::publish_company_event))
+        .routes(routes!(admin::list_deliveries))
+        .routes(routes!(admin::show_delivery))
+        .routes(routes!(admin::replay_delivery))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::jwks))
         .split_for_parts()
+}
+
+fn api_routes() -> Router<Arc<App>> {
+    let (documented, openapi) = documented_routes();
+    let openapi = Arc::new(openapi);
+    documented
+        // Legacy company notifications (v1.0): XML, so not part of the OpenAPI document.
+        .route("/api/company/v1.0/subscribe", post(legacy::subscribe))
+        .route("/api/company/v1.0/unsubscribe", post(legacy::unsubscribe))
+        .route("/api/travel/trip/v1.1/{trip_id}", get(legacy::trip))
+        .route("/api/travelprofile/v2.0/profile", get(legacy::profile))
+        .route(
+            "/openapi.json",
+            get(move || {
+                let openapi = openapi.clone();
+                async move { Json(openapi.as_ref().clone()) }
+            }),
+        )
 }
 
 /// The OpenAPI 3.1 document of every JSON endpoint.
@@ -82,20 +105,16 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 pub fn router(app: Arc<App>) -> Router {
-    let (documented, openapi) = documented_routes();
-    let openapi = Arc::new(openapi);
-    documented
+    let routes = if app.settings.role.serves_api() {
+        api_routes()
+    } else {
+        // A worker-only instance answers the probes and metrics, and nothing else.
+        Router::new()
+            .route("/healthz", get(ops::healthz))
+            .route("/readyz", get(ops::readyz))
+    };
+    routes
         .route("/metrics", get(ops::metrics))
-        // Legacy company notifications (v1.0): XML, so not part of the OpenAPI document.
-        .route("/api/company/v1.0/subscribe", post(legacy::subscribe))
-        .route("/api/company/v1.0/unsubscribe", post(legacy::unsubscribe))
-        .route(
-            "/openapi.json",
-            get(move || {
-                let openapi = openapi.clone();
-                async move { Json(openapi.as_ref().clone()) }
-            }),
-        )
         .fallback(|| async { Error::new(ErrorCode::RouteNotFound, "No such endpoint.") })
         .method_not_allowed_fallback(|method: Method| async move {
             Error::new(

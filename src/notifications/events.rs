@@ -1,10 +1,12 @@
 //! Company events entering the system: checked, then recorded together with one delivery per
 //! matching subscription.
 
+use std::sync::Arc;
+
 use serde_json::Value;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
-use super::ObjectType;
+use super::{DeliveryWorker, ObjectType};
 use crate::{
     auth::{Principal, SCOPE_EVENTS_PUBLISH, TokenKind},
     error::{Error, ErrorCode, Problem, Result},
@@ -22,11 +24,13 @@ pub struct Recorded {
 
 pub struct EventIntake {
     store: DynStore,
+    /// This process's delivery worker, woken when deliveries are recorded.
+    worker: Option<Arc<DeliveryWorker>>,
 }
 
 impl EventIntake {
-    pub fn new(store: DynStore) -> Self {
-        EventIntake { store }
+    pub fn new(store: DynStore, worker: Option<Arc<DeliveryWorker>>) -> Self {
+        EventIntake { store, worker }
     }
 
     /// `POST /internal/v1/company-events`: an app token with `maestro.events.publish`.
@@ -44,6 +48,9 @@ impl EventIntake {
     /// Records an event already checked (also used by `maestro event publish`).
     pub async fn record(&self, event: NewCompanyEvent) -> Result<Recorded> {
         let deliveries = self.store.record_company_event(&event).await?;
+        if let (Some(worker), false) = (&self.worker, deliveries.is_empty()) {
+            worker.wake();
+        }
         Ok(Recorded {
             event_id: event.id,
             deliveries,
@@ -128,7 +135,10 @@ pub fn parse(body: &Value, now: OffsetDateTime) -> Result<NewCompanyEvent> {
     });
     let object = match body.get("object") {
         None | Some(Value::Null) => None,
-        Some(snapshot @ Value::Object(_)) => Some(snapshot.to_string()),
+        Some(snapshot @ Value::Object(_)) => {
+            super::objects::check_snapshot(snapshot, "/object", &mut problems);
+            Some(snapshot.to_string())
+        }
         Some(_) => {
             problems.push(Problem::at(
                 ErrorCode::InvalidField,

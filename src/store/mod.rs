@@ -99,6 +99,49 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<DeliveryRecord>>;
     /// The deliveries of an event, by id.
     async fn deliveries_of(&self, event_id: &str) -> StoreResult<Vec<DeliveryRecord>>;
+    /// The latest snapshot of a trip or profile a company sent with an event, as JSON.
+    async fn snapshot(&self, company_id: &str, key: &SnapshotKey) -> StoreResult<Option<String>>;
+
+    // --- delivery -----------------------------------------------------------------------
+    /// Claims up to `limit` pending deliveries that are due at `now` and not claimed by a live
+    /// lease, for `claimant` until `lease_until`. Two claimants never hold one delivery at once
+    /// (PostgreSQL: `FOR UPDATE SKIP LOCKED`).
+    async fn claim_deliveries(
+        &self,
+        claimant: &str,
+        now: time::OffsetDateTime,
+        lease_until: time::OffsetDateTime,
+        limit: i64,
+    ) -> StoreResult<Vec<ClaimedDelivery>>;
+    /// Logs an attempt and, if `claimant` still holds the delivery, moves it on as `next` says
+    /// and releases it (`Gone` also ends the subscription), all in one transaction. False when
+    /// the claim had been lost: the attempt is logged, the delivery left to its new holder.
+    async fn finish_attempt(
+        &self,
+        claimant: &str,
+        delivery_id: &str,
+        attempt: &AttemptRecord,
+        next: DeliveryNext,
+    ) -> StoreResult<bool>;
+    /// Voids every claim (a single-claimant database after a restart). Returns how many.
+    async fn release_claims(&self) -> StoreResult<u64>;
+    /// When the next pending delivery falls due, if any is pending.
+    async fn next_delivery_due(&self) -> StoreResult<Option<time::OffsetDateTime>>;
+    async fn deliveries(&self, filter: &DeliveryFilter) -> StoreResult<Vec<DeliverySummary>>;
+    /// A delivery with every attempt, oldest first.
+    async fn delivery(
+        &self,
+        delivery_id: &str,
+    ) -> StoreResult<Option<(DeliverySummary, Vec<AttemptRecord>)>>;
+    /// Makes an ended delivery pending again, due at `now`, with the same id.
+    async fn replay_delivery(
+        &self,
+        delivery_id: &str,
+        now: time::OffsetDateTime,
+    ) -> StoreResult<ReplayOutcome>;
+    /// False when this database has one claimant only (SQLite: one process owns the file), so a
+    /// claim left by a previous run can be voided at start-up instead of waiting for it to lapse.
+    fn shared_by_instances(&self) -> bool;
 }
 
 pub type DynStore = Arc<dyn Store>;

@@ -225,5 +225,105 @@ pub struct DeliveryRecord {
     pub attempts: i64,
 }
 
+/// The fields of a company event a notification is built from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompanyEventRecord {
+    pub id: String,
+    pub object_type: String,
+    pub event_type: String,
+    pub company_id: String,
+    pub user_login: Option<String>,
+    pub trip_id: Option<String>,
+    pub occurred_at: OffsetDateTime,
+}
+
+/// A delivery a worker has claimed, with what it needs to send it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClaimedDelivery {
+    pub id: String,
+    /// Attempts made before this one.
+    pub attempts: i64,
+    /// Attempts made before the latest replay: the retry schedule starts again after a replay.
+    pub replayed_after: i64,
+    pub partner_id: String,
+    pub postback_url: Option<String>,
+    pub postback_secret: String,
+    pub event: CompanyEventRecord,
+}
+
+/// One attempt to deliver, as the worker saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttemptRecord {
+    /// 1 for the first attempt.
+    pub attempt: i64,
+    pub started_at: OffsetDateTime,
+    pub duration_ms: i64,
+    /// The partner's HTTP status, when an answer came.
+    pub status_code: Option<i64>,
+    /// Why it did not succeed (timeout, connection refused, refused address…).
+    pub error: Option<String>,
+    /// The start of the partner's answer.
+    pub response_body: Option<String>,
+    /// `delivered`, `retry`, `failed` or `gone`.
+    pub outcome: String,
+}
+
+/// What becomes of a delivery after an attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryNext {
+    Delivered,
+    RetryAt(OffsetDateTime),
+    /// Failed for good.
+    Failed,
+    /// Failed for good, and the partner's subscription to this kind of event ends (HTTP 410).
+    Gone,
+}
+
+pub const DELIVERY_PENDING: &str = "pending";
+pub const DELIVERY_DELIVERED: &str = "delivered";
+pub const DELIVERY_FAILED: &str = "failed";
+
+/// A delivery as the admin lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliverySummary {
+    pub id: String,
+    pub event_id: String,
+    pub partner_id: String,
+    pub company_id: String,
+    pub object_type: String,
+    pub event_type: String,
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: Option<OffsetDateTime>,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// Which deliveries the admin asks for: newest first, optionally of one status.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeliveryFilter {
+    pub status: Option<String>,
+    pub partner_id: Option<String>,
+    pub limit: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReplayOutcome {
+    /// Pending again, due now, with its `webhook-id` unchanged.
+    Replayed,
+    NotFound,
+    /// Only a delivery that has ended (failed or delivered) is replayed.
+    StillPending,
+}
+
+/// Which stored snapshot an ObjectURI names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SnapshotKey {
+    Trip(String),
+    Profile { user_login: String },
+}
+
 pub const EVENT_ALERT_CREATED: &str = "alert.created";
 pub const EVENT_ALERT_UPDATED: &str = "alert.updated";

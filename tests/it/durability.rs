@@ -27,10 +27,15 @@ type Log = std::thread::JoinHandle<Vec<String>>;
 /// Starts `maestro serve` on port 0 in `dir` and reads the bound address from its log; the rest
 /// of the log is collected.
 fn start_server(dir: &Path) -> (Child, String, Log) {
+    start_server_with(dir, &[])
+}
+
+fn start_server_with(dir: &Path, env: &[(&str, &str)]) -> (Child, String, Log) {
     let mut child = Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .current_dir(dir)
         .env_remove("MAESTRO_DATABASE_URL")
+        .envs(env.iter().copied())
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -101,7 +106,7 @@ async fn post(client: &reqwest::Client, base: &str, token: &str, body: &Value) -
 async fn an_acknowledged_alert_survives_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let token = issue_token(dir.path());
-    let client = reqwest::Client::new();
+    let client = http_client();
     let body = post_seed();
 
     let (mut server, base, _) = start_server(dir.path());
@@ -279,4 +284,112 @@ fn event_publish_records_an_event_from_a_file() {
     let output = maestro(dir.path(), &["event", "publish", event.to_str().unwrap()]);
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("eventType is required"));
+}
+
+/// A delivery in flight when the process is killed is sent again after a restart, under the
+/// same `webhook-id`, and the CLI shows its attempts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_interrupted_by_kill_9_is_sent_after_restart() {
+    use std::time::Duration;
+
+    use crate::receiver::{Answer, Receiver};
+
+    let receiver = Receiver::start().await;
+    // The first attempt hangs: the process dies while the partner is "answering".
+    receiver.script([Answer::status(200).after(Duration::from_secs(600))]);
+    let dir = tempfile::tempdir().unwrap();
+    let partner = dir.path().join("acme");
+    std::fs::create_dir_all(partner.join("templates/OFFER")).unwrap();
+    std::fs::write(
+        partner.join("partner.toml"),
+        format!(
+            "id = \"acme\"\nname = \"Acme\"\nallowed_url_domains = [\"acme.example\"]\n\
+             postback_url = \"{}\"\n",
+            receiver.url
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        partner.join("templates/OFFER/schema.json"),
+        "{\"type\": \"object\"}",
+    )
+    .unwrap();
+    assert!(
+        maestro(
+            dir.path(),
+            &["partner", "import", partner.to_str().unwrap()]
+        )
+        .status
+        .success()
+    );
+    let env = [
+        ("MAESTRO_DELIVERY_ALLOWED_SUBNETS", "127.0.0.0/8"),
+        ("MAESTRO_DELIVERY_RETRY_SCHEDULE", "1s"),
+    ];
+    let token = |args: &[&str]| {
+        let mut all = vec!["token", "issue"];
+        all.extend_from_slice(args);
+        let output = maestro(dir.path(), &all);
+        assert!(output.status.success());
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    };
+    let admin = token(&[
+        "--type",
+        "user",
+        "--subject",
+        "u-1",
+        "--app",
+        "acme",
+        "--company",
+        COMPANY,
+        "--role",
+        "CompanyAdministrator",
+    ]);
+    let producer = token(&[
+        "--type",
+        "app",
+        "--subject",
+        "core",
+        "--app",
+        "core",
+        "--scope",
+        "maestro.events.publish",
+    ]);
+
+    let (mut server, base, _log) = start_server_with(dir.path(), &env);
+    let client = http_client();
+    let subscribed = client
+        .post(format!("{base}/api/company/v1.0/subscribe?type=itinerary"))
+        .header("Authorization", format!("OAuth {admin}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(subscribed.status(), 200);
+    let published = client
+        .post(format!("{base}/internal/v1/company-events"))
+        .bearer_auth(&producer)
+        .json(&serde_json::json!({
+            "type": "itinerary", "eventType": "UPDATE", "companyId": COMPANY,
+            "userLogin": "cm@example.com", "tripId": "T-1", "occurredAt": "2026-11-24T08:00:00Z"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(published.status(), 202);
+    let first = receiver.wait_for(1).await;
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    let (server, _base, _log) = start_server_with(dir.path(), &env);
+    let both = receiver.wait_for(2).await;
+    assert_eq!(both[1].webhook_id(), first[0].webhook_id());
+    assert_eq!(both[1].body, first[0].body);
+    stop_gracefully(server);
+
+    let listed = maestro(dir.path(), &["delivery", "list", "--status", "delivered"]);
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    assert!(listed.starts_with(first[0].webhook_id()), "{listed}");
+    let shown = maestro(dir.path(), &["delivery", "show", first[0].webhook_id()]);
+    let shown = String::from_utf8(shown.stdout).unwrap();
+    assert!(shown.contains("\tdelivered\t"), "{shown}");
 }

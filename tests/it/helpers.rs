@@ -23,6 +23,12 @@ pub const OTHER_COMPANY: &str = "0f6a1d53-3c2a-4b8e-9f3e-2a8c6d1e7b40";
 pub const GROUNDSPAN: &str = "groundspan";
 pub const WRITE: &str = "maestro.alerts.writeonly";
 
+/// reqwest is built with rustls but without a crypto provider of its own (see src/tls.rs).
+pub fn http_client() -> Client {
+    maestro::tls::install_crypto_provider();
+    Client::new()
+}
+
 pub fn fixture_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
@@ -276,6 +282,9 @@ impl TestApp {
     pub async fn spawn_on(db: Arc<TestDatabase>, configure: impl FnOnce(&mut Settings)) -> TestApp {
         let mut settings = Settings::with_database("127.0.0.1:0", &db.url);
         settings.trusted_jwks = Some(fixture_path("keys/trusted_jwks.json"));
+        // Tests drive the delivery worker one pass at a time; a test that wants the running
+        // loop asks for `Role::All`.
+        settings.role = maestro::config::Role::Api;
         configure(&mut settings);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -286,7 +295,7 @@ impl TestApp {
         }));
         TestApp {
             base,
-            client: Client::new(),
+            client: http_client(),
             app,
             db,
             shutdown: Some(tx),

@@ -174,9 +174,12 @@ async fn the_openapi_document_matches_the_routes() {
     assert_eq!(
         documented,
         [
+            "GET /admin/v1/deliveries",
+            "GET /admin/v1/deliveries/{deliveryId}",
             "GET /healthz",
             "GET /oauth2/v0/jwks",
             "GET /readyz",
+            "POST /admin/v1/deliveries/{deliveryId}/replay",
             "POST /internal/v1/company-events",
             "POST /maestro/v4/alerts",
             "PUT /maestro/v4/alerts",
@@ -186,7 +189,11 @@ async fn the_openapi_document_matches_the_routes() {
     // Every documented operation is served: it answers neither 404-no-route nor 405.
     for operation in &documented {
         let (method, path) = operation.split_once(' ').unwrap();
-        let url = t.url(&path.replace("{alertId}", "alt_x"));
+        let url = t.url(
+            &path
+                .replace("{alertId}", "alt_x")
+                .replace("{deliveryId}", "msg_x"),
+        );
         let response = t
             .client
             .request(method.parse().unwrap(), url)
@@ -215,4 +222,18 @@ fn the_error_catalogue_is_documented() {
             "docs/ERRORS.md lacks the row starting {row}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_worker_only_instance_serves_probes_and_metrics_but_no_api() {
+    let t = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.role = maestro::config::Role::Worker;
+    })
+    .await;
+    for probe in ["/healthz", "/readyz", "/metrics"] {
+        let response = t.client.get(t.url(probe)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{probe}");
+    }
+    let api = t.post_alert(&t.groundspan_token(), &post_seed()).await;
+    expect_error(api, 404, "ROUTE_NOT_FOUND").await;
 }

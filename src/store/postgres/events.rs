@@ -2,7 +2,7 @@
 
 use sqlx::PgPool;
 
-use crate::store::{DeliveryRecord, NewCompanyEvent};
+use crate::store::{DeliveryRecord, NewCompanyEvent, SnapshotKey};
 
 /// The event and its deliveries commit together.
 pub(super) async fn record(
@@ -28,8 +28,9 @@ pub(super) async fn record(
     // A delivery id is `msg_` and 32 random hex digits, as on SQLite.
     sqlx::query(
         "INSERT INTO deliveries (id, event_id, partner_id, status, attempts, next_attempt_at, \
-         created_at) SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), $1, partner_id, \
-         'pending', 0, $2, $2 FROM subscriptions WHERE company_id = $3 AND object_type = $4",
+         created_at, updated_at) SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), $1, \
+         partner_id, 'pending', 0, $2, $2, $2 FROM subscriptions WHERE company_id = $3 \
+         AND object_type = $4",
     )
     .bind(&event.id)
     .bind(event.received_at)
@@ -73,4 +74,31 @@ async fn of_event_in(
             },
         )
         .collect())
+}
+
+/// The latest snapshot sent for a trip or a profile of the company.
+pub(super) async fn snapshot(
+    pool: &PgPool,
+    company_id: &str,
+    key: &SnapshotKey,
+) -> Result<Option<String>, sqlx::Error> {
+    let (sql, value) = match key {
+        SnapshotKey::Trip(trip_id) => (
+            "SELECT object FROM company_events WHERE company_id = $1 AND trip_id = $2 \
+             AND object_type = 'itinerary' AND object IS NOT NULL \
+             ORDER BY received_at DESC, id DESC LIMIT 1",
+            trip_id,
+        ),
+        SnapshotKey::Profile { user_login } => (
+            "SELECT object FROM company_events WHERE company_id = $1 AND user_login = $2 \
+             AND object_type = 'profile' AND object IS NOT NULL \
+             ORDER BY received_at DESC, id DESC LIMIT 1",
+            user_login,
+        ),
+    };
+    sqlx::query_scalar(sql)
+        .bind(company_id)
+        .bind(value)
+        .fetch_optional(pool)
+        .await
 }

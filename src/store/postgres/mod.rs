@@ -9,6 +9,7 @@
 
 mod alerts;
 mod catalog;
+mod deliveries;
 mod events;
 mod subscriptions;
 
@@ -24,7 +25,10 @@ use super::{
     AlertChange, AlertOwner, AlertRecord, AlertTarget, CreateOutcome, ImportReport, NewAlert,
     OutboxEvent, PartnerImport, PartnerRecord, RevisionRecord, SigningKeyRecord, Store, StoreError,
     StoreResult, Subscription, TemplateRecord, UpdateOutcome, migrations,
-    types::{DeliveryRecord, NewCompanyEvent},
+    types::{
+        AttemptRecord, ClaimedDelivery, DeliveryFilter, DeliveryNext, DeliveryRecord,
+        DeliverySummary, NewCompanyEvent, ReplayOutcome, SnapshotKey,
+    },
 };
 use crate::config::DatabaseArgs;
 
@@ -40,6 +44,7 @@ const MIGRATIONS: &[migrations::EmbeddedMigration] = &[
         "company events",
         include_str!("migrations/0003_company_events.sql"),
     ),
+    (4, "delivery", include_str!("migrations/0004_delivery.sql")),
 ];
 
 pub struct PostgresStore {
@@ -187,5 +192,76 @@ impl Store for PostgresStore {
 
     async fn deliveries_of(&self, event_id: &str) -> StoreResult<Vec<DeliveryRecord>> {
         self.timed(events::of_event(&self.pool, event_id)).await
+    }
+
+    async fn snapshot(&self, company_id: &str, key: &SnapshotKey) -> StoreResult<Option<String>> {
+        self.timed(events::snapshot(&self.pool, company_id, key))
+            .await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        claimant: &str,
+        now: time::OffsetDateTime,
+        lease_until: time::OffsetDateTime,
+        limit: i64,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        self.timed(deliveries::claim(
+            &self.pool,
+            claimant,
+            now,
+            lease_until,
+            limit,
+        ))
+        .await
+    }
+
+    async fn finish_attempt(
+        &self,
+        claimant: &str,
+        delivery_id: &str,
+        attempt: &AttemptRecord,
+        next: DeliveryNext,
+    ) -> StoreResult<bool> {
+        self.timed(deliveries::finish(
+            &self.pool,
+            claimant,
+            delivery_id,
+            attempt,
+            next,
+        ))
+        .await
+    }
+
+    async fn release_claims(&self) -> StoreResult<u64> {
+        self.timed(deliveries::release_claims(&self.pool)).await
+    }
+
+    async fn next_delivery_due(&self) -> StoreResult<Option<time::OffsetDateTime>> {
+        self.timed(deliveries::next_due(&self.pool)).await
+    }
+
+    async fn deliveries(&self, filter: &DeliveryFilter) -> StoreResult<Vec<DeliverySummary>> {
+        self.timed(deliveries::list(&self.pool, filter)).await
+    }
+
+    async fn delivery(
+        &self,
+        delivery_id: &str,
+    ) -> StoreResult<Option<(DeliverySummary, Vec<AttemptRecord>)>> {
+        self.timed(deliveries::find(&self.pool, delivery_id)).await
+    }
+
+    async fn replay_delivery(
+        &self,
+        delivery_id: &str,
+        now: time::OffsetDateTime,
+    ) -> StoreResult<ReplayOutcome> {
+        self.timed(deliveries::replay(&self.pool, delivery_id, now))
+            .await
+    }
+
+    fn shared_by_instances(&self) -> bool {
+        true
     }
 }

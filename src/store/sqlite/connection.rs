@@ -9,6 +9,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_subscriptions.sql"),
     include_str!("migrations/0003_company_events.sql"),
+    include_str!("migrations/0004_delivery.sql"),
 ];
 
 /// Statements kept prepared per connection (the multi-row inserts come in a few shapes).

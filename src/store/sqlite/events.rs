@@ -1,9 +1,9 @@
 //! Company events and the deliveries they owe.
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
-use super::rows::ts;
-use crate::store::{DeliveryRecord, NewCompanyEvent};
+use super::rows::{millis, ts};
+use crate::store::{DeliveryRecord, NewCompanyEvent, SnapshotKey};
 
 /// Runs inside the writer's transaction: the event and its deliveries commit together.
 pub(super) fn record(
@@ -28,10 +28,16 @@ pub(super) fn record(
     )?;
     // A delivery id is `msg_` and 32 random hex digits, as on PostgreSQL.
     db.execute(
-        "INSERT INTO deliveries (id, event_id, partner_id, status, attempts, next_attempt_at, \
-         created_at) SELECT 'msg_' || lower(hex(randomblob(16))), ?1, partner_id, 'pending', 0, \
-         ?2, ?2 FROM subscriptions WHERE company_id = ?3 AND object_type = ?4",
-        params![event.id, received_at, event.company_id, event.object_type],
+        "INSERT INTO deliveries (id, event_id, partner_id, status, attempts, next_attempt_ms, \
+         created_at, updated_at) SELECT 'msg_' || lower(hex(randomblob(16))), ?1, partner_id, \
+         'pending', 0, ?2, ?3, ?3 FROM subscriptions WHERE company_id = ?4 AND object_type = ?5",
+        params![
+            event.id,
+            millis(event.received_at),
+            received_at,
+            event.company_id,
+            event.object_type
+        ],
     )?;
     of_event(db, &event.id)
 }
@@ -51,4 +57,29 @@ pub(super) fn of_event(db: &Connection, event_id: &str) -> rusqlite::Result<Vec<
         })
     })?
     .collect()
+}
+
+/// The latest snapshot sent for a trip or a profile of the company.
+pub(super) fn snapshot(
+    db: &Connection,
+    company_id: &str,
+    key: &SnapshotKey,
+) -> rusqlite::Result<Option<String>> {
+    let (sql, value) = match key {
+        SnapshotKey::Trip(trip_id) => (
+            "SELECT object FROM company_events WHERE company_id = ?1 AND trip_id = ?2 \
+             AND object_type = 'itinerary' AND object IS NOT NULL \
+             ORDER BY rowid DESC LIMIT 1",
+            trip_id,
+        ),
+        SnapshotKey::Profile { user_login } => (
+            "SELECT object FROM company_events WHERE company_id = ?1 AND user_login = ?2 \
+             AND object_type = 'profile' AND object IS NOT NULL \
+             ORDER BY rowid DESC LIMIT 1",
+            user_login,
+        ),
+    };
+    db.prepare_cached(sql)?
+        .query_row(params![company_id, value], |row| row.get(0))
+        .optional()
 }

@@ -19,6 +19,7 @@ mod alerts;
 mod catalog;
 mod checkpointer;
 mod connection;
+mod deliveries;
 mod events;
 mod read_pool;
 mod rows;
@@ -34,7 +35,10 @@ use super::{
     AlertChange, AlertOwner, AlertRecord, AlertTarget, CreateOutcome, ImportReport, NewAlert,
     OutboxEvent, PartnerImport, PartnerRecord, RevisionRecord, SigningKeyRecord, Store, StoreError,
     StoreResult, Subscription, TemplateRecord, UpdateOutcome,
-    types::{DeliveryRecord, NewCompanyEvent},
+    types::{
+        AttemptRecord, ClaimedDelivery, DeliveryFilter, DeliveryNext, DeliveryRecord,
+        DeliverySummary, NewCompanyEvent, ReplayOutcome, SnapshotKey,
+    },
 };
 
 const READ_CONNECTIONS: usize = 4;
@@ -204,5 +208,81 @@ impl Store for SqliteStore {
         self.readers
             .read(move |db| events::of_event(db, &event_id))
             .await
+    }
+
+    async fn snapshot(&self, company_id: &str, key: &SnapshotKey) -> StoreResult<Option<String>> {
+        let (company_id, key) = (company_id.to_owned(), key.clone());
+        self.readers
+            .read(move |db| events::snapshot(db, &company_id, &key))
+            .await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        claimant: &str,
+        now: time::OffsetDateTime,
+        lease_until: time::OffsetDateTime,
+        limit: i64,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        let claimant = claimant.to_owned();
+        self.writer
+            .exclusive(move |tx| deliveries::claim(tx, &claimant, now, lease_until, limit))
+            .await
+    }
+
+    async fn finish_attempt(
+        &self,
+        claimant: &str,
+        delivery_id: &str,
+        attempt: &AttemptRecord,
+        next: DeliveryNext,
+    ) -> StoreResult<bool> {
+        let (claimant, delivery_id, attempt) =
+            (claimant.to_owned(), delivery_id.to_owned(), attempt.clone());
+        self.writer
+            .exclusive(move |tx| deliveries::finish(tx, &claimant, &delivery_id, &attempt, next))
+            .await
+    }
+
+    async fn release_claims(&self) -> StoreResult<u64> {
+        self.writer
+            .exclusive(|tx| deliveries::release_claims(tx))
+            .await
+    }
+
+    async fn next_delivery_due(&self) -> StoreResult<Option<time::OffsetDateTime>> {
+        self.readers.read(deliveries::next_due).await
+    }
+
+    async fn deliveries(&self, filter: &DeliveryFilter) -> StoreResult<Vec<DeliverySummary>> {
+        let filter = filter.clone();
+        self.readers
+            .read(move |db| deliveries::list(db, &filter))
+            .await
+    }
+
+    async fn delivery(
+        &self,
+        delivery_id: &str,
+    ) -> StoreResult<Option<(DeliverySummary, Vec<AttemptRecord>)>> {
+        let delivery_id = delivery_id.to_owned();
+        self.readers
+            .read(move |db| deliveries::find(db, &delivery_id))
+            .await
+    }
+
+    async fn replay_delivery(
+        &self,
+        delivery_id: &str,
+        now: time::OffsetDateTime,
+    ) -> StoreResult<ReplayOutcome> {
+        let delivery_id = delivery_id.to_owned();
+        self.writer
+            .exclusive(move |tx| deliveries::replay(tx, &delivery_id, now))
+            .await
+    }
+
+    fn shared_by_instances(&self) -> bool {
+        false
     }
 }

@@ -1,0 +1,355 @@
+//! The delivery worker: claims due deliveries, POSTs each notification to its partner, and
+//! records what happened.
+//!
+//! At least once: a delivery is pending in the database until an attempt ends it, and a claim
+//! is a lease, so work held by a process that died is taken up again (on SQLite at the next
+//! start, on PostgreSQL by any instance once the lease lapses). A retry keeps the delivery's id,
+//! which is the `webhook-id` partners deduplicate by.
+//!
+//! `run_once(now)` is one pass — claim what is due at `now`, send it all, record it — and is
+//! what the tests drive, with a `now` of their choosing, instead of waiting for a timer.
+//! `run` repeats passes until shutdown, finishing the pass in flight before it returns.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use time::OffsetDateTime;
+use tokio::{
+    sync::{Notify, watch},
+    task::JoinSet,
+};
+use url::Url;
+
+use super::{
+    document,
+    egress::{self, EgressPolicy},
+    retry::{RetrySchedule, Verdict, next_delay, parse_retry_after},
+    signature,
+};
+use crate::{
+    store::{AttemptRecord, ClaimedDelivery, DeliveryNext, DynStore},
+    telemetry::Metrics,
+};
+
+/// The start of a partner's answer kept with an attempt.
+const RESPONSE_EXCERPT_BYTES: usize = 1024;
+
+#[derive(Clone, Debug)]
+pub struct DeliveryConfig {
+    pub schedule: RetrySchedule,
+    pub request_timeout: Duration,
+    /// How long a claim holds: longer than a request may take, so a live worker keeps it.
+    pub lease: Duration,
+    /// Deliveries sent at once by one worker.
+    pub concurrency: usize,
+    /// How often an idle worker looks for work that another instance recorded.
+    pub poll_interval: Duration,
+    pub public_url: String,
+    pub policy: Arc<EgressPolicy>,
+}
+
+pub struct DeliveryWorker {
+    store: DynStore,
+    client: reqwest::Client,
+    config: DeliveryConfig,
+    metrics: Arc<Metrics>,
+    /// Names this worker's claims.
+    claimant: String,
+    wake: Notify,
+}
+
+/// What one pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pass {
+    pub attempted: usize,
+    pub delivered: usize,
+}
+
+/// How a request ended, before the verdict.
+enum Sent {
+    Answered {
+        status: u16,
+        retry_after: Option<Duration>,
+        excerpt: String,
+    },
+    /// No answer: timeout or connection trouble, worth retrying.
+    Unreachable(String),
+    /// Can never work as configured: no or unusable URL or secret, refused address.
+    Impossible(String),
+}
+
+impl DeliveryWorker {
+    pub fn new(
+        store: DynStore,
+        config: DeliveryConfig,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Arc<Self>> {
+        let client = egress::client(config.policy.clone(), config.request_timeout)?;
+        Ok(Arc::new(DeliveryWorker {
+            store,
+            client,
+            config,
+            metrics,
+            claimant: format!("worker-{}", uuid::Uuid::new_v4().simple()),
+            wake: Notify::new(),
+        }))
+    }
+
+    /// Tells an idle worker that new deliveries were recorded.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// One pass at `now`: claims what is due, delivers it concurrently, records every attempt.
+    pub async fn run_once(self: &Arc<Self>, now: OffsetDateTime) -> anyhow::Result<Pass> {
+        let lease_until = now + self.config.lease;
+        let claimed = self
+            .store
+            .claim_deliveries(
+                &self.claimant,
+                now,
+                lease_until,
+                self.config.concurrency.max(1) as i64,
+            )
+            .await?;
+        let mut sends = JoinSet::new();
+        for delivery in claimed {
+            let worker = self.clone();
+            sends.spawn(async move { worker.attempt(delivery, now).await });
+        }
+        let mut pass = Pass::default();
+        while let Some(done) = sends.join_next().await {
+            pass.attempted += 1;
+            match done {
+                Ok(Ok(next)) => pass.delivered += usize::from(next == DeliveryNext::Delivered),
+                Ok(Err(err)) => {
+                    tracing::error!(error = format!("{err:#}"), "could not record an attempt")
+                }
+                Err(err) => tracing::error!(error = %err, "a delivery task failed"),
+            }
+        }
+        Ok(pass)
+    }
+
+    /// Passes until `stop` turns true; the pass in flight finishes first (graceful drain).
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        if !self.store.shared_by_instances() {
+            // The only claimant: claims left by a previous run are void.
+            match self.store.release_claims().await {
+                Ok(0) => {}
+                Ok(released) => {
+                    tracing::info!(released, "took back deliveries claimed before a restart")
+                }
+                Err(err) => tracing::error!(error = %err, "could not release earlier claims"),
+            }
+        }
+        while !*stop.borrow() {
+            let pause = match self.run_once(OffsetDateTime::now_utc()).await {
+                Ok(pass) if pass.attempted >= self.config.concurrency.max(1) => continue,
+                Ok(_) => self.idle_pause().await,
+                Err(err) => {
+                    tracing::error!(error = format!("{err:#}"), "delivery pass failed");
+                    self.config.poll_interval
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = self.wake.notified() => {}
+                _ = stop.changed() => {}
+            }
+        }
+        tracing::info!("delivery worker stopped");
+    }
+
+    /// Until the next delivery falls due, at most one poll interval.
+    async fn idle_pause(&self) -> Duration {
+        let poll = self.config.poll_interval;
+        match self.store.next_delivery_due().await {
+            Ok(Some(due)) => {
+                let wait = due - OffsetDateTime::now_utc();
+                Duration::try_from(wait).unwrap_or_default().min(poll)
+            }
+            _ => poll,
+        }
+    }
+
+    /// Sends one delivery and records the attempt; returns what became of the delivery.
+    async fn attempt(
+        &self,
+        delivery: ClaimedDelivery,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<DeliveryNext> {
+        let number = delivery.attempts + 1;
+        let clock = Instant::now();
+        let sent = self.send(&delivery).await;
+        let elapsed = clock.elapsed();
+        let (verdict, status_code, error, excerpt, retry_after) = match sent {
+            Sent::Answered {
+                status,
+                retry_after,
+                excerpt,
+            } => {
+                let verdict = Verdict::of_status(status);
+                let error = (verdict != Verdict::Delivered)
+                    .then(|| format!("the partner answered HTTP {status}"));
+                (
+                    verdict,
+                    Some(i64::from(status)),
+                    error,
+                    Some(excerpt),
+                    retry_after,
+                )
+            }
+            Sent::Unreachable(why) => (Verdict::Retry, None, Some(why), None, None),
+            Sent::Impossible(why) => (Verdict::Failed, None, Some(why), None, None),
+        };
+        let (next, outcome, error) = match verdict {
+            Verdict::Delivered => (DeliveryNext::Delivered, verdict, error),
+            Verdict::Failed => (DeliveryNext::Failed, verdict, error),
+            Verdict::Gone => (DeliveryNext::Gone, verdict, error),
+            Verdict::Retry => {
+                let failed = number - delivery.replayed_after;
+                let delay = next_delay(
+                    &self.config.schedule,
+                    failed,
+                    retry_after,
+                    &mut rand::thread_rng(),
+                );
+                match delay {
+                    Some(delay) => (DeliveryNext::RetryAt(now + delay), verdict, error),
+                    None => (
+                        DeliveryNext::Failed,
+                        Verdict::Failed,
+                        error.map(|e| format!("{e}; no retries left")),
+                    ),
+                }
+            }
+        };
+        self.metrics.delivery_attempted(outcome.as_str(), elapsed);
+        tracing::info!(
+            delivery = %delivery.id,
+            partner = %delivery.partner_id,
+            attempt = number,
+            outcome = outcome.as_str(),
+            status = status_code,
+            latency_ms = elapsed.as_millis() as u64,
+            "delivery attempt"
+        );
+        let record = AttemptRecord {
+            attempt: number,
+            started_at: now,
+            duration_ms: elapsed.as_millis().min(i64::MAX as u128) as i64,
+            status_code,
+            error,
+            response_body: excerpt.filter(|text| !text.is_empty()),
+            outcome: outcome.as_str().to_owned(),
+        };
+        let kept = self
+            .store
+            .finish_attempt(&self.claimant, &delivery.id, &record, next)
+            .await?;
+        if !kept {
+            tracing::warn!(delivery = %delivery.id, "the claim lapsed during the attempt; its new holder decides");
+        }
+        Ok(next)
+    }
+
+    async fn send(&self, delivery: &ClaimedDelivery) -> Sent {
+        let Some(url) = delivery.postback_url.as_deref() else {
+            return Sent::Impossible("the partner has no postback URL".to_owned());
+        };
+        let Ok(url) = Url::parse(url) else {
+            return Sent::Impossible("the partner's postback URL does not parse".to_owned());
+        };
+        if let Some(refused) = self.refused_literal(&url) {
+            return Sent::Impossible(refused.to_string());
+        }
+        let target = document::postback_target(&url, &delivery.partner_id, &delivery.event);
+        let body = document::notification(&self.config.public_url, &delivery.event);
+        let timestamp = OffsetDateTime::now_utc().unix_timestamp();
+        let signed = match signature::sign(
+            &delivery.postback_secret,
+            &delivery.id,
+            timestamp,
+            body.as_bytes(),
+        ) {
+            Ok(signed) => signed,
+            Err(err) => return Sent::Impossible(err.to_string()),
+        };
+        let request = self
+            .client
+            .post(target)
+            .header(reqwest::header::CONTENT_TYPE, "application/xml")
+            .header("webhook-id", signed.id)
+            .header("webhook-timestamp", signed.timestamp)
+            .header("webhook-signature", signed.signature)
+            .body(body);
+        match request.send().await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let retry_after = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(|value| parse_retry_after(value, timestamp));
+                Sent::Answered {
+                    status,
+                    retry_after,
+                    excerpt: excerpt(response).await,
+                }
+            }
+            Err(err) => match egress::refusal(&err) {
+                Some(refused) => Sent::Impossible(refused.to_string()),
+                None if err.is_timeout() => Sent::Unreachable(format!(
+                    "no answer within {:?}",
+                    self.config.request_timeout
+                )),
+                None => Sent::Unreachable(describe(&err)),
+            },
+        }
+    }
+
+    /// A URL naming an IP address directly is checked here: no resolver sees it.
+    fn refused_literal(&self, url: &Url) -> Option<egress::Refused> {
+        let address: std::net::IpAddr = match url.host()? {
+            url::Host::Ipv4(v4) => v4.into(),
+            url::Host::Ipv6(v6) => v6.into(),
+            url::Host::Domain(_) => return None,
+        };
+        self.config
+            .policy
+            .check(&address.to_string(), address)
+            .err()
+    }
+}
+
+/// The start of the answer, without reading a large body to its end.
+async fn excerpt(mut response: reqwest::Response) -> String {
+    let mut kept = Vec::new();
+    while kept.len() < RESPONSE_EXCERPT_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => kept.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    kept.truncate(RESPONSE_EXCERPT_BYTES);
+    String::from_utf8_lossy(&kept).into_owned()
+}
+
+/// A transport error in a line, its causes included (reqwest's own text is terse).
+fn describe(err: &reqwest::Error) -> String {
+    let mut text = if err.is_connect() {
+        "could not connect".to_owned()
+    } else {
+        "the request failed".to_owned()
+    };
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,251 @@
+//! Deliveries to postback URLs, shared by the workers of every instance.
+//!
+//! A claim is `FOR UPDATE SKIP LOCKED` plus a lease: two workers never take the same row at once,
+//! and a row claimed by an instance that died becomes due again when its lease lapses. The lease
+//! outlasts the request timeout, and finishing an attempt is fenced on the claimant, so a worker
+//! that lost its lease cannot overwrite its successor's outcome.
+
+use sqlx::{PgPool, Row, postgres::PgRow};
+use time::OffsetDateTime;
+
+use crate::store::{
+    AttemptRecord, ClaimedDelivery, CompanyEventRecord, DELIVERY_DELIVERED, DELIVERY_FAILED,
+    DELIVERY_PENDING, DeliveryFilter, DeliveryNext, DeliverySummary, ReplayOutcome,
+};
+
+pub(super) async fn claim(
+    pool: &PgPool,
+    claimant: &str,
+    now: OffsetDateTime,
+    lease_until: OffsetDateTime,
+    limit: i64,
+) -> Result<Vec<ClaimedDelivery>, sqlx::Error> {
+    let rows = sqlx::query(
+        "WITH due AS (\
+           SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $3 \
+           AND (lease_until IS NULL OR lease_until <= $3) \
+           ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED), \
+         claimed AS (\
+           UPDATE deliveries d SET lease_owner = $1, lease_until = $2 FROM due \
+           WHERE d.id = due.id \
+           RETURNING d.id, d.attempts, d.replayed_after, d.partner_id, d.event_id) \
+         SELECT c.id, c.attempts, c.replayed_after, c.partner_id, p.postback_url, \
+           p.postback_secret, e.id AS event_id, e.object_type, e.event_type, e.company_id, \
+           e.user_login, e.trip_id, e.occurred_at \
+         FROM claimed c JOIN company_events e ON e.id = c.event_id \
+         JOIN partners p ON p.id = c.partner_id",
+    )
+    .bind(claimant)
+    .bind(lease_until)
+    .bind(now)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(ClaimedDelivery {
+                id: row.try_get("id")?,
+                attempts: row.try_get("attempts")?,
+                replayed_after: row.try_get("replayed_after")?,
+                partner_id: row.try_get("partner_id")?,
+                postback_url: row.try_get("postback_url")?,
+                postback_secret: row.try_get("postback_secret")?,
+                event: CompanyEventRecord {
+                    id: row.try_get("event_id")?,
+                    object_type: row.try_get("object_type")?,
+                    event_type: row.try_get("event_type")?,
+                    company_id: row.try_get("company_id")?,
+                    user_login: row.try_get("user_login")?,
+                    trip_id: row.try_get("trip_id")?,
+                    occurred_at: row.try_get("occurred_at")?,
+                },
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn finish(
+    pool: &PgPool,
+    claimant: &str,
+    delivery_id: &str,
+    attempt: &AttemptRecord,
+    next: DeliveryNext,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, \
+         status_code, error, response_body, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(delivery_id)
+    .bind(attempt.attempt)
+    .bind(attempt.started_at)
+    .bind(attempt.duration_ms)
+    .bind(attempt.status_code.map(|code| code as i32))
+    .bind(&attempt.error)
+    .bind(&attempt.response_body)
+    .bind(&attempt.outcome)
+    .execute(&mut *tx)
+    .await?;
+    let (status, next_at) = match next {
+        DeliveryNext::Delivered => (DELIVERY_DELIVERED, None),
+        DeliveryNext::RetryAt(at) => (DELIVERY_PENDING, Some(at)),
+        DeliveryNext::Failed | DeliveryNext::Gone => (DELIVERY_FAILED, None),
+    };
+    let applied = sqlx::query(
+        "UPDATE deliveries SET status = $1, attempts = greatest(attempts, $2), \
+         next_attempt_at = coalesce($3, next_attempt_at), lease_owner = NULL, \
+         lease_until = NULL, last_status = $4, last_error = $5, updated_at = $6 \
+         WHERE id = $7 AND lease_owner = $8",
+    )
+    .bind(status)
+    .bind(attempt.attempt)
+    .bind(next_at)
+    .bind(attempt.status_code.map(|code| code as i32))
+    .bind(&attempt.error)
+    .bind(attempt.started_at)
+    .bind(delivery_id)
+    .bind(claimant)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if applied && next == DeliveryNext::Gone {
+        sqlx::query(
+            "DELETE FROM subscriptions s USING deliveries d, company_events e \
+             WHERE d.id = $1 AND e.id = d.event_id AND s.partner_id = d.partner_id \
+             AND s.company_id = e.company_id AND s.object_type = e.object_type",
+        )
+        .bind(delivery_id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(applied)
+}
+
+pub(super) async fn release_claims(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL \
+         WHERE lease_owner IS NOT NULL",
+    )
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
+pub(super) async fn next_due(pool: &PgPool) -> Result<Option<OffsetDateTime>, sqlx::Error> {
+    // A claimed delivery is due again when its lease lapses.
+    sqlx::query_scalar(
+        "SELECT min(greatest(next_attempt_at, lease_until)) FROM deliveries \
+         WHERE status = 'pending'",
+    )
+    .fetch_one(pool)
+    .await
+}
+
+const SUMMARY: &str = "SELECT d.id, d.event_id, d.partner_id, e.company_id, e.object_type, \
+     e.event_type, d.status, d.attempts, d.next_attempt_at, d.last_status, d.last_error, \
+     d.created_at, d.updated_at FROM deliveries d JOIN company_events e ON e.id = d.event_id";
+
+fn summary(row: &PgRow) -> Result<DeliverySummary, sqlx::Error> {
+    let status: String = row.try_get("status")?;
+    let next_attempt_at: OffsetDateTime = row.try_get("next_attempt_at")?;
+    Ok(DeliverySummary {
+        id: row.try_get("id")?,
+        event_id: row.try_get("event_id")?,
+        partner_id: row.try_get("partner_id")?,
+        company_id: row.try_get("company_id")?,
+        object_type: row.try_get("object_type")?,
+        event_type: row.try_get("event_type")?,
+        next_attempt_at: (status == DELIVERY_PENDING).then_some(next_attempt_at),
+        status,
+        attempts: row.try_get("attempts")?,
+        last_status: row.try_get::<Option<i32>, _>("last_status")?.map(i64::from),
+        last_error: row.try_get("last_error")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+pub(super) async fn list(
+    pool: &PgPool,
+    filter: &DeliveryFilter,
+) -> Result<Vec<DeliverySummary>, sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "{SUMMARY} WHERE ($1::text IS NULL OR d.status = $1) \
+         AND ($2::text IS NULL OR d.partner_id = $2) ORDER BY d.created_at DESC, d.id DESC \
+         LIMIT $3"
+    ))
+    .bind(&filter.status)
+    .bind(&filter.partner_id)
+    .bind(filter.limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(summary).collect()
+}
+
+pub(super) async fn find(
+    pool: &PgPool,
+    delivery_id: &str,
+) -> Result<Option<(DeliverySummary, Vec<AttemptRecord>)>, sqlx::Error> {
+    let Some(row) = sqlx::query(&format!("{SUMMARY} WHERE d.id = $1"))
+        .bind(delivery_id)
+        .fetch_optional(pool)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let delivery = summary(&row)?;
+    let attempts = sqlx::query(
+        "SELECT attempt, started_at, duration_ms, status_code, error, response_body, outcome \
+         FROM delivery_attempts WHERE delivery_id = $1 ORDER BY id",
+    )
+    .bind(delivery_id)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|row| {
+        Ok(AttemptRecord {
+            attempt: row.try_get("attempt")?,
+            started_at: row.try_get("started_at")?,
+            duration_ms: row.try_get("duration_ms")?,
+            status_code: row.try_get::<Option<i32>, _>("status_code")?.map(i64::from),
+            error: row.try_get("error")?,
+            response_body: row.try_get("response_body")?,
+            outcome: row.try_get("outcome")?,
+        })
+    })
+    .collect::<Result<_, sqlx::Error>>()?;
+    Ok(Some((delivery, attempts)))
+}
+
+pub(super) async fn replay(
+    pool: &PgPool,
+    delivery_id: &str,
+    now: OffsetDateTime,
+) -> Result<ReplayOutcome, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let status: Option<String> =
+        sqlx::query_scalar("SELECT status FROM deliveries WHERE id = $1 FOR UPDATE")
+            .bind(delivery_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let outcome = match status.as_deref() {
+        None => ReplayOutcome::NotFound,
+        Some(DELIVERY_PENDING) => ReplayOutcome::StillPending,
+        Some(_) => {
+            sqlx::query(
+                "UPDATE deliveries SET status = 'pending', next_attempt_at = $1, \
+                 replayed_after = attempts, lease_owner = NULL, lease_until = NULL, \
+                 updated_at = $1 WHERE id = $2",
+            )
+            .bind(now)
+            .bind(delivery_id)
+            .execute(&mut *tx)
+            .await?;
+            ReplayOutcome::Replayed
+        }
+    };
+    tx.commit().await?;
+    Ok(outcome)
+}

@@ -1,0 +1,240 @@
+//! Deliveries to postback URLs: claims, attempts, the admin's view, replays.
+//!
+//! Every write runs on the writer thread, so a claim here is atomic without row locks; the lease
+//! columns still matter when a previous process died holding a claim.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use time::OffsetDateTime;
+
+use super::rows::{from_millis, millis, parse_ts, ts};
+use crate::store::{
+    AttemptRecord, ClaimedDelivery, CompanyEventRecord, DELIVERY_DELIVERED, DELIVERY_FAILED,
+    DELIVERY_PENDING, DeliveryFilter, DeliveryNext, DeliverySummary, ReplayOutcome,
+};
+
+pub(super) fn claim(
+    db: &Connection,
+    claimant: &str,
+    now: OffsetDateTime,
+    lease_until: OffsetDateTime,
+    limit: i64,
+) -> rusqlite::Result<Vec<ClaimedDelivery>> {
+    let ids: Vec<String> = db
+        .prepare_cached(
+            "UPDATE deliveries SET lease_owner = ?1, lease_until_ms = ?2 WHERE id IN (\
+             SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_ms <= ?3 \
+             AND (lease_until_ms IS NULL OR lease_until_ms <= ?3) \
+             ORDER BY next_attempt_ms LIMIT ?4) RETURNING id",
+        )?
+        .query_map(
+            params![claimant, millis(lease_until), millis(now), limit],
+            |row| row.get(0),
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut statement = db.prepare_cached(
+        "SELECT d.id, d.attempts, d.replayed_after, d.partner_id, p.postback_url, \
+         p.postback_secret, e.id, e.object_type, e.event_type, e.company_id, e.user_login, \
+         e.trip_id, e.occurred_at \
+         FROM deliveries d JOIN company_events e ON e.id = d.event_id \
+         JOIN partners p ON p.id = d.partner_id WHERE d.id = ?1",
+    )?;
+    ids.iter()
+        .map(|id| {
+            statement.query_row([id], |row| {
+                Ok(ClaimedDelivery {
+                    id: row.get(0)?,
+                    attempts: row.get(1)?,
+                    replayed_after: row.get(2)?,
+                    partner_id: row.get(3)?,
+                    postback_url: row.get(4)?,
+                    postback_secret: row.get(5)?,
+                    event: CompanyEventRecord {
+                        id: row.get(6)?,
+                        object_type: row.get(7)?,
+                        event_type: row.get(8)?,
+                        company_id: row.get(9)?,
+                        user_login: row.get(10)?,
+                        trip_id: row.get(11)?,
+                        occurred_at: parse_ts(&row.get::<_, String>(12)?)?,
+                    },
+                })
+            })
+        })
+        .collect()
+}
+
+pub(super) fn finish(
+    db: &Connection,
+    claimant: &str,
+    delivery_id: &str,
+    attempt: &AttemptRecord,
+    next: DeliveryNext,
+) -> rusqlite::Result<bool> {
+    db.prepare_cached(
+        "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, \
+         status_code, error, response_body, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        delivery_id,
+        attempt.attempt,
+        ts(attempt.started_at),
+        attempt.duration_ms,
+        attempt.status_code,
+        attempt.error,
+        attempt.response_body,
+        attempt.outcome,
+    ])?;
+    let (status, next_ms) = match next {
+        DeliveryNext::Delivered => (DELIVERY_DELIVERED, None),
+        DeliveryNext::RetryAt(at) => (DELIVERY_PENDING, Some(millis(at))),
+        DeliveryNext::Failed | DeliveryNext::Gone => (DELIVERY_FAILED, None),
+    };
+    let applied =
+        db.prepare_cached(
+            "UPDATE deliveries SET status = ?1, attempts = max(attempts, ?2), \
+             next_attempt_ms = coalesce(?3, next_attempt_ms), lease_owner = NULL, \
+             lease_until_ms = NULL, last_status = ?4, last_error = ?5, updated_at = ?6 \
+             WHERE id = ?7 AND lease_owner = ?8",
+        )?
+        .execute(params![
+            status,
+            attempt.attempt,
+            next_ms,
+            attempt.status_code,
+            attempt.error,
+            ts(attempt.started_at),
+            delivery_id,
+            claimant,
+        ])? == 1;
+    if applied && next == DeliveryNext::Gone {
+        db.prepare_cached(
+            "DELETE FROM subscriptions WHERE (partner_id, company_id, object_type) = \
+             (SELECT d.partner_id, e.company_id, e.object_type FROM deliveries d \
+              JOIN company_events e ON e.id = d.event_id WHERE d.id = ?1)",
+        )?
+        .execute([delivery_id])?;
+    }
+    Ok(applied)
+}
+
+pub(super) fn release_claims(db: &Connection) -> rusqlite::Result<u64> {
+    let released = db.execute(
+        "UPDATE deliveries SET lease_owner = NULL, lease_until_ms = NULL \
+         WHERE lease_owner IS NOT NULL",
+        [],
+    )?;
+    Ok(released as u64)
+}
+
+pub(super) fn next_due(db: &Connection) -> rusqlite::Result<Option<OffsetDateTime>> {
+    // A claimed delivery is due again when its lease lapses.
+    let ms: Option<i64> = db
+        .prepare_cached(
+            "SELECT min(max(next_attempt_ms, coalesce(lease_until_ms, 0))) FROM deliveries \
+             WHERE status = 'pending'",
+        )?
+        .query_row([], |row| row.get(0))?;
+    ms.map(from_millis).transpose()
+}
+
+const SUMMARY: &str = "SELECT d.id, d.event_id, d.partner_id, e.company_id, e.object_type, \
+     e.event_type, d.status, d.attempts, d.next_attempt_ms, d.last_status, d.last_error, \
+     d.created_at, d.updated_at FROM deliveries d JOIN company_events e ON e.id = d.event_id";
+
+fn summary(row: &Row<'_>) -> rusqlite::Result<DeliverySummary> {
+    let status: String = row.get(6)?;
+    let pending = status == DELIVERY_PENDING;
+    Ok(DeliverySummary {
+        id: row.get(0)?,
+        event_id: row.get(1)?,
+        partner_id: row.get(2)?,
+        company_id: row.get(3)?,
+        object_type: row.get(4)?,
+        event_type: row.get(5)?,
+        status,
+        attempts: row.get(7)?,
+        next_attempt_at: if pending {
+            Some(from_millis(row.get(8)?)?)
+        } else {
+            None
+        },
+        last_status: row.get(9)?,
+        last_error: row.get(10)?,
+        created_at: parse_ts(&row.get::<_, String>(11)?)?,
+        updated_at: parse_ts(&row.get::<_, String>(12)?)?,
+    })
+}
+
+pub(super) fn list(
+    db: &Connection,
+    filter: &DeliveryFilter,
+) -> rusqlite::Result<Vec<DeliverySummary>> {
+    let sql = format!(
+        "{SUMMARY} WHERE (?1 IS NULL OR d.status = ?1) AND (?2 IS NULL OR d.partner_id = ?2) \
+         ORDER BY d.rowid DESC LIMIT ?3"
+    );
+    db.prepare_cached(&sql)?
+        .query_map(
+            params![filter.status, filter.partner_id, filter.limit],
+            summary,
+        )?
+        .collect()
+}
+
+pub(super) fn find(
+    db: &Connection,
+    delivery_id: &str,
+) -> rusqlite::Result<Option<(DeliverySummary, Vec<AttemptRecord>)>> {
+    let sql = format!("{SUMMARY} WHERE d.id = ?1");
+    let Some(delivery) = db
+        .prepare_cached(&sql)?
+        .query_row([delivery_id], summary)
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let attempts = db
+        .prepare_cached(
+            "SELECT attempt, started_at, duration_ms, status_code, error, response_body, outcome \
+             FROM delivery_attempts WHERE delivery_id = ?1 ORDER BY id",
+        )?
+        .query_map([delivery_id], |row| {
+            Ok(AttemptRecord {
+                attempt: row.get(0)?,
+                started_at: parse_ts(&row.get::<_, String>(1)?)?,
+                duration_ms: row.get(2)?,
+                status_code: row.get(3)?,
+                error: row.get(4)?,
+                response_body: row.get(5)?,
+                outcome: row.get(6)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(Some((delivery, attempts)))
+}
+
+pub(super) fn replay(
+    db: &Connection,
+    delivery_id: &str,
+    now: OffsetDateTime,
+) -> rusqlite::Result<ReplayOutcome> {
+    let status: Option<String> = db
+        .query_row(
+            "SELECT status FROM deliveries WHERE id = ?1",
+            [delivery_id],
+            |row| row.get(0),
+        )
+        .optional()?;
+    match status.as_deref() {
+        None => Ok(ReplayOutcome::NotFound),
+        Some(DELIVERY_PENDING) => Ok(ReplayOutcome::StillPending),
+        Some(_) => {
+            db.execute(
+                "UPDATE deliveries SET status = 'pending', next_attempt_ms = ?1, \
+                 replayed_after = attempts, lease_owner = NULL, lease_until_ms = NULL, updated_at = ?2 WHERE id = ?3",
+                params![millis(now), ts(now), delivery_id],
+            )?;
+            Ok(ReplayOutcome::Replayed)
+        }
+    }
+}
