@@ -138,6 +138,18 @@ async fn an_acknowledged_alert_survives_kill_9() {
     assert_logs_are_json_with_correlation_ids_and_no_token(&log.join().unwrap(), &token);
 }
 
+/// A server process that is SIGKILLed when dropped (unless taken out first).
+struct KillOnDrop(Option<Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 fn stop_gracefully(mut server: Child) {
     let status = Command::new("kill")
         .args(["-TERM", &server.id().to_string()])
@@ -356,7 +368,9 @@ async fn a_delivery_interrupted_by_kill_9_is_sent_after_restart() {
         "maestro.events.publish",
     ]);
 
-    let (mut server, base, _log) = start_server_with(dir.path(), &env);
+    let (server, base, _log) = start_server_with(dir.path(), &env);
+    // Killed however the test ends, so that a failing run leaves no server behind.
+    let server = KillOnDrop(Some(server));
     let client = http_client();
     let subscribed = client
         .post(format!("{base}/api/company/v1.0/subscribe?type=itinerary"))
@@ -377,14 +391,14 @@ async fn a_delivery_interrupted_by_kill_9_is_sent_after_restart() {
         .unwrap();
     assert_eq!(published.status(), 202);
     let first = receiver.wait_for(1).await;
-    server.kill().unwrap();
-    server.wait().unwrap();
+    drop(server); // SIGKILL in the middle of the request
 
-    let (server, _base, _log) = start_server_with(dir.path(), &env);
+    let (restarted, _base, _log) = start_server_with(dir.path(), &env);
+    let mut server = KillOnDrop(Some(restarted));
     let both = receiver.wait_for(2).await;
     assert_eq!(both[1].webhook_id(), first[0].webhook_id());
     assert_eq!(both[1].body, first[0].body);
-    stop_gracefully(server);
+    stop_gracefully(server.0.take().unwrap());
 
     let listed = maestro(dir.path(), &["delivery", "list", "--status", "delivered"]);
     let listed = String::from_utf8(listed.stdout).unwrap();
