@@ -8,7 +8,7 @@ pub mod render;
 pub mod url_policy;
 
 pub use catalog::{CachedPartner, Catalog, CompiledTemplate};
-pub use render::{AlertFields, RenderError, Rendered, Renderer};
+pub use render::{AlertFields, RenderError, Renderer};
 pub use url_policy::UrlPolicy;
 
 /// The JSON Schema `format` a template uses for a link or image URL: checked against the

@@ -20,6 +20,7 @@ use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior, Value};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 use super::markup;
+use crate::store::Rendering;
 
 pub const TITLE: &str = "title.jinja";
 pub const CARD: &str = "card.html.jinja";
@@ -49,14 +50,6 @@ pub struct AlertFields<'a> {
     pub title: Option<&'a str>,
     pub created_at: &'a str,
     pub expires_at: OffsetDateTime,
-}
-
-/// The three renderings stored with each revision of an alert.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Rendered {
-    pub title: String,
-    pub html: String,
-    pub text: String,
 }
 
 /// Why an alert could not be rendered; said to the partner in a 400.
@@ -112,7 +105,7 @@ impl Renderer {
         &self,
         alert: &AlertFields<'_>,
         metadata: &serde_json::Value,
-    ) -> Result<Rendered, RenderError> {
+    ) -> Result<Rendering, RenderError> {
         let alert_value = alert_value(alert);
         let metadata = json_value(metadata);
         let context = Value::from_pairs([
@@ -145,7 +138,7 @@ impl Renderer {
         if text.len() > MAX_TEXT_BYTES {
             return Err(too_large(TEXT, MAX_TEXT_BYTES));
         }
-        Ok(Rendered {
+        Ok(Rendering {
             title,
             html: html.trim().to_owned(),
             text: text.trim().to_owned(),

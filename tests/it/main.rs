@@ -4,6 +4,7 @@ mod alerts_api;
 mod company_events;
 mod durability;
 mod helpers;
+mod inbox_store;
 mod legacy_subscriptions;
 mod limits;
 mod multi_instance;

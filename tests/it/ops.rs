@@ -175,10 +175,14 @@ async fn the_openapi_document_matches_the_routes() {
         documented,
         [
             "GET /healthz",
+            "GET /maestro/v4/inbox",
+            "GET /maestro/v4/inbox/stream",
             "GET /oauth2/v0/jwks",
             "GET /readyz",
             "POST /internal/v1/company-events",
             "POST /maestro/v4/alerts",
+            "POST /maestro/v4/inbox/{alertId}/dismiss",
+            "POST /maestro/v4/inbox/{alertId}/read",
             "PUT /maestro/v4/alerts",
             "PUT /maestro/v4/alerts/{alertId}",
         ]

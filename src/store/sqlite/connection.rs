@@ -9,6 +9,10 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_subscriptions.sql"),
     include_str!("migrations/0003_company_events.sql"),
+    // Positional: a database records how many of these it ran. 0004 (the delivery tables) is
+    // another branch's; when the two meet, 0004 goes before 0005 here, and a database that ran
+    // this list (0005 as its fourth) needs reconciling.
+    include_str!("migrations/0005_inbox.sql"),
 ];
 
 /// Statements kept prepared per connection (the multi-row inserts come in a few shapes).
