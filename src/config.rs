@@ -106,7 +106,10 @@ mod tests {
         assert_eq!(settings.database.database_timeout, Duration::from_secs(5));
         assert_eq!(settings.max_body_bytes, 256 * 1024);
         assert_eq!(settings.shutdown_grace, Duration::from_secs(20));
-        assert_eq!(settings.expired_retention, Duration::from_secs(7 * 24 * 3600));
+        assert_eq!(
+            settings.expired_retention,
+            Duration::from_secs(7 * 24 * 3600)
+        );
         assert_eq!(DatabaseArgs::default().url, DEFAULT_DATABASE_URL);
     }
 }

@@ -255,7 +255,11 @@ impl AlertService {
 
 /// The alert through its template; a template that cannot render it refuses the alert (400)
 /// rather than leave a broken card in an inbox.
-fn render(template: &CompiledTemplate, request: &AlertRequest, metadata: &Value) -> Result<Rendering> {
+fn render(
+    template: &CompiledTemplate,
+    request: &AlertRequest,
+    metadata: &Value,
+) -> Result<Rendering> {
     let fields = AlertFields {
         ext_ref: &request.ext_ref,
         template_id: &request.template_id,

@@ -218,7 +218,10 @@ pub async fn stream(
         let change = watch.next().await?;
         Some((Ok(sse_event(change)), watch))
     });
-    Ok(Sse::new(stream::once(async move { Ok(ready) }).chain(changes)).keep_alive(KeepAlive::default()))
+    Ok(
+        Sse::new(stream::once(async move { Ok(ready) }).chain(changes))
+            .keep_alive(KeepAlive::default()),
+    )
 }
 
 fn sse_event(change: InboxChange) -> Event {
@@ -233,7 +236,7 @@ fn sse_event(change: InboxChange) -> Event {
             &serde_json::json!({
                 "type": event_type,
                 "alertId": alert_id,
-                "item": item.map(InboxItemBody::from),
+                "item": item.map(|item| InboxItemBody::from(*item)),
                 "unreadCount": unread_count,
             }),
         ),

@@ -221,7 +221,10 @@ mod tests {
         cursor.settle(start, GRACE);
         assert_eq!(cursor.low, 5, "6 is awaited");
         // The next pass re-reads from 5: 7 again (skipped), and the late 6.
-        assert_eq!(ids(cursor.absorb(vec![event(6), event(7), event(8)])), [6, 8]);
+        assert_eq!(
+            ids(cursor.absorb(vec![event(6), event(7), event(8)])),
+            [6, 8]
+        );
         cursor.settle(start + Duration::from_secs(1), GRACE);
         assert_eq!(cursor.low, 8);
         assert!(cursor.seen.is_empty());
@@ -238,7 +241,11 @@ mod tests {
         assert_eq!(cursor.low, 1, "still waiting for 2");
         cursor.settle(start + GRACE, GRACE);
         assert_eq!(cursor.low, 3, "2 will not come");
-        assert_eq!(ids(cursor.absorb(vec![event(2), event(4)])), [4], "nor is it shown late");
+        assert_eq!(
+            ids(cursor.absorb(vec![event(2), event(4)])),
+            [4],
+            "nor is it shown late"
+        );
     }
 
     #[test]

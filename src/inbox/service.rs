@@ -53,7 +53,7 @@ pub enum InboxChange {
     Alert {
         event_type: String,
         alert_id: String,
-        item: Option<InboxItem>,
+        item: Option<Box<InboxItem>>,
         unread_count: i64,
     },
     /// Changes were missed (the stream fell behind): reload the inbox.
@@ -234,7 +234,7 @@ impl InboxWatch {
             (Ok(item), Ok(unread_count)) => InboxChange::Alert {
                 event_type: event_type.to_owned(),
                 alert_id: alert_id.to_owned(),
-                item,
+                item: item.map(Box::new),
                 unread_count,
             },
             (Err(err), _) | (_, Err(err)) => {

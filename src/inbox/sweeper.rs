@@ -87,7 +87,11 @@ impl Sweeper {
             }
             match self.run_once(self.clock.now()).await {
                 Ok(report) if report != SweepReport::default() => {
-                    tracing::info!(expired = report.expired, purged = report.purged, "swept expired alerts");
+                    tracing::info!(
+                        expired = report.expired,
+                        purged = report.purged,
+                        "swept expired alerts"
+                    );
                 }
                 Ok(_) => {}
                 Err(err) => tracing::warn!(error = %err, "expiry sweep failed; will retry"),

@@ -65,13 +65,7 @@ fn content(ext_ref: &str, user: &str, expires_at: OffsetDateTime, body: &str) ->
 }
 
 /// Creates alert `id` for `user` of `company` expiring at `expires_at`.
-async fn create(
-    store: &DynStore,
-    id: &str,
-    company: &str,
-    user: &str,
-    expires_at: OffsetDateTime,
-) {
+async fn create(store: &DynStore, id: &str, company: &str, user: &str, expires_at: OffsetDateTime) {
     store
         .create_alert(&NewAlert {
             id: id.into(),
@@ -141,14 +135,23 @@ async fn the_inbox_pages_a_users_live_alerts_newest_first(backend: Backend) {
     create(&store, "alt_8", "c1", "u1", NOW - Duration::seconds(1)).await;
     let me = user("c1", "u1");
 
-    assert_eq!(page_ids(&store, &query(&me, None, 2)).await, ["alt_5", "alt_4"]);
+    assert_eq!(
+        page_ids(&store, &query(&me, None, 2)).await,
+        ["alt_5", "alt_4"]
+    );
     assert_eq!(
         page_ids(&store, &query(&me, Some("alt_4"), 2)).await,
         ["alt_3", "alt_2"]
     );
-    assert_eq!(page_ids(&store, &query(&me, Some("alt_2"), 2)).await, ["alt_1"]);
+    assert_eq!(
+        page_ids(&store, &query(&me, Some("alt_2"), 2)).await,
+        ["alt_1"]
+    );
     let page = store.inbox_page(&query(&me, None, 10)).await.unwrap();
-    assert_eq!(page.unread_count, 5, "not the other user's, company's or expired");
+    assert_eq!(
+        page.unread_count, 5,
+        "not the other user's, company's or expired"
+    );
     let item = &page.items[0];
     assert_eq!(
         (item.title.as_str(), item.html.as_str(), item.text.as_str()),
@@ -167,7 +170,15 @@ async fn the_inbox_pages_a_users_live_alerts_newest_first(backend: Backend) {
         None,
         "another user's alert"
     );
-    assert_eq!(store.inbox_item(&user("c2", "u1"), "alt_7", NOW).await.unwrap().unwrap().alert_id, "alt_7");
+    assert_eq!(
+        store
+            .inbox_item(&user("c2", "u1"), "alt_7", NOW)
+            .await
+            .unwrap()
+            .unwrap()
+            .alert_id,
+        "alt_7"
+    );
     assert_eq!(store.outbox_head().await.unwrap(), 8);
 }
 
@@ -178,22 +189,47 @@ async fn marks_are_idempotent_and_an_update_makes_an_alert_unread_again(backend:
     create(&store, "alt_2", "c1", "u1", later).await;
     let me = user("c1", "u1");
 
-    assert_eq!(store.mark_inbox(&me, "alt_1", InboxMark::Read, NOW).await.unwrap(), Some(true));
-    assert_eq!(store.mark_inbox(&me, "alt_1", InboxMark::Read, NOW).await.unwrap(), Some(false));
+    assert_eq!(
+        store
+            .mark_inbox(&me, "alt_1", InboxMark::Read, NOW)
+            .await
+            .unwrap(),
+        Some(true)
+    );
+    assert_eq!(
+        store
+            .mark_inbox(&me, "alt_1", InboxMark::Read, NOW)
+            .await
+            .unwrap(),
+        Some(false)
+    );
     assert_eq!(store.inbox_unread_count(&me, NOW).await.unwrap(), 1);
-    assert!(store.inbox_item(&me, "alt_1", NOW).await.unwrap().unwrap().read);
+    assert!(
+        store
+            .inbox_item(&me, "alt_1", NOW)
+            .await
+            .unwrap()
+            .unwrap()
+            .read
+    );
     let unread_only = InboxQuery {
         filter: InboxFilter::Unread,
         ..query(&me, None, 10)
     };
     assert_eq!(page_ids(&store, &unread_only).await, ["alt_2"]);
     assert_eq!(
-        store.mark_inbox(&user("c1", "u2"), "alt_1", InboxMark::Read, NOW).await.unwrap(),
+        store
+            .mark_inbox(&user("c1", "u2"), "alt_1", InboxMark::Read, NOW)
+            .await
+            .unwrap(),
         None,
         "not another user's"
     );
     assert_eq!(
-        store.mark_inbox(&user("c2", "u1"), "alt_1", InboxMark::Dismissed, NOW).await.unwrap(),
+        store
+            .mark_inbox(&user("c2", "u1"), "alt_1", InboxMark::Dismissed, NOW)
+            .await
+            .unwrap(),
         None,
         "nor another company's"
     );
@@ -204,13 +240,29 @@ async fn marks_are_idempotent_and_an_update_makes_an_alert_unread_again(backend:
     assert_eq!((item.revision, item.text.as_str()), (2, "new content"));
     assert_eq!(store.inbox_unread_count(&me, NOW).await.unwrap(), 2);
 
-    assert_eq!(store.mark_inbox(&me, "alt_2", InboxMark::Dismissed, NOW).await.unwrap(), Some(true));
-    assert_eq!(store.mark_inbox(&me, "alt_2", InboxMark::Dismissed, NOW).await.unwrap(), Some(false));
+    assert_eq!(
+        store
+            .mark_inbox(&me, "alt_2", InboxMark::Dismissed, NOW)
+            .await
+            .unwrap(),
+        Some(true)
+    );
+    assert_eq!(
+        store
+            .mark_inbox(&me, "alt_2", InboxMark::Dismissed, NOW)
+            .await
+            .unwrap(),
+        Some(false)
+    );
     assert_eq!(store.inbox_item(&me, "alt_2", NOW).await.unwrap(), None);
     assert_eq!(page_ids(&store, &query(&me, None, 10)).await, ["alt_1"]);
     assert_eq!(store.inbox_unread_count(&me, NOW).await.unwrap(), 1);
     update(&store, "alt_2", "u1", later, "still dismissed").await;
-    assert_eq!(store.inbox_item(&me, "alt_2", NOW).await.unwrap(), None, "dismissed for good");
+    assert_eq!(
+        store.inbox_item(&me, "alt_2", NOW).await.unwrap(),
+        None,
+        "dismissed for good"
+    );
 
     let marks: Vec<_> = event_types(&store)
         .await
@@ -240,11 +292,17 @@ async fn an_alert_leaves_the_inbox_at_the_instant_it_expires(backend: Backend) {
 
     assert_eq!(page_ids(&store, &at(just_before)).await, ["alt_1"]);
     assert_eq!(store.inbox_unread_count(&me, just_before).await.unwrap(), 1);
-    assert!(page_ids(&store, &at(expiry)).await.is_empty(), "gone at the instant");
+    assert!(
+        page_ids(&store, &at(expiry)).await.is_empty(),
+        "gone at the instant"
+    );
     assert_eq!(store.inbox_unread_count(&me, expiry).await.unwrap(), 0);
     assert_eq!(store.inbox_item(&me, "alt_1", expiry).await.unwrap(), None);
     assert_eq!(
-        store.mark_inbox(&me, "alt_1", InboxMark::Read, expiry).await.unwrap(),
+        store
+            .mark_inbox(&me, "alt_1", InboxMark::Read, expiry)
+            .await
+            .unwrap(),
         None,
         "nor can it be marked"
     );
@@ -263,14 +321,25 @@ async fn the_sweeper_announces_each_expiry_once_and_purges_after_the_retention(b
     create(&store, "alt_2", "c1", "u1", first).await;
     create(&store, "alt_3", "c1", "u1", NOW + Duration::hours(1)).await;
 
-    assert_eq!(store.expire_alerts(NOW, 1).await.unwrap(), 1, "a batch at a time");
+    assert_eq!(
+        store.expire_alerts(NOW, 1).await.unwrap(),
+        1,
+        "a batch at a time"
+    );
     assert_eq!(store.expire_alerts(NOW, 10).await.unwrap(), 1);
     assert_eq!(store.expire_alerts(NOW, 10).await.unwrap(), 0, "once each");
     let events = store.outbox_after(0, 100).await.unwrap();
     let expired: Vec<_> = events
         .iter()
         .filter(|e| e.event_type == EVENT_ALERT_EXPIRED)
-        .map(|e| (e.alert_id.as_str(), e.occurred_at, e.user_id.as_str(), e.revision))
+        .map(|e| {
+            (
+                e.alert_id.as_str(),
+                e.occurred_at,
+                e.user_id.as_str(),
+                e.revision,
+            )
+        })
         .collect();
     assert_eq!(
         expired,
@@ -278,15 +347,27 @@ async fn the_sweeper_announces_each_expiry_once_and_purges_after_the_retention(b
         "oldest expiry first, each dated when it expired"
     );
 
-    assert_eq!(store.purge_expired(first - Duration::seconds(1), 10).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .purge_expired(first - Duration::seconds(1), 10)
+            .await
+            .unwrap(),
+        0
+    );
     assert_eq!(store.purge_expired(first, 10).await.unwrap(), 1);
     let owner = AlertOwner {
         partner_id: "p".into(),
         company_id: "c1".into(),
     };
     assert_eq!(store.alert(&owner, "alt_2").await.unwrap(), None);
-    assert!(store.alert_revisions("alt_2").await.unwrap().is_empty(), "revisions go too");
-    assert!(store.alert(&owner, "alt_1").await.unwrap().is_some(), "still within retention");
+    assert!(
+        store.alert_revisions("alt_2").await.unwrap().is_empty(),
+        "revisions go too"
+    );
+    assert!(
+        store.alert(&owner, "alt_1").await.unwrap().is_some(),
+        "still within retention"
+    );
 
     // An alert past its expiry but not yet swept is never purged: its event comes first.
     create(&store, "alt_4", "c1", "u1", first).await;
@@ -302,15 +383,29 @@ async fn an_update_revives_an_expired_alert_until_it_expires_again(backend: Back
     assert_eq!(store.expire_alerts(NOW, 10).await.unwrap(), 1);
     update(&store, "alt_1", "u1", NOW + Duration::hours(1), "extended").await;
     assert_eq!(
-        store.inbox_item(&me, "alt_1", NOW).await.unwrap().unwrap().text,
+        store
+            .inbox_item(&me, "alt_1", NOW)
+            .await
+            .unwrap()
+            .unwrap()
+            .text,
         "extended"
     );
     assert_eq!(
-        store.purge_expired(NOW + Duration::days(30), 10).await.unwrap(),
+        store
+            .purge_expired(NOW + Duration::days(30), 10)
+            .await
+            .unwrap(),
         0,
         "no longer marked expired"
     );
-    assert_eq!(store.expire_alerts(NOW + Duration::hours(2), 10).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .expire_alerts(NOW + Duration::hours(2), 10)
+            .await
+            .unwrap(),
+        1
+    );
     let expiries = event_types(&store)
         .await
         .into_iter()

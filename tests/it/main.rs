@@ -4,6 +4,8 @@ mod alerts_api;
 mod company_events;
 mod durability;
 mod helpers;
+mod inbox_api;
+mod inbox_helpers;
 mod inbox_store;
 mod legacy_subscriptions;
 mod limits;

@@ -349,7 +349,11 @@ async fn updates_select_by_id_or_ext_ref_within_the_owner(backend: Backend) {
         .into_iter()
         .map(|r| r.rendering.text)
         .collect();
-    assert_eq!(renderings, ["one", "two", "three"], "each revision keeps its rendering");
+    assert_eq!(
+        renderings,
+        ["one", "two", "three"],
+        "each revision keeps its rendering"
+    );
     let events: Vec<_> = store
         .outbox_after(0, 10)
         .await

@@ -127,7 +127,9 @@ pub(super) fn mark(
         return Ok(None);
     };
     let event = match mark {
-        InboxMark::Read if read_revision.is_some_and(|read| read >= revision) => return Ok(Some(false)),
+        InboxMark::Read if read_revision.is_some_and(|read| read >= revision) => {
+            return Ok(Some(false));
+        }
         InboxMark::Dismissed if dismissed_at.is_some() => return Ok(Some(false)),
         InboxMark::Read => {
             db.prepare_cached("UPDATE alerts SET read_revision = revision WHERE id = ?1")?
@@ -144,7 +146,15 @@ pub(super) fn mark(
         partner_id,
         company_id: owner.company_id.clone(),
     };
-    announce(db, event, alert_id, revision, &alert_owner, &owner.user_id, now)?;
+    announce(
+        db,
+        event,
+        alert_id,
+        revision,
+        &alert_owner,
+        &owner.user_id,
+        now,
+    )?;
     Ok(Some(true))
 }
 
