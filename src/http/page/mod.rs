@@ -54,7 +54,7 @@ pub async fn inbox(State(app): State<Arc<App>>, user: Result<InboxUser, Error>) 
             StatusCode::UNAUTHORIZED,
             "Sign in to your inbox",
             "This page needs a sign-in link, and yours is missing or has run out.",
-            None,
+            false,
         );
         // A stale cookie is no use to anyone.
         if let Ok(value) = HeaderValue::from_str(&clear_cookie(&app)) {
@@ -117,7 +117,7 @@ pub async fn login(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Re
                 StatusCode::OK,
                 "Signed in",
                 "You are signed in to your inbox.",
-                Some("/inbox"),
+                true,
             );
             let cookie = format!(
                 "{COOKIE}={}; Path=/; Max-Age={}; HttpOnly; SameSite=Strict{}",
@@ -134,7 +134,7 @@ pub async fn login(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Re
             StatusCode::UNAUTHORIZED,
             "This sign-in link does not work",
             "It is not a sign-in link of this server, or it has run out (links last minutes).",
-            None,
+            false,
         ),
     }
 }
@@ -194,8 +194,10 @@ fn render(name: &str, context: Value) -> Result<String, Error> {
         .map_err(|err| Error::Internal(anyhow::anyhow!("page template {name}: {err:#}")))
 }
 
-fn notice(status: StatusCode, heading: &str, message: &str, refresh: Option<&str>) -> Response {
-    match render("notice.html", context! { heading, message, refresh }) {
+/// A short page: a heading, a sentence, and either the way on to the inbox (`signed_in`) or
+/// how to get a sign-in link.
+fn notice(status: StatusCode, heading: &str, message: &str, signed_in: bool) -> Response {
+    match render("notice.html", context! { heading, message, signed_in }) {
         Ok(html) => html_response(status, html),
         Err(err) => err.into_response(),
     }
