@@ -52,41 +52,54 @@ pub fn check(html: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A start tag as written; names compare without regard to ASCII case. Borrowed from the
+/// markup, so that checking a card allocates nothing unless it fails.
 struct Tag<'a> {
-    name: String,
-    attributes: Vec<(String, &'a str)>,
+    name: &'a str,
+    attributes: Vec<(&'a str, &'a str)>,
 }
 
 impl Tag<'_> {
+    fn is(&self, name: &str) -> bool {
+        self.name.eq_ignore_ascii_case(name)
+    }
+
     fn attribute(&self, name: &str) -> Option<&str> {
         self.attributes
             .iter()
-            .find(|(n, _)| n == name)
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| *v)
     }
 
     fn check(&self) -> Result<(), String> {
-        let name = self.name.as_str();
-        if FORBIDDEN.contains(&name) {
-            return Err(format!("the card may not contain <{name}>"));
+        // For messages only: building it for every tag would cost an allocation each.
+        let name = || self.name.to_ascii_lowercase();
+        if FORBIDDEN.iter().any(|forbidden| self.is(forbidden)) {
+            return Err(format!("the card may not contain <{}>", name()));
         }
         for (attribute, value) in &self.attributes {
-            if attribute.starts_with("on") {
+            let handler = attribute
+                .get(..2)
+                .is_some_and(|head| head.eq_ignore_ascii_case("on"));
+            if handler {
                 return Err(format!(
-                    "<{name}> has an event handler ({attribute}); cards run no scripts"
+                    "<{}> has an event handler ({attribute}); cards run no scripts",
+                    name()
                 ));
             }
-            if attribute == "srcset" {
-                return Err(format!("<{name}> uses srcset; give one src instead"));
+            if attribute.eq_ignore_ascii_case("srcset") {
+                return Err(format!("<{}> uses srcset; give one src instead", name()));
             }
-            if ADDRESSES.contains(&attribute.as_str()) && !is_http_url(value) {
+            let address = ADDRESSES.iter().any(|a| attribute.eq_ignore_ascii_case(a));
+            if address && !is_http_url(value) {
                 return Err(format!(
-                    "the {attribute} of <{name}> is not an http(s) URL; pass link and image \
-                     addresses through the `url` filter"
+                    "the {attribute} of <{}> is not an http(s) URL; pass link and image \
+                     addresses through the `url` filter",
+                    name()
                 ));
             }
         }
-        if name == "a" && self.attribute("href").is_some() {
+        if self.is("a") && self.attribute("href").is_some() {
             let rel = self.attribute("rel").unwrap_or_default();
             let words: Vec<&str> = rel.split_ascii_whitespace().collect();
             if self.attribute("target") != Some("_blank")
@@ -98,7 +111,7 @@ impl Tag<'_> {
                 );
             }
         }
-        if name == "img" && self.attribute("alt").is_none() {
+        if self.is("img") && self.attribute("alt").is_none() {
             return Err("an <img> needs an alt attribute (its accessibility text)".into());
         }
         Ok(())
@@ -108,8 +121,12 @@ impl Tag<'_> {
 /// Empty (no address), or an absolute `http(s)` URL as written (entities are not decoded:
 /// `&#x2f;` is not a slash here, which keeps obfuscated schemes out).
 fn is_http_url(value: &str) -> bool {
-    let lower = value.get(..8).unwrap_or(value).to_ascii_lowercase();
-    value.is_empty() || lower.starts_with("https://") || lower.starts_with("http://")
+    let starts = |prefix: &str| {
+        value
+            .get(..prefix.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+    };
+    value.is_empty() || starts("https://") || starts("http://")
 }
 
 /// Reads a start tag from just after its `<`; returns it and the offset after its `>`.
@@ -119,7 +136,7 @@ fn parse_tag(html: &str, from: usize) -> Result<(Tag<'_>, usize), String> {
     while at < bytes.len() && (bytes[at].is_ascii_alphanumeric() || bytes[at] == b'-') {
         at += 1;
     }
-    let name = html[from..at].to_ascii_lowercase();
+    let name = &html[from..at];
     let mut attributes = Vec::new();
     loop {
         while at < bytes.len() && bytes[at].is_ascii_whitespace() {
@@ -141,7 +158,7 @@ fn parse_tag(html: &str, from: usize) -> Result<(Tag<'_>, usize), String> {
         {
             at += 1;
         }
-        let attribute = html[name_start..at].to_ascii_lowercase();
+        let attribute = &html[name_start..at];
         while at < bytes.len() && bytes[at].is_ascii_whitespace() {
             at += 1;
         }

@@ -14,9 +14,12 @@
 //!
 //! Each template version is compiled once (by the catalogue), then rendered per alert.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
-use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior, Value};
+use minijinja::{
+    AutoEscape, Environment, ErrorKind, UndefinedBehavior, Value,
+    value::{Enumerator, Object},
+};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 use super::markup;
@@ -207,7 +210,7 @@ fn alert_value(alert: &AlertFields<'_>) -> Value {
     ])
 }
 
-/// JSON as template values: objects become maps, `null` becomes `none`.
+/// JSON as template values: objects become [`JsonObject`]s, `null` becomes `none`.
 fn json_value(json: &serde_json::Value) -> Value {
     match json {
         serde_json::Value::Null => Value::from(()),
@@ -219,9 +222,39 @@ fn json_value(json: &serde_json::Value) -> Value {
         },
         serde_json::Value::String(s) => Value::from(s.as_str()),
         serde_json::Value::Array(items) => items.iter().map(json_value).collect(),
-        serde_json::Value::Object(map) => {
-            Value::from_pairs(map.iter().map(|(k, v)| (k.as_str(), json_value(v))))
-        }
+        serde_json::Value::Object(map) => Value::from_object(JsonObject(
+            map.iter()
+                .map(|(k, v)| (k.clone(), json_value(v)))
+                .collect(),
+        )),
+    }
+}
+
+/// A JSON object as a template sees it. Partner objects are small (a dozen keys at most), so a
+/// list searched by name beats minijinja's general map, which sorts its keys on construction
+/// and compares them as values on every lookup — both per alert, on the ingestion path.
+#[derive(Debug)]
+struct JsonObject(Vec<(String, Value)>);
+
+impl Object for JsonObject {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        self.get_value_by_str(key.as_str()?)
+    }
+
+    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
+        self.0
+            .iter()
+            .find(|(name, _)| name == key)
+            .map(|(_, value)| value.clone())
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        let keys: Vec<Value> = self
+            .0
+            .iter()
+            .map(|(name, _)| Value::from(name.as_str()))
+            .collect();
+        Enumerator::Iter(Box::new(keys.into_iter()))
     }
 }
 
@@ -232,24 +265,34 @@ mod filters {
         Date, OffsetDateTime, format_description::well_known::Rfc3339, macros::format_description,
     };
 
-    /// A link or image address: the URL itself when it is `http(s)` without credentials, else
-    /// empty. In the card it is escaped for a quoted attribute and marked safe, so that the
-    /// checked markup shows the address as written (not with every `/` as an entity).
+    /// A link or image address: the URL itself when it is an absolute `http(s)` URL with a host
+    /// and no credentials, else empty. In the card it is escaped for a quoted attribute and
+    /// marked safe, so that the checked markup shows the address as written (not with every `/`
+    /// as an entity). A plain check rather than a URL parser: it runs for every link of every
+    /// alert, and what it lets through is only ever shown inside quotes.
     pub(super) fn url(state: &State<'_, '_>, value: &Value) -> Value {
-        let Some(text) = value.as_str() else {
-            return Value::from("");
-        };
-        let usable = url::Url::parse(text).ok().filter(|url| {
-            matches!(url.scheme(), "http" | "https")
-                && url.host().is_some()
-                && url.username().is_empty()
-                && url.password().is_none()
-        });
-        match (usable, state.auto_escape()) {
+        match (
+            value.as_str().filter(|text| is_http_url(text)),
+            state.auto_escape(),
+        ) {
             (None, _) => Value::from(""),
-            (Some(url), AutoEscape::None) => Value::from(url.as_str()),
-            (Some(url), _) => Value::from_safe_string(escape_attribute(url.as_str())),
+            (Some(url), AutoEscape::None) => Value::from(url),
+            (Some(url), _) => Value::from_safe_string(escape_attribute(url)),
         }
+    }
+
+    fn is_http_url(text: &str) -> bool {
+        let rest = match text.get(..8) {
+            Some(head) if head.eq_ignore_ascii_case("https://") => &text[8..],
+            _ => match text.get(..7) {
+                Some(head) if head.eq_ignore_ascii_case("http://") => &text[7..],
+                _ => return false,
+            },
+        };
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        !authority.is_empty()
+            && !authority.contains('@')
+            && !text.chars().any(|c| c.is_control() || c.is_whitespace())
     }
 
     fn escape_attribute(text: &str) -> String {
@@ -393,12 +436,29 @@ mod tests {
                 .map(|r| r.html)
         };
         assert_eq!(
-            html("https://a.example/x?a=1&b='2'").unwrap(),
-            r#"<a href="https://a.example/x?a=1&amp;b=%272%27" target="_blank" rel="noopener noreferrer">go</a>"#
+            html("https://a.example/x?a=1&b='2'\"").unwrap(),
+            r#"<a href="https://a.example/x?a=1&amp;b=&#39;2&#39;&quot;" target="_blank" rel="noopener noreferrer">go</a>"#
         );
-        assert_eq!(
-            html("javascript:alert(1)").unwrap(),
-            r#"<a href="" target="_blank" rel="noopener noreferrer">go</a>"#
+        for refused in [
+            "javascript:alert(1)",
+            "JAVASCRIPT:alert(1)",
+            " https://a.example/",
+            "https://user:pw@a.example/",
+            "https:///path",
+            "https://a.example/\nx",
+            "//a.example/",
+            "data:text/html,x",
+        ] {
+            assert_eq!(
+                html(refused).unwrap(),
+                r#"<a href="" target="_blank" rel="noopener noreferrer">go</a>"#,
+                "{refused}"
+            );
+        }
+        assert!(
+            html("HTTP://A.EXAMPLE")
+                .unwrap()
+                .contains("href=\"HTTP://A.EXAMPLE\"")
         );
         let unfiltered =
             r#"<a href="{{ metadata.href }}" target="_blank" rel="noopener noreferrer">go</a>"#;
