@@ -1,7 +1,7 @@
 //! Building the application from settings, and serving it on a listener until a shutdown signal.
 //! Tests use the same two calls with a port-0 listener.
 
-use std::{future::Future, sync::Arc};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use tokio::{net::TcpListener, sync::Semaphore};
 
@@ -9,6 +9,8 @@ use crate::{
     Settings,
     alerts::AlertService,
     auth::{KeyRing, signing},
+    clock::Clock,
+    inbox::{InboxFeed, InboxService, Sweeper},
     notifications::{
         DeliveryAdmin, DeliveryConfig, DeliveryWorker, EventIntake, ObjectService,
         SubscriptionService, egress::EgressPolicy,
@@ -32,6 +34,15 @@ pub struct App {
     /// and tests drive it one pass at a time.
     pub delivery: Arc<DeliveryWorker>,
     pub delivery_admin: DeliveryAdmin,
+    pub inbox: Arc<InboxService>,
+    /// The outbox reader behind the live inbox streams; its loop runs in `serve` when the
+    /// instance serves the API, and tests drive it one pass at a time.
+    pub inbox_feed: Arc<InboxFeed>,
+    /// Announces and purges expired alerts; its loop runs in `serve` when the instance's role
+    /// includes workers, tests call `run_once`.
+    pub sweeper: Arc<Sweeper>,
+    /// The time the domain runs on (tests pin it).
+    pub clock: Arc<Clock>,
     pub metrics: Arc<Metrics>,
     /// Permits for requests in flight; when none is left the API answers 503.
     pub admission: Arc<Semaphore>,
@@ -61,8 +72,33 @@ impl App {
         )?;
         // Only a worker in this process is worth waking; others poll.
         let local_worker = settings.role.runs_workers().then(|| delivery.clone());
+        let clock = Arc::new(Clock::system());
+        // An outbox id missing this long is taken for a rolled-back insert rather than a late
+        // commit: well past the longest a transaction may run.
+        let gap_grace = (settings.database.database_timeout * 3).max(Duration::from_secs(5));
+        let inbox_feed =
+            InboxFeed::start(store.clone(), settings.inbox_poll_interval, gap_grace).await?;
         Ok(Arc::new(App {
-            alerts: AlertService::new(store.clone(), catalog.clone()),
+            alerts: AlertService::new(
+                store.clone(),
+                catalog.clone(),
+                clock.clone(),
+                inbox_feed.clone(),
+            ),
+            inbox: Arc::new(InboxService::new(
+                store.clone(),
+                clock.clone(),
+                inbox_feed.clone(),
+            )),
+            sweeper: Arc::new(Sweeper::new(
+                store.clone(),
+                clock.clone(),
+                inbox_feed.clone(),
+                settings.sweep_interval,
+                settings.expired_retention,
+            )),
+            inbox_feed,
+            clock,
             subscriptions: SubscriptionService::new(store.clone(), catalog.clone()),
             events: EventIntake::new(store.clone(), local_worker.clone()),
             objects: ObjectService::new(store.clone()),
@@ -99,16 +135,22 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let grace = app.settings.shutdown_grace;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let workers = app
-        .settings
-        .role
-        .runs_workers()
-        .then(|| tokio::spawn(app.delivery.clone().run(stop_rx.clone())));
+    let mut workers = Vec::new();
+    if app.settings.role.serves_api() {
+        workers.push(tokio::spawn(app.inbox_feed.clone().run(stop_rx.clone())));
+    }
+    if app.settings.role.runs_workers() {
+        workers.push(tokio::spawn(app.delivery.clone().run(stop_rx.clone())));
+        workers.push(tokio::spawn(app.sweeper.clone().run(stop_rx.clone())));
+    }
+    let feed = app.inbox_feed.clone();
     let router = crate::http::router(app);
     let signal = async move {
         shutdown.await;
         tracing::info!("shutting down: no new connections, finishing requests in flight");
         let _ = stop_tx.send(true);
+        // Live streams never end on their own; without this they would hold the shutdown.
+        feed.close();
     };
     let server = axum::serve(listener, router).with_graceful_shutdown(signal);
     let deadline = async move {
@@ -116,11 +158,11 @@ pub async fn serve(
         let _ = stop_rx.wait_for(|stopped| *stopped).await;
         tokio::time::sleep(grace).await;
     };
-    // Requests in flight and the delivery pass in flight both finish (drain), within the grace.
+    // Requests in flight and the workers' passes under way finish (drain), within the grace.
     let drained = async move {
         server.await?;
-        if let Some(workers) = workers {
-            workers.await?;
+        for worker in workers {
+            worker.await?;
         }
         anyhow::Ok(())
     };

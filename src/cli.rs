@@ -1,5 +1,5 @@
 //! The command line: `maestro serve | migrate | token issue | partner import | partner list |
-//! event publish | delivery list | delivery show | delivery replay`.
+//! event publish | inbox open-url | delivery list | delivery show | delivery replay`.
 //! These names and flags are a public interface that operators script; keep them stable.
 
 use std::{path::PathBuf, process::ExitCode};
@@ -27,7 +27,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run the HTTP API and the background workers (`--role` picks).
+    /// Run the HTTP API and the background workers (delivery, the inbox feed, the expiry
+    /// sweeper); `--role` picks.
     Serve(Box<Settings>),
     /// Create or upgrade the database schema, then exit.
     Migrate(DatabaseArgs),
@@ -43,6 +44,38 @@ pub enum Command {
     /// Deliveries of company notifications to partners: list, inspect, replay.
     #[command(subcommand)]
     Delivery(DeliveryCommand),
+    /// The user inbox page.
+    #[command(subcommand)]
+    Inbox(InboxCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum InboxCommand {
+    /// Print a link (and nothing else) that signs USER of COMPANY in to the inbox page. The link
+    /// is short-lived and can only be exchanged for the page's session cookie.
+    OpenUrl(OpenUrlArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct OpenUrlArgs {
+    /// The user id (as partners send it in `userId`).
+    #[arg(long)]
+    pub user: String,
+    /// The user's company id.
+    #[arg(long)]
+    pub company: String,
+    /// How long the link may be used.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub ttl: std::time::Duration,
+    /// The server's address as the browser reaches it; the link points there.
+    #[arg(
+        long,
+        env = "MAESTRO_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub public_url: String,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -224,6 +257,22 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Delivery(command) => delivery(command).await,
+        Command::Inbox(InboxCommand::OpenUrl(args)) => {
+            let store = open_store(&args.database).await?;
+            let keys = signing::ensure_server_keys(&store).await?;
+            let keyring = KeyRing::new(&keys, None)?;
+            println!(
+                "{}",
+                crate::inbox::login::sign_in_link(
+                    &keyring,
+                    &args.public_url,
+                    &args.user,
+                    &args.company,
+                    args.ttl,
+                )?
+            );
+            Ok(())
+        }
         Command::Partner(PartnerCommand::List { database }) => {
             let store = open_store(&database).await?;
             for partner in store.partners().await? {

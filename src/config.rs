@@ -108,6 +108,20 @@ pub struct Settings {
     /// How often an idle worker looks for deliveries recorded by other instances.
     #[arg(long, env = "MAESTRO_DELIVERY_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub delivery_poll_interval: Duration,
+    /// How often the live inbox stream looks for changes made by other instances (changes
+    /// made on this one reach it at once).
+    #[arg(long, env = "MAESTRO_INBOX_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub inbox_poll_interval: Duration,
+    /// How long the inbox page stays signed in after a sign-in link was used.
+    #[arg(long, env = "MAESTRO_INBOX_SESSION_TTL", default_value = "8h", value_parser = humantime::parse_duration)]
+    pub inbox_session_ttl: Duration,
+    /// How often the sweeper announces expired alerts (`alert.expired`) and purges old ones.
+    /// Users never see an expired alert, whenever the sweeper runs.
+    #[arg(long, env = "MAESTRO_SWEEP_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub sweep_interval: Duration,
+    /// How long an expired alert (with its revisions) is kept before it is deleted.
+    #[arg(long, env = "MAESTRO_EXPIRED_RETENTION", default_value = "7days", value_parser = humantime::parse_duration)]
+    pub expired_retention: Duration,
     /// How long in-flight requests get to finish after a shutdown signal.
     #[arg(long, env = "MAESTRO_SHUTDOWN_GRACE", default_value = "20s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
@@ -149,6 +163,10 @@ mod tests {
         assert_eq!(settings.database.database_timeout, Duration::from_secs(5));
         assert_eq!(settings.max_body_bytes, 256 * 1024);
         assert_eq!(settings.shutdown_grace, Duration::from_secs(20));
+        assert_eq!(
+            settings.expired_retention,
+            Duration::from_secs(7 * 24 * 3600)
+        );
         assert_eq!(DatabaseArgs::default().url, DEFAULT_DATABASE_URL);
     }
 }

@@ -19,12 +19,14 @@ pub enum ErrorCode {
     UrlNotAllowed,
     ExpiresInPast,
     ExtRefImmutable,
+    TemplateRenderFailed,
     InvalidToken,
     InsufficientScope,
     CompanyMismatch,
     ApplicationMismatch,
     UnknownPartner,
     RoleRequired,
+    UserTokenRequired,
     AlertNotFound,
     DeliveryNotFound,
     ObjectNotFound,
@@ -42,7 +44,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// The whole catalogue, in the order `docs/ERRORS.md` lists it.
-    pub const ALL: [ErrorCode; 27] = [
+    pub const ALL: [ErrorCode; 29] = [
         ErrorCode::InvalidJson,
         ErrorCode::MissingField,
         ErrorCode::InvalidField,
@@ -51,12 +53,14 @@ impl ErrorCode {
         ErrorCode::UrlNotAllowed,
         ErrorCode::ExpiresInPast,
         ErrorCode::ExtRefImmutable,
+        ErrorCode::TemplateRenderFailed,
         ErrorCode::InvalidToken,
         ErrorCode::InsufficientScope,
         ErrorCode::CompanyMismatch,
         ErrorCode::ApplicationMismatch,
         ErrorCode::UnknownPartner,
         ErrorCode::RoleRequired,
+        ErrorCode::UserTokenRequired,
         ErrorCode::AlertNotFound,
         ErrorCode::DeliveryNotFound,
         ErrorCode::ObjectNotFound,
@@ -82,12 +86,14 @@ impl ErrorCode {
             ErrorCode::UrlNotAllowed => "URL_NOT_ALLOWED",
             ErrorCode::ExpiresInPast => "EXPIRES_IN_PAST",
             ErrorCode::ExtRefImmutable => "EXTREF_IMMUTABLE",
+            ErrorCode::TemplateRenderFailed => "TEMPLATE_RENDER_FAILED",
             ErrorCode::InvalidToken => "INVALID_TOKEN",
             ErrorCode::InsufficientScope => "INSUFFICIENT_SCOPE",
             ErrorCode::CompanyMismatch => "COMPANY_MISMATCH",
             ErrorCode::ApplicationMismatch => "APPLICATION_MISMATCH",
             ErrorCode::UnknownPartner => "UNKNOWN_PARTNER",
             ErrorCode::RoleRequired => "ROLE_REQUIRED",
+            ErrorCode::UserTokenRequired => "USER_TOKEN_REQUIRED",
             ErrorCode::AlertNotFound => "ALERT_NOT_FOUND",
             ErrorCode::DeliveryNotFound => "DELIVERY_NOT_FOUND",
             ErrorCode::ObjectNotFound => "OBJECT_NOT_FOUND",
@@ -114,13 +120,15 @@ impl ErrorCode {
             | ErrorCode::UnknownTemplate
             | ErrorCode::UrlNotAllowed
             | ErrorCode::ExpiresInPast
-            | ErrorCode::ExtRefImmutable => 400,
+            | ErrorCode::ExtRefImmutable
+            | ErrorCode::TemplateRenderFailed => 400,
             ErrorCode::InvalidToken => 401,
             ErrorCode::InsufficientScope
             | ErrorCode::CompanyMismatch
             | ErrorCode::ApplicationMismatch
             | ErrorCode::UnknownPartner
-            | ErrorCode::RoleRequired => 403,
+            | ErrorCode::RoleRequired
+            | ErrorCode::UserTokenRequired => 403,
             ErrorCode::AlertNotFound
             | ErrorCode::DeliveryNotFound
             | ErrorCode::ObjectNotFound

@@ -1,7 +1,8 @@
 //! maestro: a self-hostable partner notification platform.
 //!
 //! The layout follows the flow of a request: `http` (the surfaces) calls into the domain
-//! modules (`alerts`, `partners`, `auth`), which persist through the `store` trait.
+//! modules (`alerts`, `partners`, `inbox`, `auth`, `notifications`), which persist through the
+//! `store` trait.
 //! `docs/ARCHITECTURE.md` is the map.
 #![forbid(unsafe_code)]
 
@@ -9,10 +10,12 @@ pub mod alerts;
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod digest;
 pub mod error;
 pub mod http;
+pub mod inbox;
 pub mod notifications;
 pub mod partners;
 pub mod store;

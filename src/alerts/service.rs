@@ -1,18 +1,24 @@
-//! Creating and updating alerts: authorisation, validation against the partner's template, and
-//! the extRef identity rules of SPEC §4.
+//! Creating and updating alerts: authorisation, validation against the partner's template,
+//! rendering through it, and the extRef identity rules of SPEC §4.
+//!
+//! Rendering happens here, on the request's task, before the store is called: the writer only
+//! stores the result, so its hot path stays the same size whatever the template does.
+
+use std::sync::Arc;
 
 use serde_json::Value;
-use time::OffsetDateTime;
 
 use super::{AlertRequest, metadata};
 use crate::{
-    auth::{Principal, SCOPE_ALERTS_WRITE, normalize_company_id},
+    auth::{Principal, SCOPE_ALERTS_WRITE, normalize_company_id, normalize_user_id},
+    clock::Clock,
     digest::sha256_hex,
     error::{Error, ErrorCode, Problem, Result},
-    partners::Catalog,
+    inbox::InboxFeed,
+    partners::{AlertFields, Catalog, CompiledTemplate},
     store::{
         AlertChange, AlertContent, AlertOwner, AlertSelector, AlertTarget, CreateOutcome, DynStore,
-        NewAlert, UpdateOutcome,
+        NewAlert, Rendering, UpdateOutcome,
     },
 };
 
@@ -32,7 +38,10 @@ pub struct Receipt {
 
 pub struct AlertService {
     store: DynStore,
-    catalog: std::sync::Arc<Catalog>,
+    catalog: Arc<Catalog>,
+    clock: Arc<Clock>,
+    /// Told of every committed change, so that connected inboxes hear of it at once.
+    feed: Arc<InboxFeed>,
 }
 
 /// A submission that passed every check, ready to be stored.
@@ -42,8 +51,18 @@ struct Accepted {
 }
 
 impl AlertService {
-    pub fn new(store: DynStore, catalog: std::sync::Arc<Catalog>) -> Self {
-        AlertService { store, catalog }
+    pub fn new(
+        store: DynStore,
+        catalog: Arc<Catalog>,
+        clock: Arc<Clock>,
+        feed: Arc<InboxFeed>,
+    ) -> Self {
+        AlertService {
+            store,
+            catalog,
+            clock,
+            feed,
+        }
     }
 
     /// `POST /maestro/v4/alerts`.
@@ -53,14 +72,17 @@ impl AlertService {
             id: new_alert_id(),
             owner: accepted.owner,
             content: accepted.content,
-            received_at: OffsetDateTime::now_utc(),
+            received_at: self.clock.now(),
         };
         match self.store.create_alert(&alert).await? {
-            CreateOutcome::Created => Ok(Receipt {
-                alert_id: alert.id,
-                status: ReceiptStatus::Received,
-                message: "Alert created successfully",
-            }),
+            CreateOutcome::Created => {
+                self.feed.poke();
+                Ok(Receipt {
+                    alert_id: alert.id,
+                    status: ReceiptStatus::Received,
+                    message: "Alert created successfully",
+                })
+            }
             CreateOutcome::Existing {
                 alert_id,
                 same_body: true,
@@ -101,9 +123,13 @@ impl AlertService {
         };
         let change = AlertChange {
             content: accepted.content,
-            changed_at: OffsetDateTime::now_utc(),
+            changed_at: self.clock.now(),
         };
-        match self.store.update_alert(&target, &change).await? {
+        let outcome = self.store.update_alert(&target, &change).await?;
+        if matches!(outcome, UpdateOutcome::Updated { .. }) {
+            self.feed.poke();
+        }
+        match outcome {
             UpdateOutcome::Updated { alert_id, .. } | UpdateOutcome::Unchanged { alert_id, .. } => {
                 Ok(Receipt {
                     alert_id,
@@ -141,7 +167,7 @@ impl AlertService {
         })?;
         partner.admit()?;
 
-        let parsed = AlertRequest::parse(body, OffsetDateTime::now_utc());
+        let parsed = AlertRequest::parse(body, self.clock.now());
         // Authorisation problems outrank validation problems: a caller acting for the wrong
         // company or application learns nothing else about its request.
         if let Some(app) = body.get("applicationId").and_then(Value::as_str)
@@ -201,6 +227,7 @@ impl AlertService {
         let request = parsed.expect("no problems means the request parsed");
         let template = template.expect("no problems means the template exists");
 
+        let rendering = render(template, &request, &body["metadata"])?;
         let payload = serde_json::to_string(body).map_err(anyhow::Error::from)?;
         let body_hash = sha256_hex(payload.as_bytes());
         Ok(Accepted {
@@ -210,7 +237,7 @@ impl AlertService {
             },
             content: AlertContent {
                 ext_ref: request.ext_ref,
-                user_id: request.user_id,
+                user_id: normalize_user_id(&request.user_id),
                 template_id: request.template_id,
                 template_version: template.version,
                 msg_type: request.msg_type,
@@ -220,9 +247,42 @@ impl AlertService {
                 expires_at: request.expires_at,
                 body_hash,
                 payload,
+                rendering,
             },
         })
     }
+}
+
+/// The alert through its template; a template that cannot render it refuses the alert (400)
+/// rather than leave a broken card in an inbox.
+fn render(
+    template: &CompiledTemplate,
+    request: &AlertRequest,
+    metadata: &Value,
+) -> Result<Rendering> {
+    let fields = AlertFields {
+        ext_ref: &request.ext_ref,
+        template_id: &request.template_id,
+        msg_type: &request.msg_type,
+        topic: request.topic.as_deref(),
+        title: request.title.as_deref(),
+        created_at: &request.created_at,
+        expires_at: request.expires_at,
+    };
+    template.renderer.render(&fields, metadata).map_err(|err| {
+        Error::Rejected(vec![
+            Problem::new(
+                ErrorCode::TemplateRenderFailed,
+                format!(
+                    "Template {} (version {}) cannot render this alert: {err}.",
+                    template.template_id, template.version
+                ),
+            )
+            .with_detail("templateId", template.template_id.clone())
+            .with_detail("templateVersion", template.version)
+            .with_detail("source", err.template),
+        ])
+    })
 }
 
 /// Alert ids are prefixed (readable in logs) and time-ordered (UUID v7).

@@ -14,6 +14,8 @@ use crate::error::{Error, ErrorCode, Result};
 
 pub const SCOPE_ALERTS_WRITE: &str = "maestro.alerts.writeonly";
 pub const SCOPE_INBOX: &str = "maestro.inbox.readwrite";
+/// The one thing an inbox sign-in link's token can do: be exchanged for the inbox cookie.
+pub const SCOPE_INBOX_LOGIN: &str = "maestro.inbox.login";
 pub const SCOPE_EVENTS_PUBLISH: &str = "maestro.events.publish";
 pub const SCOPE_ADMIN: &str = "maestro.admin";
 
@@ -51,5 +53,11 @@ impl Principal {
 
 /// Company ids are UUIDs, which compare without regard to case.
 pub fn normalize_company_id(id: &str) -> String {
+    id.trim().to_ascii_lowercase()
+}
+
+/// User ids (UUIDs, or logins) compare without regard to case, as company ids do: the alert's
+/// `userId` and the user token's `sub` meet in this form.
+pub fn normalize_user_id(id: &str) -> String {
     id.trim().to_ascii_lowercase()
 }

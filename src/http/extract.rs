@@ -1,11 +1,12 @@
-//! Request extractors: the verified caller, and a JSON body read under the size limit.
+//! Request extractors: the verified caller, the user of an inbox, and a JSON body read under the
+//! size limit.
 
 use std::sync::Arc;
 
 use axum::{
     body::Bytes,
     extract::{FromRequest, FromRequestParts, Request},
-    http::{header, request::Parts},
+    http::{Method, header, request::Parts},
 };
 use serde_json::Value;
 
@@ -13,6 +14,8 @@ use crate::{
     App,
     auth::Principal,
     error::{Error, ErrorCode},
+    inbox::{InboxService, login},
+    store::InboxOwner,
 };
 
 /// The caller, proven by `Authorization: Bearer <JWT>`.
@@ -101,4 +104,55 @@ impl FromRequest<Arc<App>> for JsonBody {
             )
         })
     }
+}
+
+/// The user of an inbox: a bearer user token, or the inbox page's session cookie.
+///
+/// The cookie is `SameSite=Strict`; on top of that, a change (any method but GET) made with the
+/// cookie must carry `X-Requested-With: maestro-inbox`, which a page of another site cannot send
+/// without a CORS preflight that this server never grants.
+pub struct InboxUser(pub InboxOwner);
+
+/// The header the inbox page sends with its changes.
+pub const INBOX_REQUEST_HEADER: (&str, &str) = ("x-requested-with", "maestro-inbox");
+
+impl FromRequestParts<Arc<App>> for InboxUser {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Error> {
+        let principal = if parts.headers.contains_key(header::AUTHORIZATION) {
+            app.keyring.verify(bearer_token(parts, &["Bearer"])?)?
+        } else if let Some(token) = cookie(parts, login::COOKIE) {
+            let (name, expected) = INBOX_REQUEST_HEADER;
+            let marked = parts
+                .headers
+                .get(name)
+                .is_some_and(|value| value.as_bytes() == expected.as_bytes());
+            if parts.method != Method::GET && !marked {
+                return Err(Error::unauthenticated(
+                    "A change made with the inbox cookie needs the X-Requested-With: maestro-inbox header.",
+                ));
+            }
+            app.keyring.verify(token)?
+        } else {
+            return Err(Error::unauthenticated(
+                "An Authorization: Bearer user token (or the inbox page's sign-in cookie) is required.",
+            ));
+        };
+        Ok(InboxUser(InboxService::owner(&principal)?))
+    }
+}
+
+/// The value of the cookie `name`, if the request carries it.
+pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.trim())
+        .filter(|value| !value.is_empty())
 }

@@ -7,8 +7,10 @@ pub mod envelope;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod inbox;
 pub mod legacy;
 pub mod ops;
+pub mod page;
 
 use std::sync::Arc;
 
@@ -36,6 +38,7 @@ use crate::{
     modifiers(&BearerAuth),
     tags(
         (name = "alerts", description = "Maestro v4 partner alerts"),
+        (name = "inbox", description = "A user's alerts: the inbox, its marks and its live stream"),
         (name = "company events", description = "Internal producers of company events (legacy v1.0 notifications)"),
         (name = "admin", description = "Operators: deliveries of company notifications (maestro.admin)"),
         (name = "operations")
@@ -71,6 +74,10 @@ fn documented_routes() -> (Router<Arc<App>>, utoipa::openapi::OpenApi) {
             alerts::update_alert_by_ext_ref
         ))
         .routes(routes!(alerts::update_alert_by_id))
+        .routes(routes!(inbox::list))
+        .routes(routes!(inbox::read))
+        .routes(routes!(inbox::dismiss))
+        .routes(routes!(inbox::stream))
         .routes(routes!(events::publish_company_event))
         .routes(routes!(admin::list_deliveries))
         .routes(routes!(admin::show_delivery))
@@ -85,6 +92,12 @@ fn api_routes() -> Router<Arc<App>> {
     let (documented, openapi) = documented_routes();
     let openapi = Arc::new(openapi);
     documented
+        // The inbox page: HTML, so not part of the OpenAPI document.
+        .route("/inbox", get(page::inbox))
+        .route("/inbox/cards", get(page::cards))
+        .route("/inbox/login", get(page::login))
+        .route("/inbox/assets/inbox.js", get(page::script))
+        .route("/inbox/assets/inbox.css", get(page::styles))
         // Legacy company notifications (v1.0): XML, so not part of the OpenAPI document.
         .route("/api/company/v1.0/subscribe", post(legacy::subscribe))
         .route("/api/company/v1.0/unsubscribe", post(legacy::unsubscribe))

@@ -1,5 +1,6 @@
 //! Reading a partner directory into a [`PartnerImport`], checking everything a running server
-//! would otherwise trip over later: ids, domains, URLs, secrets, and that every schema compiles.
+//! would otherwise trip over later: ids, domains, URLs, secrets, and that every schema and every
+//! render source compiles.
 //!
 //! ```text
 //! partner.toml                              id, name, allowed_url_domains, postback_url, ...
@@ -19,7 +20,7 @@ use rand::RngCore;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::{UrlPolicy, compile_schema};
+use super::{Renderer, UrlPolicy, compile_schema};
 use crate::store::{PartnerImport, RateLimit, TemplateSource};
 
 /// The partners shipped inside the binary, imported into an empty database on first start.
@@ -178,6 +179,7 @@ pub fn from_files(files: &BTreeMap<PathBuf, String>) -> anyhow::Result<PartnerIm
                 .with_context(|| format!("templates/{template_id}/schema.json is not JSON"))?;
             compile_schema(&schema, policy.clone())
                 .with_context(|| format!("templates/{template_id}/schema.json"))?;
+            Renderer::compile(&sources).with_context(|| format!("templates/{template_id}"))?;
             let content_hash = content_hash(&schema_json, &sources);
             Ok(TemplateSource {
                 template_id,
@@ -273,6 +275,17 @@ mod tests {
         ]))
         .unwrap_err();
         assert!(format!("{err:#}").contains("schema.json"), "{err:#}");
+    }
+
+    #[test]
+    fn refuses_a_render_source_that_does_not_compile() {
+        let err = from_files(&files(&[
+            ("partner.toml", "id = \"p\"\nname = \"P\"\n"),
+            ("templates/T/schema.json", "{}"),
+            ("templates/T/card.html.jinja", "<p>{% for x in %}</p>"),
+        ]))
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("card.html.jinja"), "{err:#}");
     }
 
     #[test]

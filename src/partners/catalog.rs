@@ -1,6 +1,6 @@
 //! The running server's view of partners and templates: loaded from the store on first use,
-//! kept for `catalog_refresh`, with each template's schema compiled once per version (never per
-//! request). Nothing here is state another instance needs: every entry can be rebuilt from the
+//! kept for `catalog_refresh`, with each template's schema and render sources compiled once per
+//! version (never per request). Nothing here is state another instance needs: every entry can be rebuilt from the
 //! store, so several instances may run side by side.
 
 use std::{
@@ -13,7 +13,7 @@ use std::{
 use anyhow::Context;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
-use super::{UrlPolicy, compile_schema};
+use super::{Renderer, UrlPolicy, compile_schema};
 use crate::{
     error::{Error, Result},
     store::{DynStore, PartnerRecord, RateLimit, TemplateRecord},
@@ -24,6 +24,7 @@ pub struct CompiledTemplate {
     pub version: i64,
     pub content_hash: String,
     pub validator: jsonschema::Validator,
+    pub renderer: Renderer,
 }
 
 pub struct CachedPartner {
@@ -103,8 +104,8 @@ impl Catalog {
     }
 }
 
-/// Builds a cache entry, reusing what has not changed since `previous`: compiled schemas of
-/// unchanged templates, and the rate limiter (with its budget) when the limit is the same.
+/// Builds a cache entry, reusing what has not changed since `previous`: compiled schemas and
+/// renderers of unchanged templates, and the rate limiter (with its budget) when the limit is the same.
 fn build(
     partner: PartnerRecord,
     templates: Vec<TemplateRecord>,
@@ -127,11 +128,15 @@ fn build(
                 let validator = compile_schema(&schema, policy.clone()).with_context(|| {
                     format!("stored template {}/{}", partner.id, template.template_id)
                 })?;
+                let renderer = Renderer::compile(&template.sources).with_context(|| {
+                    format!("stored template {}/{}", partner.id, template.template_id)
+                })?;
                 Arc::new(CompiledTemplate {
                     template_id: template.template_id.clone(),
                     version: template.version,
                     content_hash: template.content_hash,
                     validator,
+                    renderer,
                 })
             }
         };

@@ -1,11 +1,14 @@
 //! Partners and their templates: data loaded from directories (`maestro partner import`), kept in
-//! the store, and compiled into validators by the [`Catalog`].
+//! the store, and compiled into validators and renderers by the [`Catalog`].
 
 pub mod bundle;
 pub mod catalog;
+pub mod markup;
+pub mod render;
 pub mod url_policy;
 
 pub use catalog::{CachedPartner, Catalog, CompiledTemplate};
+pub use render::{AlertFields, RenderError, Renderer};
 pub use url_policy::UrlPolicy;
 
 /// The JSON Schema `format` a template uses for a link or image URL: checked against the

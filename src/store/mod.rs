@@ -3,6 +3,7 @@
 //! The domain talks only to [`Store`]; each backend owns its SQL and its migrations. The same
 //! conformance suite (`tests/it/store_conformance.rs`) runs against every backend.
 
+mod inbox;
 mod migrations;
 pub mod postgres;
 pub mod sqlite;
@@ -11,7 +12,9 @@ mod types;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use time::OffsetDateTime;
 
+pub use inbox::*;
 pub use types::*;
 
 use crate::{config::DatabaseArgs, error::Error};
@@ -81,6 +84,39 @@ pub trait Store: Send + Sync + 'static {
     async fn alert_revisions(&self, alert_id: &str) -> StoreResult<Vec<RevisionRecord>>;
     /// Outbox events with an id greater than `after`, oldest first.
     async fn outbox_after(&self, after: i64, limit: i64) -> StoreResult<Vec<OutboxEvent>>;
+    /// The id of the latest outbox event, 0 when there is none.
+    async fn outbox_head(&self) -> StoreResult<i64>;
+
+    // --- the user inbox -----------------------------------------------------------------
+    /// A page of the owner's live alerts (see [`InboxQuery`]) and their unread count.
+    async fn inbox_page(&self, query: &InboxQuery) -> StoreResult<InboxPage>;
+    /// One of the owner's live alerts (not expired at `now`, not dismissed).
+    async fn inbox_item(
+        &self,
+        owner: &InboxOwner,
+        alert_id: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<InboxItem>>;
+    async fn inbox_unread_count(&self, owner: &InboxOwner, now: OffsetDateTime)
+    -> StoreResult<i64>;
+    /// Marks one of the owner's unexpired alerts read (at its current revision) or dismissed,
+    /// writing `alert.read` / `alert.dismissed` in the same transaction when that changed
+    /// anything. `None` when the owner has no such unexpired alert; else whether it changed.
+    async fn mark_inbox(
+        &self,
+        owner: &InboxOwner,
+        alert_id: &str,
+        mark: InboxMark,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<bool>>;
+
+    // --- expiry -------------------------------------------------------------------------
+    /// Marks up to `limit` alerts whose `expires_at` is at or before `now` as expired, each with
+    /// an `alert.expired` event in the same transaction. Returns how many; 0 when none is due.
+    async fn expire_alerts(&self, now: OffsetDateTime, limit: i64) -> StoreResult<u64>;
+    /// Deletes up to `limit` alerts (with their revisions) that were marked expired and whose
+    /// `expires_at` is at or before `cutoff`. Returns how many.
+    async fn purge_expired(&self, cutoff: OffsetDateTime, limit: i64) -> StoreResult<u64>;
 
     // --- company notification subscriptions ---------------------------------------------
     /// True when the subscription is new; subscribing twice keeps one.

@@ -103,6 +103,17 @@ pub struct AlertContent {
     pub body_hash: String,
     /// Canonical JSON of the request body.
     pub payload: String,
+    /// What the template (version `template_version`) made of it.
+    pub rendering: Rendering,
+}
+
+/// An alert as its template rendered it; stored with each revision. `title` and `text` are
+/// plain text, `html` is the checked, escaped card.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rendering {
+    pub title: String,
+    pub html: String,
+    pub text: String,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -175,6 +186,7 @@ pub struct RevisionRecord {
     pub template_version: i64,
     pub body_hash: String,
     pub payload: String,
+    pub rendering: Rendering,
     pub recorded_at: OffsetDateTime,
 }
 
@@ -327,3 +339,6 @@ pub enum SnapshotKey {
 
 pub const EVENT_ALERT_CREATED: &str = "alert.created";
 pub const EVENT_ALERT_UPDATED: &str = "alert.updated";
+pub const EVENT_ALERT_EXPIRED: &str = "alert.expired";
+pub const EVENT_ALERT_READ: &str = "alert.read";
+pub const EVENT_ALERT_DISMISSED: &str = "alert.dismissed";

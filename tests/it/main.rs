@@ -1,10 +1,15 @@
 //! One integration-test binary (one link step) holding every black-box suite.
 
 mod alerts_api;
+mod browser;
 mod company_events;
 mod deliveries;
 mod durability;
 mod helpers;
+mod inbox_api;
+mod inbox_helpers;
+mod inbox_page;
+mod inbox_store;
 mod legacy_subscriptions;
 mod limits;
 mod multi_instance;

@@ -8,8 +8,8 @@ use maestro::config::DatabaseArgs;
 use maestro::store::{
     AlertChange, AlertContent, AlertOwner, AlertSelector, AlertTarget, AttemptRecord,
     CreateOutcome, DeliveryFilter, DeliveryNext, DynStore, EVENT_ALERT_CREATED,
-    EVENT_ALERT_UPDATED, NewAlert, NewCompanyEvent, PartnerImport, RateLimit, ReplayOutcome,
-    SigningKeyRecord, SnapshotKey, Subscription, TemplateSource, UpdateOutcome,
+    EVENT_ALERT_UPDATED, NewAlert, NewCompanyEvent, PartnerImport, RateLimit, Rendering,
+    ReplayOutcome, SigningKeyRecord, SnapshotKey, Subscription, TemplateSource, UpdateOutcome,
 };
 use time::{OffsetDateTime, macros::datetime};
 
@@ -85,6 +85,11 @@ fn content(ext_ref: &str, body: &str) -> AlertContent {
         expires_at: datetime!(2030-02-01 00:00:00.123 UTC),
         body_hash: format!("hash-{body}"),
         payload: format!("{{\"body\":\"{body}\"}}"),
+        rendering: Rendering {
+            title: format!("Title {body}"),
+            html: format!("<p>{body}</p>"),
+            text: body.into(),
+        },
     }
 }
 
@@ -222,6 +227,7 @@ async fn creating_an_alert_writes_revision_and_event(backend: Backend) {
     let revisions = store.alert_revisions("a1").await.unwrap();
     assert_eq!(revisions.len(), 1);
     assert_eq!(revisions[0].payload, alert.content.payload);
+    assert_eq!(revisions[0].rendering, alert.content.rendering);
     let events = store.outbox_after(0, 10).await.unwrap();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].event_type, EVENT_ALERT_CREATED);
@@ -340,6 +346,18 @@ async fn updates_select_by_id_or_ext_ref_within_the_owner(backend: Backend) {
         .map(|r| r.body_hash)
         .collect();
     assert_eq!(revisions, ["hash-one", "hash-two", "hash-three"]);
+    let renderings: Vec<_> = store
+        .alert_revisions("a1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.rendering.text)
+        .collect();
+    assert_eq!(
+        renderings,
+        ["one", "two", "three"],
+        "each revision keeps its rendering"
+    );
     let events: Vec<_> = store
         .outbox_after(0, 10)
         .await

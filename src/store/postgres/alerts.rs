@@ -6,7 +6,8 @@ use time::OffsetDateTime;
 
 use crate::store::{
     AlertChange, AlertContent, AlertOwner, AlertRecord, AlertSelector, AlertTarget, CreateOutcome,
-    EVENT_ALERT_CREATED, EVENT_ALERT_UPDATED, NewAlert, OutboxEvent, RevisionRecord, UpdateOutcome,
+    EVENT_ALERT_CREATED, EVENT_ALERT_UPDATED, NewAlert, OutboxEvent, Rendering, RevisionRecord,
+    UpdateOutcome,
 };
 
 pub(super) async fn create(pool: &PgPool, alert: &NewAlert) -> Result<CreateOutcome, sqlx::Error> {
@@ -108,7 +109,7 @@ pub(super) async fn update(
     sqlx::query(
         "UPDATE alerts SET user_id = $1, template_id = $2, template_version = $3, msg_type = $4, \
          topic = $5, title = $6, created_at = $7, expires_at = $8, revision = $9, body_hash = $10, \
-         updated_at = $11 WHERE id = $12",
+         updated_at = $11, expired_at = NULL WHERE id = $12",
     )
     .bind(&c.user_id)
     .bind(&c.template_id)
@@ -148,20 +149,24 @@ async fn record_revision(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO alert_revisions (alert_id, revision, template_version, body_hash, payload, \
-         recorded_at) VALUES ($1, $2, $3, $4, $5, $6)",
+         rendered_title, rendered_html, rendered_text, recorded_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(alert_id)
     .bind(revision)
     .bind(content.template_version)
     .bind(&content.body_hash)
     .bind(&content.payload)
+    .bind(&content.rendering.title)
+    .bind(&content.rendering.html)
+    .bind(&content.rendering.text)
     .bind(at)
     .execute(&mut **tx)
     .await?;
     Ok(())
 }
 
-async fn announce(
+pub(super) async fn announce(
     tx: &mut Transaction<'_, Postgres>,
     event_type: &str,
     alert_id: &str,
@@ -205,10 +210,20 @@ fn alert_row(row: &PgRow) -> Result<AlertRecord, sqlx::Error> {
             expires_at: row.try_get("expires_at")?,
             body_hash: row.try_get("body_hash")?,
             payload: row.try_get("payload")?,
+            rendering: rendering(row)?,
         },
         revision: row.try_get("revision")?,
         received_at: row.try_get("received_at")?,
         updated_at: row.try_get("updated_at")?,
+    })
+}
+
+/// The `rendered_*` columns of a revision.
+pub(super) fn rendering(row: &PgRow) -> Result<Rendering, sqlx::Error> {
+    Ok(Rendering {
+        title: row.try_get("rendered_title")?,
+        html: row.try_get("rendered_html")?,
+        text: row.try_get("rendered_text")?,
     })
 }
 
@@ -218,7 +233,8 @@ pub(super) async fn find(
     alert_id: &str,
 ) -> Result<Option<AlertRecord>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT a.*, r.payload FROM alerts a JOIN alert_revisions r \
+        "SELECT a.*, r.payload, r.rendered_title, r.rendered_html, r.rendered_text \
+         FROM alerts a JOIN alert_revisions r \
          ON r.alert_id = a.id AND r.revision = a.revision \
          WHERE a.id = $1 AND a.partner_id = $2 AND a.company_id = $3",
     )
@@ -235,8 +251,8 @@ pub(super) async fn revisions(
     alert_id: &str,
 ) -> Result<Vec<RevisionRecord>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT revision, template_version, body_hash, payload, recorded_at FROM alert_revisions \
-         WHERE alert_id = $1 ORDER BY revision",
+        "SELECT revision, template_version, body_hash, payload, rendered_title, rendered_html, \
+         rendered_text, recorded_at FROM alert_revisions WHERE alert_id = $1 ORDER BY revision",
     )
     .bind(alert_id)
     .fetch_all(pool)
@@ -248,6 +264,7 @@ pub(super) async fn revisions(
                 template_version: row.try_get("template_version")?,
                 body_hash: row.try_get("body_hash")?,
                 payload: row.try_get("payload")?,
+                rendering: rendering(row)?,
                 recorded_at: row.try_get("recorded_at")?,
             })
         })
@@ -281,4 +298,10 @@ pub(super) async fn outbox_after(
             })
         })
         .collect()
+}
+
+pub(super) async fn outbox_head(pool: &PgPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM outbox")
+        .fetch_one(pool)
+        .await
 }

@@ -11,6 +11,7 @@ mod alerts;
 mod catalog;
 mod deliveries;
 mod events;
+mod inbox;
 mod subscriptions;
 
 use std::{future::Future, str::FromStr, time::Duration};
@@ -21,10 +22,13 @@ use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 
+use time::OffsetDateTime;
+
 use super::{
-    AlertChange, AlertOwner, AlertRecord, AlertTarget, CreateOutcome, ImportReport, NewAlert,
-    OutboxEvent, PartnerImport, PartnerRecord, RevisionRecord, SigningKeyRecord, Store, StoreError,
-    StoreResult, Subscription, TemplateRecord, UpdateOutcome, migrations,
+    AlertChange, AlertOwner, AlertRecord, AlertTarget, CreateOutcome, ImportReport, InboxItem,
+    InboxMark, InboxOwner, InboxPage, InboxQuery, NewAlert, OutboxEvent, PartnerImport,
+    PartnerRecord, RevisionRecord, SigningKeyRecord, Store, StoreError, StoreResult, Subscription,
+    TemplateRecord, UpdateOutcome, migrations,
     types::{
         AttemptRecord, ClaimedDelivery, DeliveryFilter, DeliveryNext, DeliveryRecord,
         DeliverySummary, NewCompanyEvent, ReplayOutcome, SnapshotKey,
@@ -45,6 +49,7 @@ const MIGRATIONS: &[migrations::EmbeddedMigration] = &[
         include_str!("migrations/0003_company_events.sql"),
     ),
     (4, "delivery", include_str!("migrations/0004_delivery.sql")),
+    (5, "inbox", include_str!("migrations/0005_inbox.sql")),
 ];
 
 pub struct PostgresStore {
@@ -166,6 +171,52 @@ impl Store for PostgresStore {
     async fn outbox_after(&self, after: i64, limit: i64) -> StoreResult<Vec<OutboxEvent>> {
         self.timed(alerts::outbox_after(&self.pool, after, limit))
             .await
+    }
+
+    async fn outbox_head(&self) -> StoreResult<i64> {
+        self.timed(alerts::outbox_head(&self.pool)).await
+    }
+
+    async fn inbox_page(&self, query: &InboxQuery) -> StoreResult<InboxPage> {
+        self.timed(inbox::page(&self.pool, query)).await
+    }
+
+    async fn inbox_item(
+        &self,
+        owner: &InboxOwner,
+        alert_id: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<InboxItem>> {
+        self.timed(inbox::find(&self.pool, owner, alert_id, now))
+            .await
+    }
+
+    async fn inbox_unread_count(
+        &self,
+        owner: &InboxOwner,
+        now: OffsetDateTime,
+    ) -> StoreResult<i64> {
+        self.timed(inbox::unread_count(&self.pool, owner, now))
+            .await
+    }
+
+    async fn mark_inbox(
+        &self,
+        owner: &InboxOwner,
+        alert_id: &str,
+        mark: InboxMark,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<bool>> {
+        self.timed(inbox::mark(&self.pool, owner, alert_id, mark, now))
+            .await
+    }
+
+    async fn expire_alerts(&self, now: OffsetDateTime, limit: i64) -> StoreResult<u64> {
+        self.timed(inbox::expire(&self.pool, now, limit)).await
+    }
+
+    async fn purge_expired(&self, cutoff: OffsetDateTime, limit: i64) -> StoreResult<u64> {
+        self.timed(inbox::purge(&self.pool, cutoff, limit)).await
     }
 
     async fn subscribe(&self, subscription: &Subscription) -> StoreResult<bool> {

@@ -10,7 +10,8 @@ use time::OffsetDateTime;
 use super::rows::{from_millis, millis, parse_ts, ts};
 use crate::store::{
     AlertChange, AlertContent, AlertOwner, AlertRecord, AlertSelector, AlertTarget, CreateOutcome,
-    EVENT_ALERT_CREATED, EVENT_ALERT_UPDATED, NewAlert, OutboxEvent, RevisionRecord, UpdateOutcome,
+    EVENT_ALERT_CREATED, EVENT_ALERT_UPDATED, NewAlert, OutboxEvent, Rendering, RevisionRecord,
+    UpdateOutcome,
 };
 
 /// The chunk sizes multi-row statements are built for: few shapes, so that prepared statements
@@ -21,7 +22,7 @@ const ALERT_COLUMNS: &str = "id, partner_id, company_id, ext_ref, user_id, templ
      template_version, msg_type, topic, title, created_at, expires_at, revision, body_hash, \
      received_at, updated_at";
 const ALERT_VALUES: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)";
-const REVISION_VALUES: &str = "(?, ?, ?, ?, ?, ?)";
+const REVISION_VALUES: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 /// Creates alerts in arrival order, with a fixed number of statements per chunk of alerts
 /// (alert rows, revisions, outbox events) rather than per alert. An extRef already taken —
@@ -113,21 +114,25 @@ fn copy_into_history(
     };
     for group in groups {
         let recorded: Vec<String> = group.iter().map(|a| ts(a.received_at)).collect();
-        let mut values: Vec<&dyn ToSql> = Vec::with_capacity(group.len() * 6);
+        let mut values: Vec<&dyn ToSql> = Vec::with_capacity(group.len() * 9);
         for (alert, recorded_at) in group.iter().zip(&recorded) {
+            let c = &alert.content;
             values.extend_from_slice(&[
                 &alert.id,
                 &1_i64,
-                &alert.content.template_version,
-                &alert.content.body_hash,
-                &alert.content.payload,
+                &c.template_version,
+                &c.body_hash,
+                &c.payload,
+                &c.rendering.title,
+                &c.rendering.html,
+                &c.rendering.text,
                 recorded_at,
             ]);
         }
         let placeholders = vec!["?"; group.len()].join(", ");
         db.prepare_cached(&format!(
             "INSERT INTO alert_revisions (alert_id, revision, template_version, body_hash, \
-             payload, recorded_at) VALUES {}",
+             payload, rendered_title, rendered_html, rendered_text, recorded_at) VALUES {}",
             vec![REVISION_VALUES; group.len()].join(", ")
         ))?
         .execute(params_from_iter(values))?;
@@ -196,7 +201,7 @@ pub(super) fn update(
     db.prepare_cached(
         "UPDATE alerts SET user_id = ?1, template_id = ?2, template_version = ?3, msg_type = ?4, \
          topic = ?5, title = ?6, created_at = ?7, expires_at = ?8, revision = ?9, body_hash = ?10, \
-         updated_at = ?11 WHERE id = ?12",
+         updated_at = ?11, expired_at = NULL WHERE id = ?12",
     )?
     .execute(params![
         c.user_id,
@@ -214,7 +219,8 @@ pub(super) fn update(
     ])?;
     db.prepare_cached(
         "INSERT INTO alert_revisions (alert_id, revision, template_version, body_hash, payload, \
-         recorded_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+         rendered_title, rendered_html, rendered_text, recorded_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         alert_id,
@@ -222,6 +228,9 @@ pub(super) fn update(
         c.template_version,
         c.body_hash,
         c.payload,
+        c.rendering.title,
+        c.rendering.html,
+        c.rendering.text,
         changed_at
     ])?;
     announce(
@@ -236,7 +245,7 @@ pub(super) fn update(
     Ok(UpdateOutcome::Updated { alert_id, revision })
 }
 
-fn announce(
+pub(super) fn announce(
     db: &Connection,
     event_type: &str,
     alert_id: &str,
@@ -280,10 +289,20 @@ fn alert_row(row: &Row<'_>) -> rusqlite::Result<AlertRecord> {
             expires_at: from_millis(row.get("expires_at")?)?,
             body_hash: row.get("body_hash")?,
             payload: row.get("payload")?,
+            rendering: rendering(row)?,
         },
         revision: row.get("revision")?,
         received_at: parse_ts(&row.get::<_, String>("received_at")?)?,
         updated_at: parse_ts(&row.get::<_, String>("updated_at")?)?,
+    })
+}
+
+/// The `rendered_*` columns of a revision.
+pub(super) fn rendering(row: &Row<'_>) -> rusqlite::Result<Rendering> {
+    Ok(Rendering {
+        title: row.get("rendered_title")?,
+        html: row.get("rendered_html")?,
+        text: row.get("rendered_text")?,
     })
 }
 
@@ -293,7 +312,8 @@ pub(super) fn find(
     alert_id: &str,
 ) -> rusqlite::Result<Option<AlertRecord>> {
     db.prepare_cached(
-        "SELECT a.*, r.payload FROM alerts a JOIN alert_revisions r \
+        "SELECT a.*, r.payload, r.rendered_title, r.rendered_html, r.rendered_text \
+         FROM alerts a JOIN alert_revisions r \
          ON r.alert_id = a.id AND r.revision = a.revision \
          WHERE a.id = ?1 AND a.partner_id = ?2 AND a.company_id = ?3",
     )?
@@ -306,8 +326,8 @@ pub(super) fn find(
 
 pub(super) fn revisions(db: &Connection, alert_id: &str) -> rusqlite::Result<Vec<RevisionRecord>> {
     db.prepare_cached(
-        "SELECT revision, template_version, body_hash, payload, recorded_at FROM alert_revisions \
-         WHERE alert_id = ?1 ORDER BY revision",
+        "SELECT revision, template_version, body_hash, payload, rendered_title, rendered_html, \
+         rendered_text, recorded_at FROM alert_revisions WHERE alert_id = ?1 ORDER BY revision",
     )?
     .query_map([alert_id], |row| {
         Ok(RevisionRecord {
@@ -315,6 +335,7 @@ pub(super) fn revisions(db: &Connection, alert_id: &str) -> rusqlite::Result<Vec
             template_version: row.get("template_version")?,
             body_hash: row.get("body_hash")?,
             payload: row.get("payload")?,
+            rendering: rendering(row)?,
             recorded_at: parse_ts(&row.get::<_, String>("recorded_at")?)?,
         })
     })?
@@ -343,4 +364,9 @@ pub(super) fn outbox_after(
         })
     })?
     .collect()
+}
+
+pub(super) fn outbox_head(db: &Connection) -> rusqlite::Result<i64> {
+    db.prepare_cached("SELECT COALESCE(MAX(id), 0) FROM outbox")?
+        .query_row([], |row| row.get(0))
 }

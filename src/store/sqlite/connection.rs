@@ -10,6 +10,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_subscriptions.sql"),
     include_str!("migrations/0003_company_events.sql"),
     include_str!("migrations/0004_delivery.sql"),
+    include_str!("migrations/0005_inbox.sql"),
 ];
 
 /// Statements kept prepared per connection (the multi-row inserts come in a few shapes).

@@ -21,6 +21,7 @@ mod checkpointer;
 mod connection;
 mod deliveries;
 mod events;
+mod inbox;
 mod read_pool;
 mod rows;
 mod subscriptions;
@@ -31,10 +32,13 @@ use std::{path::PathBuf, time::Duration};
 use async_trait::async_trait;
 use rusqlite::ErrorCode;
 
+use time::OffsetDateTime;
+
 use super::{
-    AlertChange, AlertOwner, AlertRecord, AlertTarget, CreateOutcome, ImportReport, NewAlert,
-    OutboxEvent, PartnerImport, PartnerRecord, RevisionRecord, SigningKeyRecord, Store, StoreError,
-    StoreResult, Subscription, TemplateRecord, UpdateOutcome,
+    AlertChange, AlertOwner, AlertRecord, AlertTarget, CreateOutcome, ImportReport, InboxItem,
+    InboxMark, InboxOwner, InboxPage, InboxQuery, NewAlert, OutboxEvent, PartnerImport,
+    PartnerRecord, RevisionRecord, SigningKeyRecord, Store, StoreError, StoreResult, Subscription,
+    TemplateRecord, UpdateOutcome,
     types::{
         AttemptRecord, ClaimedDelivery, DeliveryFilter, DeliveryNext, DeliveryRecord,
         DeliverySummary, NewCompanyEvent, ReplayOutcome, SnapshotKey,
@@ -169,6 +173,63 @@ impl Store for SqliteStore {
     async fn outbox_after(&self, after: i64, limit: i64) -> StoreResult<Vec<OutboxEvent>> {
         self.readers
             .read(move |db| alerts::outbox_after(db, after, limit))
+            .await
+    }
+
+    async fn outbox_head(&self) -> StoreResult<i64> {
+        self.readers.read(alerts::outbox_head).await
+    }
+
+    async fn inbox_page(&self, query: &InboxQuery) -> StoreResult<InboxPage> {
+        let query = query.clone();
+        self.readers.read(move |db| inbox::page(db, &query)).await
+    }
+
+    async fn inbox_item(
+        &self,
+        owner: &InboxOwner,
+        alert_id: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<InboxItem>> {
+        let (owner, alert_id) = (owner.clone(), alert_id.to_owned());
+        self.readers
+            .read(move |db| inbox::find(db, &owner, &alert_id, now))
+            .await
+    }
+
+    async fn inbox_unread_count(
+        &self,
+        owner: &InboxOwner,
+        now: OffsetDateTime,
+    ) -> StoreResult<i64> {
+        let owner = owner.clone();
+        self.readers
+            .read(move |db| inbox::unread_count(db, &owner, now))
+            .await
+    }
+
+    async fn mark_inbox(
+        &self,
+        owner: &InboxOwner,
+        alert_id: &str,
+        mark: InboxMark,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<bool>> {
+        let (owner, alert_id) = (owner.clone(), alert_id.to_owned());
+        self.writer
+            .exclusive(move |tx| inbox::mark(tx, &owner, &alert_id, mark, now))
+            .await
+    }
+
+    async fn expire_alerts(&self, now: OffsetDateTime, limit: i64) -> StoreResult<u64> {
+        self.writer
+            .exclusive(move |tx| inbox::expire(tx, now, limit))
+            .await
+    }
+
+    async fn purge_expired(&self, cutoff: OffsetDateTime, limit: i64) -> StoreResult<u64> {
+        self.writer
+            .exclusive(move |tx| inbox::purge(tx, cutoff, limit))
             .await
     }
 

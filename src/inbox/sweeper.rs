@@ -1,0 +1,101 @@
+//! The expiry sweeper. Users never see an alert past its `expiresAt` — the inbox reads compare
+//! with the clock — so the sweeper is not what hides alerts. It announces expiries
+//! (`alert.expired` in the outbox, for the live stream and other consumers) and, once the
+//! retention has passed, deletes expired alerts with their revisions.
+//!
+//! A pass is idempotent: an alert is marked expired once (its event with it, in one
+//! transaction), and only marked alerts are purged. Sweepers of several instances may run at
+//! once; on PostgreSQL they skip each other's rows.
+
+use std::{sync::Arc, time::Duration};
+
+use time::OffsetDateTime;
+use tokio::sync::watch;
+
+use super::InboxFeed;
+use crate::{
+    clock::Clock,
+    store::{DynStore, StoreResult},
+};
+
+/// Alerts one transaction expires or purges; a pass repeats until none is left.
+const BATCH: i64 = 500;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    pub expired: u64,
+    pub purged: u64,
+}
+
+pub struct Sweeper {
+    store: DynStore,
+    clock: Arc<Clock>,
+    feed: Arc<InboxFeed>,
+    interval: Duration,
+    retention: Duration,
+}
+
+impl Sweeper {
+    pub fn new(
+        store: DynStore,
+        clock: Arc<Clock>,
+        feed: Arc<InboxFeed>,
+        interval: Duration,
+        retention: Duration,
+    ) -> Self {
+        Sweeper {
+            store,
+            clock,
+            feed,
+            interval,
+            retention,
+        }
+    }
+
+    /// One pass as of `now`: expire what is due, then purge what expired more than the retention
+    /// before `now`.
+    pub async fn run_once(&self, now: OffsetDateTime) -> StoreResult<SweepReport> {
+        let mut report = SweepReport::default();
+        loop {
+            let expired = self.store.expire_alerts(now, BATCH).await?;
+            report.expired += expired;
+            if expired < BATCH as u64 {
+                break;
+            }
+        }
+        if report.expired > 0 {
+            self.feed.poke();
+        }
+        let cutoff = now - self.retention;
+        loop {
+            let purged = self.store.purge_expired(cutoff, BATCH).await?;
+            report.purged += purged;
+            if purged < BATCH as u64 {
+                break;
+            }
+        }
+        Ok(report)
+    }
+
+    /// A pass every `interval` (the first one interval after start) until `stop` turns true; a
+    /// pass under way finishes first.
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = stop.wait_for(|stopped| *stopped) => break,
+                () = tokio::time::sleep(self.interval) => {}
+            }
+            match self.run_once(self.clock.now()).await {
+                Ok(report) if report != SweepReport::default() => {
+                    tracing::info!(
+                        expired = report.expired,
+                        purged = report.purged,
+                        "swept expired alerts"
+                    );
+                }
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error = %err, "expiry sweep failed; will retry"),
+            }
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! The user inbox and expiry: reads of a user's live alerts, the user's marks, and the sweeper's
+//! two steps. Marks and expiries write their outbox event in the same transaction; sweepers of
+//! several instances skip each other's rows (`SKIP LOCKED`).
+
+use sqlx::{PgPool, Row, postgres::PgRow};
+use time::OffsetDateTime;
+
+use super::alerts::{announce, rendering};
+use crate::store::{
+    AlertOwner, EVENT_ALERT_DISMISSED, EVENT_ALERT_EXPIRED, EVENT_ALERT_READ, InboxFilter,
+    InboxItem, InboxMark, InboxOwner, InboxPage, InboxQuery,
+};
+
+const ITEM_COLUMNS: &str = "a.id, a.template_id, a.template_version, a.revision, a.msg_type, \
+     a.topic, a.created_at, a.expires_at, a.read_revision, r.rendered_title, r.rendered_html, \
+     r.rendered_text";
+const ITEM_FROM: &str = "FROM alerts a JOIN alert_revisions r \
+     ON r.alert_id = a.id AND r.revision = a.revision";
+/// The owner's live alerts: $1 company, $2 user, $3 now.
+const LIVE: &str = "a.company_id = $1 AND a.user_id = $2 AND a.expires_at > $3 \
+     AND a.dismissed_at IS NULL";
+const UNREAD: &str = "(a.read_revision IS NULL OR a.read_revision < a.revision)";
+
+fn item(row: &PgRow) -> Result<InboxItem, sqlx::Error> {
+    let revision: i64 = row.try_get("revision")?;
+    let read_revision: Option<i64> = row.try_get("read_revision")?;
+    let rendering = rendering(row)?;
+    Ok(InboxItem {
+        alert_id: row.try_get("id")?,
+        template_id: row.try_get("template_id")?,
+        template_version: row.try_get("template_version")?,
+        revision,
+        msg_type: row.try_get("msg_type")?,
+        topic: row.try_get("topic")?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        read: read_revision.is_some_and(|read| read >= revision),
+        title: rendering.title,
+        html: rendering.html,
+        text: rendering.text,
+    })
+}
+
+pub(super) async fn page(pool: &PgPool, query: &InboxQuery) -> Result<InboxPage, sqlx::Error> {
+    let unread = match query.filter {
+        InboxFilter::Unread => format!("AND {UNREAD}"),
+        InboxFilter::All => String::new(),
+    };
+    let owner = &query.owner;
+    let rows = sqlx::query(&format!(
+        "SELECT {ITEM_COLUMNS} {ITEM_FROM} WHERE {LIVE} {unread} \
+         AND ($4::text IS NULL OR a.id < $4) ORDER BY a.id DESC LIMIT $5"
+    ))
+    .bind(&owner.company_id)
+    .bind(&owner.user_id)
+    .bind(query.now)
+    .bind(&query.before)
+    .bind(query.limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(InboxPage {
+        items: rows.iter().map(item).collect::<Result<_, _>>()?,
+        unread_count: unread_count(pool, owner, query.now).await?,
+    })
+}
+
+pub(super) async fn find(
+    pool: &PgPool,
+    owner: &InboxOwner,
+    alert_id: &str,
+    now: OffsetDateTime,
+) -> Result<Option<InboxItem>, sqlx::Error> {
+    let row = sqlx::query(&format!(
+        "SELECT {ITEM_COLUMNS} {ITEM_FROM} WHERE {LIVE} AND a.id = $4"
+    ))
+    .bind(&owner.company_id)
+    .bind(&owner.user_id)
+    .bind(now)
+    .bind(alert_id)
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(item).transpose()
+}
+
+pub(super) async fn unread_count(
+    pool: &PgPool,
+    owner: &InboxOwner,
+    now: OffsetDateTime,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(&format!(
+        "SELECT COUNT(*) FROM alerts a WHERE {LIVE} AND {UNREAD}"
+    ))
+    .bind(&owner.company_id)
+    .bind(&owner.user_id)
+    .bind(now)
+    .fetch_one(pool)
+    .await
+}
+
+pub(super) async fn mark(
+    pool: &PgPool,
+    owner: &InboxOwner,
+    alert_id: &str,
+    mark: InboxMark,
+    now: OffsetDateTime,
+) -> Result<Option<bool>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    // FOR UPDATE: a mark and a partner's update of the same alert take turns.
+    let current: Option<(String, i64, Option<i64>, Option<OffsetDateTime>)> = sqlx::query_as(
+        "SELECT partner_id, revision, read_revision, dismissed_at FROM alerts \
+         WHERE id = $1 AND company_id = $2 AND user_id = $3 AND expires_at > $4 FOR UPDATE",
+    )
+    .bind(alert_id)
+    .bind(&owner.company_id)
+    .bind(&owner.user_id)
+    .bind(now)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((partner_id, revision, read_revision, dismissed_at)) = current else {
+        tx.rollback().await?;
+        return Ok(None);
+    };
+    let unchanged = match mark {
+        InboxMark::Read => read_revision.is_some_and(|read| read >= revision),
+        InboxMark::Dismissed => dismissed_at.is_some(),
+    };
+    if unchanged {
+        tx.rollback().await?;
+        return Ok(Some(false));
+    }
+    let event = match mark {
+        InboxMark::Read => {
+            sqlx::query("UPDATE alerts SET read_revision = revision WHERE id = $1")
+                .bind(alert_id)
+                .execute(&mut *tx)
+                .await?;
+            EVENT_ALERT_READ
+        }
+        InboxMark::Dismissed => {
+            sqlx::query("UPDATE alerts SET dismissed_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(alert_id)
+                .execute(&mut *tx)
+                .await?;
+            EVENT_ALERT_DISMISSED
+        }
+    };
+    let alert_owner = AlertOwner {
+        partner_id,
+        company_id: owner.company_id.clone(),
+    };
+    announce(
+        &mut tx,
+        event,
+        alert_id,
+        revision,
+        &alert_owner,
+        &owner.user_id,
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Some(true))
+}
+
+/// Marks due alerts expired, oldest expiry first; each event says when the alert expired.
+pub(super) async fn expire(
+    pool: &PgPool,
+    now: OffsetDateTime,
+    limit: i64,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(&format!(
+        "WITH due AS ( \
+             SELECT id FROM alerts WHERE expired_at IS NULL AND expires_at <= $1 \
+             ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED), \
+         expired AS ( \
+             UPDATE alerts a SET expired_at = $1 FROM due WHERE a.id = due.id \
+             RETURNING a.id, a.revision, a.partner_id, a.company_id, a.user_id, a.expires_at) \
+         INSERT INTO outbox (event_type, alert_id, revision, partner_id, company_id, user_id, \
+             occurred_at) \
+         SELECT '{EVENT_ALERT_EXPIRED}', id, revision, partner_id, company_id, user_id, expires_at \
+         FROM expired ORDER BY expires_at, id"
+    ))
+    .bind(now)
+    .bind(limit)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+pub(super) async fn purge(
+    pool: &PgPool,
+    cutoff: OffsetDateTime,
+    limit: i64,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "DELETE FROM alerts WHERE id IN (SELECT id FROM alerts \
+         WHERE expired_at IS NOT NULL AND expires_at <= $1 ORDER BY expires_at LIMIT $2 \
+         FOR UPDATE SKIP LOCKED)",
+    )
+    .bind(cutoff)
+    .bind(limit)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}

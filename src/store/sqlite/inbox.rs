@@ -1,0 +1,210 @@
+//! The user inbox and expiry: reads of a user's live alerts, the user's marks, and the sweeper's
+//! two steps. Marks and expiries write their outbox event in the same transaction.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use time::OffsetDateTime;
+
+use super::{
+    alerts::{announce, rendering},
+    rows::{from_millis, millis, ts},
+};
+use crate::store::{
+    AlertOwner, EVENT_ALERT_DISMISSED, EVENT_ALERT_EXPIRED, EVENT_ALERT_READ, InboxFilter,
+    InboxItem, InboxMark, InboxOwner, InboxPage, InboxQuery,
+};
+
+const ITEM_COLUMNS: &str = "a.id, a.template_id, a.template_version, a.revision, a.msg_type, \
+     a.topic, a.created_at, a.expires_at, a.read_revision, r.rendered_title, r.rendered_html, \
+     r.rendered_text";
+const ITEM_FROM: &str = "FROM alerts a JOIN alert_revisions r \
+     ON r.alert_id = a.id AND r.revision = a.revision";
+/// The owner's live alerts: ?1 company, ?2 user, ?3 now (unix ms).
+const LIVE: &str = "a.company_id = ?1 AND a.user_id = ?2 AND a.expires_at > ?3 \
+     AND a.dismissed_at IS NULL";
+const UNREAD: &str = "(a.read_revision IS NULL OR a.read_revision < a.revision)";
+
+fn item(row: &Row<'_>) -> rusqlite::Result<InboxItem> {
+    let revision: i64 = row.get("revision")?;
+    let read_revision: Option<i64> = row.get("read_revision")?;
+    let rendering = rendering(row)?;
+    Ok(InboxItem {
+        alert_id: row.get("id")?,
+        template_id: row.get("template_id")?,
+        template_version: row.get("template_version")?,
+        revision,
+        msg_type: row.get("msg_type")?,
+        topic: row.get("topic")?,
+        created_at: row.get("created_at")?,
+        expires_at: from_millis(row.get("expires_at")?)?,
+        read: read_revision.is_some_and(|read| read >= revision),
+        title: rendering.title,
+        html: rendering.html,
+        text: rendering.text,
+    })
+}
+
+pub(super) fn page(db: &Connection, query: &InboxQuery) -> rusqlite::Result<InboxPage> {
+    let unread = match query.filter {
+        InboxFilter::Unread => format!("AND {UNREAD}"),
+        InboxFilter::All => String::new(),
+    };
+    let cursor = if query.before.is_some() {
+        "AND a.id < ?4"
+    } else {
+        "AND ?4 IS NULL"
+    };
+    let owner = &query.owner;
+    let items = db
+        .prepare_cached(&format!(
+            "SELECT {ITEM_COLUMNS} {ITEM_FROM} WHERE {LIVE} {unread} {cursor} \
+             ORDER BY a.id DESC LIMIT ?5"
+        ))?
+        .query_map(
+            params![
+                owner.company_id,
+                owner.user_id,
+                millis(query.now),
+                query.before,
+                query.limit
+            ],
+            item,
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(InboxPage {
+        items,
+        unread_count: unread_count(db, owner, query.now)?,
+    })
+}
+
+pub(super) fn find(
+    db: &Connection,
+    owner: &InboxOwner,
+    alert_id: &str,
+    now: OffsetDateTime,
+) -> rusqlite::Result<Option<InboxItem>> {
+    db.prepare_cached(&format!(
+        "SELECT {ITEM_COLUMNS} {ITEM_FROM} WHERE {LIVE} AND a.id = ?4"
+    ))?
+    .query_row(
+        params![owner.company_id, owner.user_id, millis(now), alert_id],
+        item,
+    )
+    .optional()
+}
+
+pub(super) fn unread_count(
+    db: &Connection,
+    owner: &InboxOwner,
+    now: OffsetDateTime,
+) -> rusqlite::Result<i64> {
+    db.prepare_cached(&format!(
+        "SELECT COUNT(*) FROM alerts a WHERE {LIVE} AND {UNREAD}"
+    ))?
+    .query_row(
+        params![owner.company_id, owner.user_id, millis(now)],
+        |row| row.get(0),
+    )
+}
+
+pub(super) fn mark(
+    db: &Connection,
+    owner: &InboxOwner,
+    alert_id: &str,
+    mark: InboxMark,
+    now: OffsetDateTime,
+) -> rusqlite::Result<Option<bool>> {
+    let current: Option<(String, i64, Option<i64>, Option<String>)> = db
+        .prepare_cached(
+            "SELECT partner_id, revision, read_revision, dismissed_at FROM alerts \
+             WHERE id = ?1 AND company_id = ?2 AND user_id = ?3 AND expires_at > ?4",
+        )?
+        .query_row(
+            params![alert_id, owner.company_id, owner.user_id, millis(now)],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+        )
+        .optional()?;
+    let Some((partner_id, revision, read_revision, dismissed_at)) = current else {
+        return Ok(None);
+    };
+    let event = match mark {
+        InboxMark::Read if read_revision.is_some_and(|read| read >= revision) => {
+            return Ok(Some(false));
+        }
+        InboxMark::Dismissed if dismissed_at.is_some() => return Ok(Some(false)),
+        InboxMark::Read => {
+            db.prepare_cached("UPDATE alerts SET read_revision = revision WHERE id = ?1")?
+                .execute([alert_id])?;
+            EVENT_ALERT_READ
+        }
+        InboxMark::Dismissed => {
+            db.prepare_cached("UPDATE alerts SET dismissed_at = ?1 WHERE id = ?2")?
+                .execute(params![ts(now), alert_id])?;
+            EVENT_ALERT_DISMISSED
+        }
+    };
+    let alert_owner = AlertOwner {
+        partner_id,
+        company_id: owner.company_id.clone(),
+    };
+    announce(
+        db,
+        event,
+        alert_id,
+        revision,
+        &alert_owner,
+        &owner.user_id,
+        now,
+    )?;
+    Ok(Some(true))
+}
+
+/// Marks due alerts expired, oldest expiry first; each event says when the alert expired.
+pub(super) fn expire(db: &Connection, now: OffsetDateTime, limit: i64) -> rusqlite::Result<u64> {
+    type Due = (String, i64, String, String, String, i64);
+    let due: Vec<Due> = db
+        .prepare_cached(
+            "SELECT id, revision, partner_id, company_id, user_id, expires_at FROM alerts \
+             WHERE expired_at IS NULL AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2",
+        )?
+        .query_map(params![millis(now), limit], |row| {
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+                row.get(5)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let swept_at = ts(now);
+    for (alert_id, revision, partner_id, company_id, user_id, expires_at) in &due {
+        db.prepare_cached("UPDATE alerts SET expired_at = ?1 WHERE id = ?2")?
+            .execute(params![swept_at, alert_id])?;
+        let owner = AlertOwner {
+            partner_id: partner_id.clone(),
+            company_id: company_id.clone(),
+        };
+        let expired_at = from_millis(*expires_at)?;
+        announce(
+            db,
+            EVENT_ALERT_EXPIRED,
+            alert_id,
+            *revision,
+            &owner,
+            user_id,
+            expired_at,
+        )?;
+    }
+    Ok(due.len() as u64)
+}
+
+pub(super) fn purge(db: &Connection, cutoff: OffsetDateTime, limit: i64) -> rusqlite::Result<u64> {
+    let deleted = db
+        .prepare_cached(
+            "DELETE FROM alerts WHERE id IN (SELECT id FROM alerts \
+             WHERE expired_at IS NOT NULL AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2)",
+        )?
+        .execute(params![millis(cutoff), limit])?;
+    Ok(deleted as u64)
+}

@@ -1,0 +1,546 @@
+//! The user inbox, black-box: rendering (goldens of the Groundspan card, hostile input), the
+//! inbox API and who may use it, expiry at the boundary and the sweeper, the live stream.
+
+use maestro::{
+    partners::bundle,
+    store::{EVENT_ALERT_EXPIRED, PartnerImport},
+};
+use serde_json::{Value, json};
+use time::{Duration, OffsetDateTime, format_description::well_known::Rfc3339};
+
+use crate::{helpers::*, inbox_helpers::*};
+
+crate::on_both_backends!(
+    both_seed_payloads_render_to_the_golden_card,
+    the_inbox_pages_newest_first_and_reports_every_bad_parameter,
+    read_and_dismiss_are_idempotent_and_an_update_makes_an_alert_unread_again,
+    only_the_users_own_live_alerts_are_reachable,
+    an_alert_leaves_the_inbox_the_instant_it_expires_and_the_sweeper_announces_it,
+    the_stream_tells_of_an_update_made_on_another_instance,
+);
+
+/// A seed payload with fixed dates (the card shows none of the alert's own dates), so that its
+/// rendering can be compared with a golden file.
+fn golden_seed(name: &str) -> Value {
+    let mut body: Value = serde_json::from_str(&fixture(name)).unwrap();
+    body["expiresAt"] = json!("2099-12-31T23:59:59Z");
+    body
+}
+
+async fn post(t: &TestApp, body: &Value) -> String {
+    let response = t.post_alert(&t.groundspan_token(), body).await;
+    assert_eq!(response.status(), 200);
+    let receipt: Value = response.json().await.unwrap();
+    receipt["alertId"].as_str().unwrap().to_owned()
+}
+
+async fn both_seed_payloads_render_to_the_golden_card(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let user = t.seed_user_token();
+    let id = post(&t, &golden_seed("groundspan_post.json")).await;
+    let inbox = t.inbox_json(&user, "").await;
+    let item = &inbox["items"][0];
+    assert_eq!(item["alertId"], id.as_str());
+    assert_eq!(item["title"], "Groundspan: 3 travel offers for you");
+    assert_eq!(item["templateId"], "NOTIFY_TEMPLATE_ID");
+    assert_eq!(item["expiresAt"], "2099-12-31T23:59:59Z");
+    assert_eq!(item["read"], false);
+    assert_golden("groundspan_post.card.html", item["html"].as_str().unwrap());
+
+    // The update seed is a PUT of the same extRef: new content, unread again.
+    assert_eq!(t.mark(&user, &id, "read").await.status(), 200);
+    let response = t
+        .put_alert(
+            &t.groundspan_token(),
+            None,
+            &golden_seed("groundspan_put.json"),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let inbox = t.inbox_json(&user, "").await;
+    let item = &inbox["items"][0];
+    assert_eq!(item["title"], "Groundspan: 1 travel offer for you");
+    assert_eq!(
+        item["read"], false,
+        "an update makes the alert unread again"
+    );
+    assert_golden("groundspan_put.card.html", item["html"].as_str().unwrap());
+
+    // Each revision keeps the rendering and the template version it was made with.
+    let owner = maestro::store::AlertOwner {
+        partner_id: GROUNDSPAN.into(),
+        company_id: COMPANY.into(),
+    };
+    let revisions = t.app.store.alert_revisions(&id).await.unwrap();
+    assert_eq!(revisions.len(), 2);
+    assert!(revisions.iter().all(|r| r.template_version == 1));
+    assert!(revisions[0].rendering.html.contains("450.00 USD"));
+    assert!(revisions[1].rendering.html.contains("425.00 USD"));
+    assert_golden("groundspan_put.text.txt", &revisions[1].rendering.text);
+    let stored = t.app.store.alert(&owner, &id).await.unwrap().unwrap();
+    assert_eq!(stored.content.rendering, revisions[1].rendering);
+}
+
+/// A Groundspan body with a hostile string in every field a partner fills.
+fn hostile_body() -> Value {
+    // 60 characters: within every field's length limit.
+    let evil = r#"<script>alert(1)</script>"'&{{ 7*7 }}<img src=x onerror=y()>"#;
+    let evil_url = r#"https://groundspan.com/"><script>alert(3)</script>?q='x'&r=<b>"#;
+    let mut body = post_seed();
+    body["title"] = json!(evil);
+    body["topic"] = json!(evil);
+    body["msgType"] = json!(evil);
+    body["metadata"] = json!({
+        "partnerProvider": evil,
+        "partnerLogoUrl": evil_url,
+        "partnerAccessibilityTextPrompt": format!("\" onload=\"alert(4) {evil}"),
+        "packages": [{
+            "packageId": evil,
+            "packageTitle": evil,
+            "travelDate": "2025-08-01",
+            "location": {"origin": evil, "destination": evil},
+            "variants": [{
+                "variantId": evil,
+                "variantTitle": evil,
+                "variantDesc": evil,
+                "variantProvider": evil,
+                "variantLogoUrl": evil_url,
+                "variantAccessibilityTextPrompt": evil,
+                "variantStartDate": "2025-08-01T10:00:00Z",
+                "variantEndDate": "",
+                "price": {"amount": 1.5, "currency": "EUR"},
+                "userActions": {"label": evil, "href": evil_url}
+            }]
+        }]
+    });
+    body
+}
+
+#[tokio::test]
+async fn hostile_strings_in_every_field_come_out_as_text() {
+    let t = TestApp::spawn(Backend::Sqlite).await;
+    let user = t.seed_user_token();
+    post(&t, &hostile_body()).await;
+    let inbox = t.inbox_json(&user, "").await;
+    let item = &inbox["items"][0];
+    let html = item["html"].as_str().unwrap();
+
+    maestro::partners::markup::check(html).expect("the card keeps the markup rules");
+    for forbidden in ["<script", "<img src=x", "<b>", "\" onload", "'x'"] {
+        assert!(!html.contains(forbidden), "{forbidden} in {html}");
+    }
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;"),
+        "{html}"
+    );
+    assert!(
+        html.contains("{{ 7*7 }}"),
+        "data is never evaluated as a template"
+    );
+    // Only the three markup-made tags carry addresses, each the https URL escaped.
+    let escaped_url = "\"https://groundspan.com/&quot;&gt;&lt;script&gt;alert(3)&lt;/script&gt;\
+                       ?q=&#39;x&#39;&amp;r=&lt;b&gt;\"";
+    assert_eq!(
+        html.matches(&format!("src={escaped_url}")).count(),
+        2,
+        "{html}"
+    );
+    assert_eq!(
+        html.matches(&format!("href={escaped_url}")).count(),
+        1,
+        "{html}"
+    );
+    assert_eq!(html.matches("<a ").count(), 1);
+    assert_eq!(html.matches("<img ").count(), 2);
+    // The title and the text are plain text: JSON carries them as they were sent.
+    assert!(
+        item["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("<script>alert(1)</script>")
+    );
+    assert_eq!(
+        item["topic"].as_str().unwrap(),
+        item["msgType"].as_str().unwrap()
+    );
+
+    // The page shows the title escaped too.
+    let cookie = t.sign_in(SEED_USER, COMPANY).await;
+    let page = t
+        .client
+        .get(t.url("/inbox"))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!page.contains("<script>alert"), "{page}");
+    assert_eq!(
+        page.matches("<script").count(),
+        1,
+        "only the page's own script tag"
+    );
+}
+
+#[tokio::test]
+async fn a_template_that_cannot_render_the_alert_refuses_it_with_a_reason() {
+    let t = TestApp::spawn(Backend::Sqlite).await;
+    let partner = |card: &str| -> PartnerImport {
+        let files = [
+            (
+                "partner.toml",
+                "id = \"broken\"\nname = \"Broken\"\nallowed_url_domains = [\"groundspan.com\", \"concur.com\"]\n".to_owned(),
+            ),
+            (
+                "templates/NOTIFY_TEMPLATE_ID/schema.json",
+                std::fs::read_to_string(
+                    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                        .join("partners/groundspan/templates/NOTIFY_TEMPLATE_ID/schema.json"),
+                )
+                .unwrap(),
+            ),
+            ("templates/NOTIFY_TEMPLATE_ID/card.html.jinja", card.to_owned()),
+        ]
+        .into_iter()
+        .map(|(path, text)| (std::path::PathBuf::from(path), text))
+        .collect();
+        bundle::from_files(&files).unwrap()
+    };
+    t.app
+        .store
+        .import_partner(&partner("<p>{{ metadata.packages[0].nosuchfield }}</p>"))
+        .await
+        .unwrap();
+    let token = t.company_token(COMPANY, "broken", &[WRITE]);
+    let response = t.post_alert(&token, &post_seed()).await;
+    let body = expect_error(response, 400, "TEMPLATE_RENDER_FAILED").await;
+    let problem = &body["errors"][0];
+    let message = problem["errorMessage"].as_str().unwrap();
+    assert!(message.contains("card.html.jinja"), "{message}");
+    assert!(message.contains("undefined"), "{message}");
+    assert_eq!(problem["details"]["templateId"], "NOTIFY_TEMPLATE_ID");
+    assert_eq!(problem["details"]["templateVersion"], 1);
+    assert!(
+        t.app.store.outbox_after(0, 10).await.unwrap().is_empty(),
+        "nothing stored"
+    );
+    assert_eq!(
+        t.inbox_json(&t.seed_user_token(), "").await["items"],
+        json!([])
+    );
+}
+
+async fn the_inbox_pages_newest_first_and_reports_every_bad_parameter(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let user = t.seed_user_token();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(post(&t, &post_seed()).await);
+    }
+    let first = t.inbox_json(&user, "?limit=2").await;
+    let listed: Vec<&str> = first["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["alertId"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [ids[2].as_str(), ids[1].as_str()], "newest first");
+    assert_eq!(first["unreadCount"], 3);
+    let cursor = first["nextCursor"].as_str().unwrap();
+    let second = t
+        .inbox_json(&user, &format!("?limit=2&cursor={cursor}"))
+        .await;
+    assert_eq!(second["items"].as_array().unwrap().len(), 1);
+    assert_eq!(second["items"][0]["alertId"], ids[0].as_str());
+    assert_eq!(second["nextCursor"], Value::Null);
+    assert_eq!(
+        t.inbox_json(&user, "?limit=3").await["nextCursor"],
+        Value::Null,
+        "an exact fit has no next page"
+    );
+
+    let response = t.inbox(&user, "?limit=0&state=new&cursor=!!").await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    let mut named: Vec<(&str, &str)> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["errorCode"].as_str().unwrap(),
+                e["details"]["parameter"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    named.sort();
+    assert_eq!(
+        named,
+        [
+            ("INVALID_FIELD", "cursor"),
+            ("INVALID_FIELD", "limit"),
+            ("INVALID_FIELD", "state")
+        ]
+    );
+    expect_error(t.inbox(&user, "?limit=101").await, 400, "INVALID_FIELD").await;
+}
+
+async fn read_and_dismiss_are_idempotent_and_an_update_makes_an_alert_unread_again(
+    backend: Backend,
+) {
+    let t = TestApp::spawn(backend).await;
+    let user = t.seed_user_token();
+    let body = post_seed();
+    let first = post(&t, &body).await;
+    let second = post(&t, &post_seed()).await;
+
+    let response = t.mark(&user, &first, "read").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"alertId": first, "changed": true, "unreadCount": 1})
+    );
+    let again: Value = t.mark(&user, &first, "read").await.json().await.unwrap();
+    assert_eq!(again["changed"], false);
+    let unread = t.inbox_json(&user, "?state=unread").await;
+    assert_eq!(unread["items"].as_array().unwrap().len(), 1);
+    assert_eq!(unread["items"][0]["alertId"], second.as_str());
+
+    let mut changed = body.clone();
+    changed["metadata"]["packages"][0]["variants"][0]["price"]["amount"] = json!(399.0);
+    assert_eq!(
+        t.put_alert(&t.groundspan_token(), Some(&first), &changed)
+            .await
+            .status(),
+        200
+    );
+    let inbox = t.inbox_json(&user, "").await;
+    let item = inbox["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|item| item["alertId"] == first.as_str())
+        .unwrap();
+    assert_eq!(item["read"], false);
+    assert!(
+        item["html"].as_str().unwrap().contains("399.00 USD"),
+        "the new content"
+    );
+    assert_eq!(inbox["unreadCount"], 2);
+
+    let dismissed: Value = t
+        .mark(&user, &second, "dismiss")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        dismissed,
+        json!({"alertId": second, "changed": true, "unreadCount": 1})
+    );
+    let again: Value = t
+        .mark(&user, &second, "dismiss")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["changed"], false);
+    let inbox = t.inbox_json(&user, "").await;
+    assert_eq!(inbox["items"].as_array().unwrap().len(), 1);
+    assert_eq!(inbox["items"][0]["alertId"], first.as_str());
+}
+
+async fn only_the_users_own_live_alerts_are_reachable(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let id = post(&t, &post_seed()).await;
+
+    // Another user of the company, and the same user id in another company.
+    for stranger in [
+        t.user_token_with("someone-else", COMPANY, &[INBOX]),
+        t.user_token_with(SEED_USER, OTHER_COMPANY, &[INBOX]),
+    ] {
+        assert_eq!(t.inbox_json(&stranger, "").await["items"], json!([]));
+        for action in ["read", "dismiss"] {
+            expect_error(t.mark(&stranger, &id, action).await, 404, "ALERT_NOT_FOUND").await;
+        }
+    }
+    let user = t.seed_user_token();
+    expect_error(
+        t.mark(&user, "alt_nosuch", "read").await,
+        404,
+        "ALERT_NOT_FOUND",
+    )
+    .await;
+    // User ids compare without regard to case, as the token and the partner may differ.
+    let shouting = t.user_token_with(&SEED_USER.to_uppercase(), COMPANY, &[INBOX]);
+    assert_eq!(
+        t.inbox_json(&shouting, "").await["items"][0]["alertId"],
+        id.as_str()
+    );
+
+    // Who may ask at all.
+    expect_error(t.inbox("", "").await, 401, "INVALID_TOKEN").await;
+    let anonymous = t
+        .client
+        .get(t.url("/maestro/v4/inbox"))
+        .send()
+        .await
+        .unwrap();
+    expect_error(anonymous, 401, "INVALID_TOKEN").await;
+    expect_error(t.inbox("not-a-jwt", "").await, 401, "INVALID_TOKEN").await;
+    let company = t.company_token(COMPANY, GROUNDSPAN, &[INBOX]);
+    expect_error(t.inbox(&company, "").await, 403, "USER_TOKEN_REQUIRED").await;
+    let unscoped = t.user_token_with(SEED_USER, COMPANY, &[WRITE]);
+    let response = t.inbox(&unscoped, "").await;
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        r#"Bearer realm="maestro", error="insufficient_scope""#
+    );
+    expect_error(response, 403, "INSUFFICIENT_SCOPE").await;
+    expect_error(
+        t.mark(&company, &id, "read").await,
+        403,
+        "USER_TOKEN_REQUIRED",
+    )
+    .await;
+    let stream = t
+        .client
+        .get(t.url("/maestro/v4/inbox/stream"))
+        .bearer_auth(&unscoped)
+        .send()
+        .await
+        .unwrap();
+    expect_error(stream, 403, "INSUFFICIENT_SCOPE").await;
+}
+
+async fn an_alert_leaves_the_inbox_the_instant_it_expires_and_the_sweeper_announces_it(
+    backend: Backend,
+) {
+    let t = TestApp::spawn(backend).await;
+    let user = t.seed_user_token();
+    let expires_at = (OffsetDateTime::now_utc() + Duration::hours(1))
+        .replace_millisecond(250)
+        .unwrap();
+    let mut body = post_seed();
+    body["expiresAt"] = json!(expires_at.format(&Rfc3339).unwrap());
+    let id = post(&t, &body).await;
+
+    t.app.clock.pin(expires_at - Duration::milliseconds(1));
+    let inbox = t.inbox_json(&user, "").await;
+    assert_eq!(inbox["items"][0]["alertId"], id.as_str());
+    assert_eq!(inbox["unreadCount"], 1);
+
+    t.app.clock.pin(expires_at);
+    let inbox = t.inbox_json(&user, "").await;
+    assert_eq!(
+        inbox["items"],
+        json!([]),
+        "gone at the instant, before any sweep"
+    );
+    assert_eq!(inbox["unreadCount"], 0);
+    expect_error(t.mark(&user, &id, "read").await, 404, "ALERT_NOT_FOUND").await;
+    assert!(
+        t.app
+            .store
+            .outbox_after(0, 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|e| e.event_type != EVENT_ALERT_EXPIRED),
+        "no sweep has run"
+    );
+
+    let swept = t.app.sweeper.run_once(expires_at).await.unwrap();
+    assert_eq!((swept.expired, swept.purged), (1, 0));
+    let expired: Vec<_> = t
+        .app
+        .store
+        .outbox_after(0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event_type == EVENT_ALERT_EXPIRED)
+        .collect();
+    assert_eq!(expired.len(), 1);
+    assert_eq!(
+        (expired[0].alert_id.as_str(), expired[0].occurred_at),
+        (id.as_str(), expires_at)
+    );
+    assert_eq!(
+        t.app.sweeper.run_once(expires_at).await.unwrap().expired,
+        0,
+        "idempotent"
+    );
+
+    let retention = t.app.settings.expired_retention;
+    let just_kept = expires_at + retention - Duration::milliseconds(1);
+    assert_eq!(t.app.sweeper.run_once(just_kept).await.unwrap().purged, 0);
+    assert_eq!(
+        t.app
+            .sweeper
+            .run_once(expires_at + retention)
+            .await
+            .unwrap()
+            .purged,
+        1
+    );
+    assert!(t.app.store.alert_revisions(&id).await.unwrap().is_empty());
+}
+
+async fn the_stream_tells_of_an_update_made_on_another_instance(backend: Backend) {
+    let a = TestApp::spawn(backend).await;
+    let b = TestApp::spawn_on(a.db.clone(), |_| {}).await;
+    let user = a.seed_user_token();
+    let body = post_seed();
+    let id = post(&b, &body).await;
+    // The reader takes what is in the outbox now as history (nobody listens yet).
+    a.app.inbox_feed.run_once().await.unwrap();
+    let mut stream = a.stream(&user).await;
+
+    // A change on this instance is told at once (no poll interval to wait for).
+    let other = post(&a, &post_seed()).await;
+    let (name, data) = stream.next().await;
+    assert_eq!(name, "alert.created");
+    assert_eq!(data["alertId"], other.as_str());
+    assert_eq!(data["unreadCount"], 2);
+
+    // A change on the other instance is found by this one's outbox reader; the test runs a
+    // pass itself rather than wait for the poll.
+    let mut changed = body.clone();
+    changed["metadata"]["packages"][0]["variants"][0]["price"]["amount"] = json!(123.0);
+    assert_eq!(
+        b.put_alert(&b.groundspan_token(), Some(&id), &changed)
+            .await
+            .status(),
+        200
+    );
+    a.app.inbox_feed.run_once().await.unwrap();
+    let (name, data) = stream.next().await;
+    assert_eq!(name, "alert.updated");
+    assert_eq!(data["type"], "alert.updated");
+    assert_eq!(data["alertId"], id.as_str());
+    assert_eq!(data["item"]["read"], false);
+    assert!(
+        data["item"]["html"]
+            .as_str()
+            .unwrap()
+            .contains("123.00 USD")
+    );
+
+    // Marks reach the stream too, and so does another user's nothing.
+    let stranger = b.user_token_with("someone-else", COMPANY, &[INBOX]);
+    assert_eq!(b.inbox_json(&stranger, "").await["items"], json!([]));
+    assert_eq!(b.mark(&user, &id, "read").await.status(), 200);
+    a.app.inbox_feed.run_once().await.unwrap();
+    let (name, data) = stream.next().await;
+    assert_eq!(name, "alert.read");
+    assert_eq!(data["item"]["read"], true);
+    assert_eq!(data["unreadCount"], 1);
+    assert_eq!(b.mark(&user, &id, "dismiss").await.status(), 200);
+    a.app.inbox_feed.run_once().await.unwrap();
+    let (name, data) = stream.next().await;
+    assert_eq!(name, "alert.dismissed");
+    assert_eq!(data["item"], Value::Null);
+}

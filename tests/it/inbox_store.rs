@@ -1,0 +1,415 @@
+//! The storage conformance suite, inbox part: a user's live alerts, marks, expiry at the
+//! boundary, and the sweeper's two steps, written against the `Store` trait and run on every
+//! backend.
+
+use maestro::{
+    config::DatabaseArgs,
+    store::{
+        AlertChange, AlertContent, AlertOwner, AlertSelector, AlertTarget, DynStore,
+        EVENT_ALERT_DISMISSED, EVENT_ALERT_EXPIRED, EVENT_ALERT_READ, InboxFilter, InboxMark,
+        InboxOwner, InboxQuery, NewAlert, Rendering,
+    },
+};
+use time::{Duration, OffsetDateTime, macros::datetime};
+
+use crate::helpers::{Backend, TestDatabase};
+
+crate::on_both_backends!(
+    the_inbox_pages_a_users_live_alerts_newest_first,
+    marks_are_idempotent_and_an_update_makes_an_alert_unread_again,
+    an_alert_leaves_the_inbox_at_the_instant_it_expires,
+    the_sweeper_announces_each_expiry_once_and_purges_after_the_retention,
+    an_update_revives_an_expired_alert_until_it_expires_again,
+);
+
+/// The instant the tests stand at.
+const NOW: OffsetDateTime = datetime!(2030-01-01 12:00 UTC);
+
+async fn open(backend: Backend) -> (DynStore, TestDatabase) {
+    let db = TestDatabase::new(backend).await;
+    let store = maestro::store::connect(&DatabaseArgs {
+        url: db.url.clone(),
+        ..DatabaseArgs::default()
+    })
+    .await
+    .unwrap();
+    (store, db)
+}
+
+fn user(company: &str, user: &str) -> InboxOwner {
+    InboxOwner {
+        company_id: company.into(),
+        user_id: user.into(),
+    }
+}
+
+fn content(ext_ref: &str, user: &str, expires_at: OffsetDateTime, body: &str) -> AlertContent {
+    AlertContent {
+        ext_ref: ext_ref.into(),
+        user_id: user.into(),
+        template_id: "T".into(),
+        template_version: 1,
+        msg_type: "offer".into(),
+        topic: Some("travel".into()),
+        title: None,
+        created_at: "2030-01-01T00:00:00Z".into(),
+        expires_at,
+        body_hash: format!("hash-{body}"),
+        payload: format!("{{\"body\":\"{body}\"}}"),
+        rendering: Rendering {
+            title: format!("Title {body}"),
+            html: format!("<p>{body}</p>"),
+            text: body.into(),
+        },
+    }
+}
+
+/// Creates alert `id` for `user` of `company` expiring at `expires_at`.
+async fn create(store: &DynStore, id: &str, company: &str, user: &str, expires_at: OffsetDateTime) {
+    store
+        .create_alert(&NewAlert {
+            id: id.into(),
+            owner: AlertOwner {
+                partner_id: "p".into(),
+                company_id: company.into(),
+            },
+            content: content(&format!("ref-{id}"), user, expires_at, id),
+            received_at: NOW - Duration::hours(1),
+        })
+        .await
+        .unwrap();
+}
+
+async fn update(store: &DynStore, id: &str, user: &str, expires_at: OffsetDateTime, body: &str) {
+    store
+        .update_alert(
+            &AlertTarget {
+                owner: AlertOwner {
+                    partner_id: "p".into(),
+                    company_id: "c1".into(),
+                },
+                selector: AlertSelector::Id(id.into()),
+            },
+            &AlertChange {
+                content: content(&format!("ref-{id}"), user, expires_at, body),
+                changed_at: NOW,
+            },
+        )
+        .await
+        .unwrap();
+}
+
+fn query(owner: &InboxOwner, before: Option<&str>, limit: i64) -> InboxQuery {
+    InboxQuery {
+        owner: owner.clone(),
+        filter: InboxFilter::All,
+        before: before.map(str::to_owned),
+        limit,
+        now: NOW,
+    }
+}
+
+async fn page_ids(store: &DynStore, query: &InboxQuery) -> Vec<String> {
+    let page = store.inbox_page(query).await.unwrap();
+    page.items.into_iter().map(|item| item.alert_id).collect()
+}
+
+async fn event_types(store: &DynStore) -> Vec<(String, String)> {
+    store
+        .outbox_after(0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.event_type, e.alert_id))
+        .collect()
+}
+
+async fn the_inbox_pages_a_users_live_alerts_newest_first(backend: Backend) {
+    let (store, _db) = open(backend).await;
+    let later = NOW + Duration::days(1);
+    for id in ["alt_1", "alt_2", "alt_3", "alt_4", "alt_5"] {
+        create(&store, id, "c1", "u1", later).await;
+    }
+    create(&store, "alt_6", "c1", "u2", later).await;
+    create(&store, "alt_7", "c2", "u1", later).await;
+    create(&store, "alt_8", "c1", "u1", NOW - Duration::seconds(1)).await;
+    let me = user("c1", "u1");
+
+    assert_eq!(
+        page_ids(&store, &query(&me, None, 2)).await,
+        ["alt_5", "alt_4"]
+    );
+    assert_eq!(
+        page_ids(&store, &query(&me, Some("alt_4"), 2)).await,
+        ["alt_3", "alt_2"]
+    );
+    assert_eq!(
+        page_ids(&store, &query(&me, Some("alt_2"), 2)).await,
+        ["alt_1"]
+    );
+    let page = store.inbox_page(&query(&me, None, 10)).await.unwrap();
+    assert_eq!(
+        page.unread_count, 5,
+        "not the other user's, company's or expired"
+    );
+    let item = &page.items[0];
+    assert_eq!(
+        (item.title.as_str(), item.html.as_str(), item.text.as_str()),
+        ("Title alt_5", "<p>alt_5</p>", "alt_5")
+    );
+    assert_eq!(
+        (item.msg_type.as_str(), item.topic.as_deref(), item.read),
+        ("offer", Some("travel"), false)
+    );
+    assert_eq!(item.expires_at, later);
+    assert_eq!(item.created_at, "2030-01-01T00:00:00Z");
+    assert_eq!((item.revision, item.template_version), (1, 1));
+
+    assert_eq!(
+        store.inbox_item(&me, "alt_6", NOW).await.unwrap(),
+        None,
+        "another user's alert"
+    );
+    assert_eq!(
+        store
+            .inbox_item(&user("c2", "u1"), "alt_7", NOW)
+            .await
+            .unwrap()
+            .unwrap()
+            .alert_id,
+        "alt_7"
+    );
+    assert_eq!(store.outbox_head().await.unwrap(), 8);
+}
+
+async fn marks_are_idempotent_and_an_update_makes_an_alert_unread_again(backend: Backend) {
+    let (store, _db) = open(backend).await;
+    let later = NOW + Duration::days(1);
+    create(&store, "alt_1", "c1", "u1", later).await;
+    create(&store, "alt_2", "c1", "u1", later).await;
+    let me = user("c1", "u1");
+
+    assert_eq!(
+        store
+            .mark_inbox(&me, "alt_1", InboxMark::Read, NOW)
+            .await
+            .unwrap(),
+        Some(true)
+    );
+    assert_eq!(
+        store
+            .mark_inbox(&me, "alt_1", InboxMark::Read, NOW)
+            .await
+            .unwrap(),
+        Some(false)
+    );
+    assert_eq!(store.inbox_unread_count(&me, NOW).await.unwrap(), 1);
+    assert!(
+        store
+            .inbox_item(&me, "alt_1", NOW)
+            .await
+            .unwrap()
+            .unwrap()
+            .read
+    );
+    let unread_only = InboxQuery {
+        filter: InboxFilter::Unread,
+        ..query(&me, None, 10)
+    };
+    assert_eq!(page_ids(&store, &unread_only).await, ["alt_2"]);
+    assert_eq!(
+        store
+            .mark_inbox(&user("c1", "u2"), "alt_1", InboxMark::Read, NOW)
+            .await
+            .unwrap(),
+        None,
+        "not another user's"
+    );
+    assert_eq!(
+        store
+            .mark_inbox(&user("c2", "u1"), "alt_1", InboxMark::Dismissed, NOW)
+            .await
+            .unwrap(),
+        None,
+        "nor another company's"
+    );
+
+    update(&store, "alt_1", "u1", later, "new content").await;
+    let item = store.inbox_item(&me, "alt_1", NOW).await.unwrap().unwrap();
+    assert!(!item.read, "an update makes it unread again");
+    assert_eq!((item.revision, item.text.as_str()), (2, "new content"));
+    assert_eq!(store.inbox_unread_count(&me, NOW).await.unwrap(), 2);
+
+    assert_eq!(
+        store
+            .mark_inbox(&me, "alt_2", InboxMark::Dismissed, NOW)
+            .await
+            .unwrap(),
+        Some(true)
+    );
+    assert_eq!(
+        store
+            .mark_inbox(&me, "alt_2", InboxMark::Dismissed, NOW)
+            .await
+            .unwrap(),
+        Some(false)
+    );
+    assert_eq!(store.inbox_item(&me, "alt_2", NOW).await.unwrap(), None);
+    assert_eq!(page_ids(&store, &query(&me, None, 10)).await, ["alt_1"]);
+    assert_eq!(store.inbox_unread_count(&me, NOW).await.unwrap(), 1);
+    update(&store, "alt_2", "u1", later, "still dismissed").await;
+    assert_eq!(
+        store.inbox_item(&me, "alt_2", NOW).await.unwrap(),
+        None,
+        "dismissed for good"
+    );
+
+    let marks: Vec<_> = event_types(&store)
+        .await
+        .into_iter()
+        .filter(|(event, _)| event == EVENT_ALERT_READ || event == EVENT_ALERT_DISMISSED)
+        .collect();
+    assert_eq!(
+        marks,
+        [
+            (EVENT_ALERT_READ.to_owned(), "alt_1".to_owned()),
+            (EVENT_ALERT_DISMISSED.to_owned(), "alt_2".to_owned())
+        ],
+        "one event per change, none for a repeat"
+    );
+}
+
+async fn an_alert_leaves_the_inbox_at_the_instant_it_expires(backend: Backend) {
+    let (store, _db) = open(backend).await;
+    let expiry = datetime!(2030-01-01 12:00:00.250 UTC);
+    create(&store, "alt_1", "c1", "u1", expiry).await;
+    let me = user("c1", "u1");
+    let just_before = expiry - Duration::milliseconds(1);
+    let at = |now| InboxQuery {
+        now,
+        ..query(&me, None, 10)
+    };
+
+    assert_eq!(page_ids(&store, &at(just_before)).await, ["alt_1"]);
+    assert_eq!(store.inbox_unread_count(&me, just_before).await.unwrap(), 1);
+    assert!(
+        page_ids(&store, &at(expiry)).await.is_empty(),
+        "gone at the instant"
+    );
+    assert_eq!(store.inbox_unread_count(&me, expiry).await.unwrap(), 0);
+    assert_eq!(store.inbox_item(&me, "alt_1", expiry).await.unwrap(), None);
+    assert_eq!(
+        store
+            .mark_inbox(&me, "alt_1", InboxMark::Read, expiry)
+            .await
+            .unwrap(),
+        None,
+        "nor can it be marked"
+    );
+    assert_eq!(
+        store.expire_alerts(just_before, 10).await.unwrap(),
+        0,
+        "the sweeper has nothing to do before"
+    );
+}
+
+async fn the_sweeper_announces_each_expiry_once_and_purges_after_the_retention(backend: Backend) {
+    let (store, _db) = open(backend).await;
+    let first = NOW - Duration::hours(2);
+    let second = NOW - Duration::hours(1);
+    create(&store, "alt_1", "c1", "u1", second).await;
+    create(&store, "alt_2", "c1", "u1", first).await;
+    create(&store, "alt_3", "c1", "u1", NOW + Duration::hours(1)).await;
+
+    assert_eq!(
+        store.expire_alerts(NOW, 1).await.unwrap(),
+        1,
+        "a batch at a time"
+    );
+    assert_eq!(store.expire_alerts(NOW, 10).await.unwrap(), 1);
+    assert_eq!(store.expire_alerts(NOW, 10).await.unwrap(), 0, "once each");
+    let events = store.outbox_after(0, 100).await.unwrap();
+    let expired: Vec<_> = events
+        .iter()
+        .filter(|e| e.event_type == EVENT_ALERT_EXPIRED)
+        .map(|e| {
+            (
+                e.alert_id.as_str(),
+                e.occurred_at,
+                e.user_id.as_str(),
+                e.revision,
+            )
+        })
+        .collect();
+    assert_eq!(
+        expired,
+        [("alt_2", first, "u1", 1), ("alt_1", second, "u1", 1)],
+        "oldest expiry first, each dated when it expired"
+    );
+
+    assert_eq!(
+        store
+            .purge_expired(first - Duration::seconds(1), 10)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(store.purge_expired(first, 10).await.unwrap(), 1);
+    let owner = AlertOwner {
+        partner_id: "p".into(),
+        company_id: "c1".into(),
+    };
+    assert_eq!(store.alert(&owner, "alt_2").await.unwrap(), None);
+    assert!(
+        store.alert_revisions("alt_2").await.unwrap().is_empty(),
+        "revisions go too"
+    );
+    assert!(
+        store.alert(&owner, "alt_1").await.unwrap().is_some(),
+        "still within retention"
+    );
+
+    // An alert past its expiry but not yet swept is never purged: its event comes first.
+    create(&store, "alt_4", "c1", "u1", first).await;
+    assert_eq!(store.purge_expired(NOW, 10).await.unwrap(), 1, "alt_1 only");
+    assert!(store.alert(&owner, "alt_4").await.unwrap().is_some());
+    assert!(store.alert(&owner, "alt_3").await.unwrap().is_some());
+}
+
+async fn an_update_revives_an_expired_alert_until_it_expires_again(backend: Backend) {
+    let (store, _db) = open(backend).await;
+    let me = user("c1", "u1");
+    create(&store, "alt_1", "c1", "u1", NOW - Duration::hours(1)).await;
+    assert_eq!(store.expire_alerts(NOW, 10).await.unwrap(), 1);
+    update(&store, "alt_1", "u1", NOW + Duration::hours(1), "extended").await;
+    assert_eq!(
+        store
+            .inbox_item(&me, "alt_1", NOW)
+            .await
+            .unwrap()
+            .unwrap()
+            .text,
+        "extended"
+    );
+    assert_eq!(
+        store
+            .purge_expired(NOW + Duration::days(30), 10)
+            .await
+            .unwrap(),
+        0,
+        "no longer marked expired"
+    );
+    assert_eq!(
+        store
+            .expire_alerts(NOW + Duration::hours(2), 10)
+            .await
+            .unwrap(),
+        1
+    );
+    let expiries = event_types(&store)
+        .await
+        .into_iter()
+        .filter(|(event, _)| event == EVENT_ALERT_EXPIRED)
+        .count();
+    assert_eq!(expiries, 2);
+}
