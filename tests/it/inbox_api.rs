@@ -544,3 +544,20 @@ async fn the_stream_tells_of_an_update_made_on_another_instance(backend: Backend
     assert_eq!(name, "alert.dismissed");
     assert_eq!(data["item"], Value::Null);
 }
+
+#[tokio::test]
+async fn a_shutdown_ends_the_live_streams_instead_of_waiting_for_them() {
+    let mut t = TestApp::spawn_with(Backend::Sqlite, |settings| {
+        settings.shutdown_grace = std::time::Duration::from_secs(60);
+    })
+    .await;
+    let mut stream = t.stream(&t.seed_user_token()).await;
+    let started = std::time::Instant::now();
+    t.shutdown_signal().send(()).unwrap();
+    assert!(stream.ended().await, "the stream is closed by the server");
+    t.server_task().await.unwrap().unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "the server did not wait out its grace period for the stream"
+    );
+}

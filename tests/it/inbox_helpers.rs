@@ -120,6 +120,18 @@ impl EventStream {
             .expect("an event within 10 s")
     }
 
+    /// True when the server has ended the stream (after any events still buffered).
+    pub async fn ended(&mut self) -> bool {
+        let rest = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(chunk) = self.response.chunk().await.ok()? {
+                self.buffer.push_str(std::str::from_utf8(&chunk).ok()?);
+            }
+            Some(())
+        })
+        .await;
+        matches!(rest, Ok(Some(())))
+    }
+
     async fn read(&mut self) -> (String, Value) {
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
