@@ -269,20 +269,23 @@ fn render(
         created_at: &request.created_at,
         expires_at: request.expires_at,
     };
-    template.renderer.render(&fields, metadata).map_err(|err| {
-        Error::Rejected(vec![
-            Problem::new(
-                ErrorCode::TemplateRenderFailed,
-                format!(
-                    "Template {} (version {}) cannot render this alert: {err}.",
-                    template.template_id, template.version
-                ),
-            )
-            .with_detail("templateId", template.template_id.clone())
-            .with_detail("templateVersion", template.version)
-            .with_detail("source", err.template),
-        ])
-    })
+    template
+        .renderer
+        .render_cached(&fields, metadata)
+        .map_err(|err| {
+            Error::Rejected(vec![
+                Problem::new(
+                    ErrorCode::TemplateRenderFailed,
+                    format!(
+                        "Template {} (version {}) cannot render this alert: {err}.",
+                        template.template_id, template.version
+                    ),
+                )
+                .with_detail("templateId", template.template_id.clone())
+                .with_detail("templateVersion", template.version)
+                .with_detail("source", err.template),
+            ])
+        })
 }
 
 /// Alert ids are prefixed (readable in logs) and time-ordered (UUID v7).

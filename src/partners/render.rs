@@ -14,7 +14,12 @@
 //!
 //! Each template version is compiled once (by the catalogue), then rendered per alert.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Mutex},
+};
+
+use sha2::{Digest, Sha256};
 
 use minijinja::{
     AutoEscape, Environment, ErrorKind, UndefinedBehavior, Value,
@@ -63,9 +68,18 @@ pub struct RenderError {
     pub reason: String,
 }
 
+/// Renderings kept per template version. Partners fan one offer out to many travellers at once
+/// (SPEC: bursts), and those alerts differ only in fields templates rarely show; the same
+/// inputs render the same output, so it is rendered once.
+const CACHED_RENDERINGS: usize = 256;
+
 /// A template version's sources, compiled.
 pub struct Renderer {
     env: Environment<'static>,
+    /// The `alert` fields the sources read; `None` when they use `alert` as a whole.
+    alert_fields_read: Option<Vec<String>>,
+    /// Recent renderings by a digest of exactly what the templates read.
+    cache: Mutex<HashMap<[u8; 32], Rendering>>,
 }
 
 impl std::fmt::Debug for Renderer {
@@ -100,7 +114,69 @@ impl Renderer {
             env.add_template_owned(name, source.to_owned())
                 .map_err(|err| anyhow::anyhow!("{name}: {}", describe(&err)))?;
         }
-        Ok(Renderer { env })
+        let alert_fields_read = alert_fields_read(&env)?;
+        Ok(Renderer {
+            env,
+            alert_fields_read,
+            cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Like [`Renderer::render`], answering from the cache when the templates would see the
+    /// same values again.
+    pub fn render_cached(
+        &self,
+        alert: &AlertFields<'_>,
+        metadata: &serde_json::Value,
+    ) -> Result<Rendering, RenderError> {
+        let key = self.inputs_digest(alert, metadata);
+        if let Some(hit) = self.cache.lock().expect("not poisoned").get(&key) {
+            return Ok(hit.clone());
+        }
+        let rendering = self.render(alert, metadata)?;
+        let mut cache = self.cache.lock().expect("not poisoned");
+        if cache.len() >= CACHED_RENDERINGS {
+            // Bursts repeat one offer back to back; a cleared cache refills at once.
+            cache.clear();
+        }
+        cache.insert(key, rendering.clone());
+        Ok(rendering)
+    }
+
+    /// SHA-256 of every input the templates read: the `alert` fields they name (all of them
+    /// when they use `alert` whole) and the metadata.
+    fn inputs_digest(&self, alert: &AlertFields<'_>, metadata: &serde_json::Value) -> [u8; 32] {
+        let expires_at = alert.expires_at.format(&Rfc3339).unwrap_or_default();
+        let fields = [
+            ("extRef", Some(alert.ext_ref)),
+            ("templateId", Some(alert.template_id)),
+            ("msgType", Some(alert.msg_type)),
+            ("topic", alert.topic),
+            ("title", alert.title),
+            ("createdAt", Some(alert.created_at)),
+            ("expiresAt", Some(expires_at.as_str())),
+        ];
+        let mut hasher = Sha256::new();
+        for (name, value) in fields {
+            let read = self
+                .alert_fields_read
+                .as_ref()
+                .is_none_or(|read| read.iter().any(|r| r == name));
+            if read {
+                hasher.update(name.as_bytes());
+                match value {
+                    // Length-prefixed, so that no two different inputs hash the same bytes.
+                    Some(value) => {
+                        hasher.update((value.len() as u64 + 1).to_le_bytes());
+                        hasher.update(value.as_bytes());
+                    }
+                    None => hasher.update(0u64.to_le_bytes()),
+                }
+            }
+        }
+        hasher.update(b"metadata");
+        hasher.update(serde_json::to_vec(metadata).unwrap_or_default());
+        hasher.finalize().into()
     }
 
     /// Renders the alert: its title first (the card and the text may show it as `title`).
@@ -158,6 +234,26 @@ impl Renderer {
             reason: describe(&err),
         })
     }
+}
+
+/// Which `alert` fields the sources read, by static analysis: `None` when any of them uses
+/// `alert` other than through a plain attribute (`alert.title`).
+fn alert_fields_read(env: &Environment<'static>) -> anyhow::Result<Option<Vec<String>>> {
+    let mut read = Vec::new();
+    for name in [TITLE, CARD, TEXT] {
+        for variable in env.get_template(name)?.undeclared_variables(true) {
+            if variable == "alert" {
+                return Ok(None);
+            }
+            if let Some(field) = variable.strip_prefix("alert.") {
+                let field = field.split('.').next().unwrap_or(field).to_owned();
+                if !read.contains(&field) {
+                    read.push(field);
+                }
+            }
+        }
+    }
+    Ok(Some(read))
 }
 
 fn too_large(template: &'static str, limit: usize) -> RenderError {
@@ -380,6 +476,58 @@ mod tests {
     }
 
     #[test]
+    fn cached_renderings_depend_on_exactly_what_the_templates_read() {
+        let reads_title = renderer("<p>{{ alert.title }} {{ metadata.name }}</p>");
+        assert_eq!(
+            reads_title.alert_fields_read,
+            Some(vec!["title".to_owned()])
+        );
+        let metadata = json!({"name": "Ada"});
+        let first = reads_title.render_cached(&fields(), &metadata).unwrap();
+        // Another extRef (not read): the same rendering, from the cache.
+        let other_ref = AlertFields {
+            ext_ref: "r2",
+            ..fields()
+        };
+        assert_eq!(
+            reads_title.render_cached(&other_ref, &metadata).unwrap(),
+            first
+        );
+        assert_eq!(reads_title.cache.lock().unwrap().len(), 1);
+        // Another title (read) or other metadata: rendered anew.
+        let titled = AlertFields {
+            title: Some("Offer"),
+            ..fields()
+        };
+        assert_eq!(
+            reads_title.render_cached(&titled, &metadata).unwrap().html,
+            "<p>Offer Ada</p>"
+        );
+        assert_eq!(
+            reads_title
+                .render_cached(&fields(), &json!({"name": "Bob"}))
+                .unwrap()
+                .html,
+            "<p>None Bob</p>"
+        );
+        assert_eq!(reads_title.cache.lock().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_template_using_the_whole_alert_keys_its_cache_on_every_field() {
+        let whole = renderer("<p>{% for k in alert %}{{ k }}{% endfor %}</p>");
+        assert_eq!(whole.alert_fields_read, None);
+        let metadata = json!({"name": "Ada"});
+        whole.render_cached(&fields(), &metadata).unwrap();
+        let other_ref = AlertFields {
+            ext_ref: "r2",
+            ..fields()
+        };
+        whole.render_cached(&other_ref, &metadata).unwrap();
+        assert_eq!(whole.cache.lock().unwrap().len(), 2);
+    }
+
+    #[test]
     fn the_card_escapes_and_the_title_does_not() {
         let rendered = renderer("<p>{{ metadata.name }}</p>")
             .render(&fields(), &json!({"name": "<b>&</b>"}))
@@ -510,6 +658,14 @@ mod groundspan {
 
     use super::*;
     use crate::partners::bundle;
+
+    #[test]
+    fn the_groundspan_templates_read_only_the_alert_title_so_fan_outs_render_once() {
+        assert_eq!(
+            groundspan().alert_fields_read,
+            Some(vec!["title".to_owned()])
+        );
+    }
 
     fn groundspan() -> Renderer {
         let partners = bundle::bundled().unwrap();

@@ -413,3 +413,43 @@ async fn an_update_revives_an_expired_alert_until_it_expires_again(backend: Back
         .count();
     assert_eq!(expiries, 2);
 }
+
+/// SQLite keeps one copy of a rendering that several alerts share (a partner's fan-out of one
+/// offer), and drops it with the last alert that names it.
+#[tokio::test]
+async fn sqlite_stores_a_shared_rendering_once_and_drops_it_with_its_last_alert() {
+    let (store, db) = open(Backend::Sqlite).await;
+    let past = NOW - Duration::hours(2);
+    let owner = AlertOwner {
+        partner_id: "p".into(),
+        company_id: "c1".into(),
+    };
+    for id in ["alt_1", "alt_2"] {
+        store
+            .create_alert(&NewAlert {
+                id: id.into(),
+                owner: owner.clone(),
+                content: content(&format!("ref-{id}"), "u1", past, "same offer"),
+                received_at: NOW - Duration::hours(3),
+            })
+            .await
+            .unwrap();
+    }
+    let crate::helpers::SideConnection::Sqlite(side) = db.side_connection().await else {
+        unreachable!("a SQLite database")
+    };
+    let stored = || -> i64 {
+        side.query_row("SELECT count(*) FROM renderings", [], |row| row.get(0))
+            .unwrap()
+    };
+    assert_eq!(stored(), 1);
+    for id in ["alt_1", "alt_2"] {
+        let alert = store.alert(&owner, id).await.unwrap().unwrap();
+        assert_eq!(alert.content.rendering.html, "<p>same offer</p>");
+    }
+    assert_eq!(store.expire_alerts(NOW, 10).await.unwrap(), 2);
+    assert_eq!(store.purge_expired(NOW, 1).await.unwrap(), 1);
+    assert_eq!(stored(), 1, "still named by the other alert");
+    assert_eq!(store.purge_expired(NOW, 1).await.unwrap(), 1);
+    assert_eq!(stored(), 0);
+}

@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 
 use rusqlite::{Connection, OptionalExtension, Row, ToSql, params, params_from_iter};
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use super::rows::{from_millis, millis, parse_ts, ts};
@@ -22,7 +23,7 @@ const ALERT_COLUMNS: &str = "id, partner_id, company_id, ext_ref, user_id, templ
      template_version, msg_type, topic, title, created_at, expires_at, revision, body_hash, \
      received_at, updated_at";
 const ALERT_VALUES: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)";
-const REVISION_VALUES: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?)";
+const REVISION_VALUES: &str = "(?, ?, ?, ?, ?, ?, ?)";
 
 /// Creates alerts in arrival order, with a fixed number of statements per chunk of alerts
 /// (alert rows, revisions, outbox events) rather than per alert. An extRef already taken —
@@ -114,8 +115,12 @@ fn copy_into_history(
     };
     for group in groups {
         let recorded: Vec<String> = group.iter().map(|a| ts(a.received_at)).collect();
-        let mut values: Vec<&dyn ToSql> = Vec::with_capacity(group.len() * 9);
-        for (alert, recorded_at) in group.iter().zip(&recorded) {
+        let renderings = group
+            .iter()
+            .map(|a| store_rendering(db, &a.content.rendering))
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut values: Vec<&dyn ToSql> = Vec::with_capacity(group.len() * 7);
+        for ((alert, recorded_at), rendering) in group.iter().zip(&recorded).zip(&renderings) {
             let c = &alert.content;
             values.extend_from_slice(&[
                 &alert.id,
@@ -123,16 +128,14 @@ fn copy_into_history(
                 &c.template_version,
                 &c.body_hash,
                 &c.payload,
-                &c.rendering.title,
-                &c.rendering.html,
-                &c.rendering.text,
+                rendering,
                 recorded_at,
             ]);
         }
         let placeholders = vec!["?"; group.len()].join(", ");
         db.prepare_cached(&format!(
             "INSERT INTO alert_revisions (alert_id, revision, template_version, body_hash, \
-             payload, rendered_title, rendered_html, rendered_text, recorded_at) VALUES {}",
+             payload, rendering_hash, recorded_at) VALUES {}",
             vec![REVISION_VALUES; group.len()].join(", ")
         ))?
         .execute(params_from_iter(values))?;
@@ -217,10 +220,10 @@ pub(super) fn update(
         changed_at,
         alert_id,
     ])?;
+    let rendering = store_rendering(db, &c.rendering)?;
     db.prepare_cached(
         "INSERT INTO alert_revisions (alert_id, revision, template_version, body_hash, payload, \
-         rendered_title, rendered_html, rendered_text, recorded_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+         rendering_hash, recorded_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![
         alert_id,
@@ -228,9 +231,7 @@ pub(super) fn update(
         c.template_version,
         c.body_hash,
         c.payload,
-        c.rendering.title,
-        c.rendering.html,
-        c.rendering.text,
+        rendering,
         changed_at
     ])?;
     announce(
@@ -297,6 +298,35 @@ fn alert_row(row: &Row<'_>) -> rusqlite::Result<AlertRecord> {
     })
 }
 
+/// Stores a rendering unless an identical one is stored; returns its hash, which the revision
+/// names.
+fn store_rendering(db: &Connection, rendering: &Rendering) -> rusqlite::Result<Vec<u8>> {
+    let mut hasher = Sha256::new();
+    for part in [&rendering.title, &rendering.html, &rendering.text] {
+        // Length-prefixed, so that no two different renderings hash the same bytes.
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    let hash = hasher.finalize().to_vec();
+    db.prepare_cached(
+        "INSERT OR IGNORE INTO renderings (hash, title, html, text) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![
+        hash,
+        rendering.title,
+        rendering.html,
+        rendering.text
+    ])?;
+    Ok(hash)
+}
+
+/// A revision's rendering: in `renderings` (by hash), or in the revision's own columns when it
+/// was written before renderings were shared.
+pub(super) const RENDERING_COLUMNS: &str = "coalesce(g.title, r.rendered_title) AS rendered_title, \
+     coalesce(g.html, r.rendered_html) AS rendered_html, \
+     coalesce(g.text, r.rendered_text) AS rendered_text";
+pub(super) const RENDERING_JOIN: &str = "LEFT JOIN renderings g ON g.hash = r.rendering_hash";
+
 /// The `rendered_*` columns of a revision.
 pub(super) fn rendering(row: &Row<'_>) -> rusqlite::Result<Rendering> {
     Ok(Rendering {
@@ -311,12 +341,12 @@ pub(super) fn find(
     owner: &AlertOwner,
     alert_id: &str,
 ) -> rusqlite::Result<Option<AlertRecord>> {
-    db.prepare_cached(
-        "SELECT a.*, r.payload, r.rendered_title, r.rendered_html, r.rendered_text \
+    db.prepare_cached(&format!(
+        "SELECT a.*, r.payload, {RENDERING_COLUMNS} \
          FROM alerts a JOIN alert_revisions r \
-         ON r.alert_id = a.id AND r.revision = a.revision \
-         WHERE a.id = ?1 AND a.partner_id = ?2 AND a.company_id = ?3",
-    )?
+         ON r.alert_id = a.id AND r.revision = a.revision {RENDERING_JOIN} \
+         WHERE a.id = ?1 AND a.partner_id = ?2 AND a.company_id = ?3"
+    ))?
     .query_row(
         params![alert_id, owner.partner_id, owner.company_id],
         alert_row,
@@ -325,10 +355,11 @@ pub(super) fn find(
 }
 
 pub(super) fn revisions(db: &Connection, alert_id: &str) -> rusqlite::Result<Vec<RevisionRecord>> {
-    db.prepare_cached(
-        "SELECT revision, template_version, body_hash, payload, rendered_title, rendered_html, \
-         rendered_text, recorded_at FROM alert_revisions WHERE alert_id = ?1 ORDER BY revision",
-    )?
+    db.prepare_cached(&format!(
+        "SELECT r.revision, r.template_version, r.body_hash, r.payload, {RENDERING_COLUMNS}, \
+         r.recorded_at FROM alert_revisions r {RENDERING_JOIN} WHERE r.alert_id = ?1 \
+         ORDER BY r.revision"
+    ))?
     .query_map([alert_id], |row| {
         Ok(RevisionRecord {
             revision: row.get("revision")?,

@@ -11,6 +11,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_company_events.sql"),
     include_str!("migrations/0004_delivery.sql"),
     include_str!("migrations/0005_inbox.sql"),
+    include_str!("migrations/0006_renderings.sql"),
 ];
 
 /// Statements kept prepared per connection (the multi-row inserts come in a few shapes).

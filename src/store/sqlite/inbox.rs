@@ -14,10 +14,13 @@ use crate::store::{
 };
 
 const ITEM_COLUMNS: &str = "a.id, a.template_id, a.template_version, a.revision, a.msg_type, \
-     a.topic, a.created_at, a.expires_at, a.read_revision, r.rendered_title, r.rendered_html, \
-     r.rendered_text";
+     a.topic, a.created_at, a.expires_at, a.read_revision, \
+     coalesce(g.title, r.rendered_title) AS rendered_title, \
+     coalesce(g.html, r.rendered_html) AS rendered_html, \
+     coalesce(g.text, r.rendered_text) AS rendered_text";
 const ITEM_FROM: &str = "FROM alerts a JOIN alert_revisions r \
-     ON r.alert_id = a.id AND r.revision = a.revision";
+     ON r.alert_id = a.id AND r.revision = a.revision \
+     LEFT JOIN renderings g ON g.hash = r.rendering_hash";
 /// The owner's live alerts: ?1 company, ?2 user, ?3 now (unix ms).
 const LIVE: &str = "a.company_id = ?1 AND a.user_id = ?2 AND a.expires_at > ?3 \
      AND a.dismissed_at IS NULL";
@@ -200,11 +203,25 @@ pub(super) fn expire(db: &Connection, now: OffsetDateTime, limit: i64) -> rusqli
 }
 
 pub(super) fn purge(db: &Connection, cutoff: OffsetDateTime, limit: i64) -> rusqlite::Result<u64> {
+    const PURGED: &str = "SELECT id FROM alerts WHERE expired_at IS NOT NULL \
+         AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2";
+    // The renderings these alerts named; those no other revision names go with them.
+    let renderings: Vec<Vec<u8>> = db
+        .prepare_cached(&format!(
+            "SELECT DISTINCT rendering_hash FROM alert_revisions \
+             WHERE rendering_hash IS NOT NULL AND alert_id IN ({PURGED})"
+        ))?
+        .query_map(params![millis(cutoff), limit], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
     let deleted = db
-        .prepare_cached(
-            "DELETE FROM alerts WHERE id IN (SELECT id FROM alerts \
-             WHERE expired_at IS NOT NULL AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2)",
-        )?
+        .prepare_cached(&format!("DELETE FROM alerts WHERE id IN ({PURGED})"))?
         .execute(params![millis(cutoff), limit])?;
+    let mut orphaned = db.prepare_cached(
+        "DELETE FROM renderings WHERE hash = ?1 \
+         AND NOT EXISTS (SELECT 1 FROM alert_revisions WHERE rendering_hash = ?1)",
+    )?;
+    for hash in renderings {
+        orphaned.execute([hash])?;
+    }
     Ok(deleted as u64)
 }
