@@ -57,6 +57,7 @@ impl App {
         let keyring = KeyRing::new(&keys, settings.trusted_jwks.as_deref())?;
         let catalog = Arc::new(Catalog::new(store.clone(), settings.catalog_refresh));
         let metrics = Arc::new(Metrics::new());
+        let clock = Arc::new(Clock::system());
         let delivery = DeliveryWorker::new(
             store.clone(),
             DeliveryConfig {
@@ -69,10 +70,10 @@ impl App {
                 policy: Arc::new(EgressPolicy::new(settings.delivery_allowed_subnets.clone())),
             },
             metrics.clone(),
+            clock.clone(),
         )?;
         // Only a worker in this process is worth waking; others poll.
         let local_worker = settings.role.runs_workers().then(|| delivery.clone());
-        let clock = Arc::new(Clock::system());
         // An outbox id missing this long is taken for a rolled-back insert rather than a late
         // commit: well past the longest a transaction may run.
         let gap_grace = (settings.database.database_timeout * 3).max(Duration::from_secs(5));
@@ -98,11 +99,11 @@ impl App {
                 settings.expired_retention,
             )),
             inbox_feed,
-            clock,
             subscriptions: SubscriptionService::new(store.clone(), catalog.clone()),
             events: EventIntake::new(store.clone(), local_worker.clone()),
             objects: ObjectService::new(store.clone()),
-            delivery_admin: DeliveryAdmin::new(store.clone(), local_worker),
+            delivery_admin: DeliveryAdmin::new(store.clone(), local_worker, clock.clone()),
+            clock,
             delivery,
             admission: Arc::new(Semaphore::new(settings.max_concurrent_requests.max(1))),
             metrics,

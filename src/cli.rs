@@ -290,7 +290,9 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
 }
 
 async fn delivery(command: DeliveryCommand) -> anyhow::Result<()> {
-    use crate::notifications::DeliveryAdmin;
+    use std::sync::Arc;
+
+    use crate::{clock::Clock, notifications::DeliveryAdmin};
     let domain = |err: crate::Error| anyhow::anyhow!("{err}");
     let show_time = |at: Option<time::OffsetDateTime>| {
         at.and_then(|at| {
@@ -319,7 +321,11 @@ async fn delivery(command: DeliveryCommand) -> anyhow::Result<()> {
             limit,
             database,
         } => {
-            let admin = DeliveryAdmin::new(open_store(&database).await?, None);
+            let admin = DeliveryAdmin::new(
+                open_store(&database).await?,
+                None,
+                Arc::new(Clock::system()),
+            );
             let deliveries = admin
                 .list(status.as_deref(), partner.as_deref(), Some(limit))
                 .await
@@ -329,7 +335,11 @@ async fn delivery(command: DeliveryCommand) -> anyhow::Result<()> {
             }
         }
         DeliveryCommand::Show { id, database } => {
-            let admin = DeliveryAdmin::new(open_store(&database).await?, None);
+            let admin = DeliveryAdmin::new(
+                open_store(&database).await?,
+                None,
+                Arc::new(Clock::system()),
+            );
             let (delivery, attempts) = admin.show(&id).await.map_err(domain)?;
             println!("{}", line(&delivery));
             if let Some(error) = &delivery.last_error {
@@ -350,7 +360,11 @@ async fn delivery(command: DeliveryCommand) -> anyhow::Result<()> {
         }
         DeliveryCommand::Replay { id, database } => {
             // A running server's worker picks it up within its poll interval.
-            let admin = DeliveryAdmin::new(open_store(&database).await?, None);
+            let admin = DeliveryAdmin::new(
+                open_store(&database).await?,
+                None,
+                Arc::new(Clock::system()),
+            );
             let delivery = admin.replay(&id).await.map_err(domain)?;
             println!("{}", line(&delivery));
         }

@@ -124,11 +124,6 @@ fn query_parameter(query: Option<&str>, wanted: &str) -> Option<String> {
         .map(|(_, value)| value.into_owned())
 }
 
-/// The `type` query parameter, as given.
-fn type_parameter(query: Option<&str>) -> Option<String> {
-    query_parameter(query, "type")
-}
-
 /// `POST /api/company/v1.0/subscribe?type=itinerary|profile|fop`: 200 with an empty body.
 pub async fn subscribe(
     State(app): State<Arc<App>>,
@@ -136,7 +131,7 @@ pub async fn subscribe(
     RawQuery(query): RawQuery,
     LegacyCaller(caller): LegacyCaller,
 ) -> Result<StatusCode, XmlError> {
-    let object_type = type_parameter(query.as_deref());
+    let object_type = query_parameter(query.as_deref(), "type");
     let done = app
         .subscriptions
         .subscribe(&caller, object_type.as_deref())
@@ -152,7 +147,7 @@ pub async fn unsubscribe(
     RawQuery(query): RawQuery,
     LegacyCaller(caller): LegacyCaller,
 ) -> Result<StatusCode, XmlError> {
-    let object_type = type_parameter(query.as_deref());
+    let object_type = query_parameter(query.as_deref(), "type");
     let done = app
         .subscriptions
         .unsubscribe(&caller, object_type.as_deref())
@@ -237,11 +232,14 @@ mod tests {
     #[test]
     fn the_type_parameter_is_read_from_the_query() {
         assert_eq!(
-            type_parameter(Some("type=Itinerary")).as_deref(),
+            query_parameter(Some("type=Itinerary"), "type").as_deref(),
             Some("Itinerary")
         );
-        assert_eq!(type_parameter(Some("a=1&type=fop")).as_deref(), Some("fop"));
-        assert_eq!(type_parameter(Some("kind=fop")), None);
-        assert_eq!(type_parameter(None), None);
+        assert_eq!(
+            query_parameter(Some("a=1&type=fop"), "type").as_deref(),
+            Some("fop")
+        );
+        assert_eq!(query_parameter(Some("kind=fop"), "type"), None);
+        assert_eq!(query_parameter(None, "type"), None);
     }
 }

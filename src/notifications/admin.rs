@@ -2,11 +2,10 @@
 
 use std::sync::Arc;
 
-use time::OffsetDateTime;
-
 use super::DeliveryWorker;
 use crate::{
     auth::{Principal, SCOPE_ADMIN},
+    clock::Clock,
     error::{Error, ErrorCode, Problem, Result},
     store::{
         AttemptRecord, DELIVERY_DELIVERED, DELIVERY_FAILED, DELIVERY_PENDING, DeliveryFilter,
@@ -21,6 +20,7 @@ pub struct DeliveryAdmin {
     store: DynStore,
     /// Woken after a replay, when this process runs a worker.
     worker: Option<Arc<DeliveryWorker>>,
+    clock: Arc<Clock>,
 }
 
 /// The admin API needs `maestro.admin`; the CLI, which holds the database itself, does not.
@@ -29,8 +29,12 @@ pub fn authorize(caller: &Principal) -> Result<()> {
 }
 
 impl DeliveryAdmin {
-    pub fn new(store: DynStore, worker: Option<Arc<DeliveryWorker>>) -> Self {
-        DeliveryAdmin { store, worker }
+    pub fn new(store: DynStore, worker: Option<Arc<DeliveryWorker>>, clock: Arc<Clock>) -> Self {
+        DeliveryAdmin {
+            store,
+            worker,
+            clock,
+        }
     }
 
     /// Newest first; `status` one of pending, delivered, failed.
@@ -82,7 +86,7 @@ impl DeliveryAdmin {
     pub async fn replay(&self, delivery_id: &str) -> Result<DeliverySummary> {
         match self
             .store
-            .replay_delivery(delivery_id, OffsetDateTime::now_utc())
+            .replay_delivery(delivery_id, self.clock.now())
             .await?
         {
             ReplayOutcome::Replayed => {}

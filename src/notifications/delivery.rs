@@ -29,6 +29,7 @@ use super::{
     signature,
 };
 use crate::{
+    clock::Clock,
     store::{AttemptRecord, ClaimedDelivery, DeliveryNext, DynStore},
     telemetry::Metrics,
 };
@@ -55,6 +56,8 @@ pub struct DeliveryWorker {
     client: reqwest::Client,
     config: DeliveryConfig,
     metrics: Arc<Metrics>,
+    /// The app's clock: when deliveries fall due and when retries are scheduled.
+    clock: Arc<Clock>,
     /// Names this worker's claims.
     claimant: String,
     wake: Notify,
@@ -85,6 +88,7 @@ impl DeliveryWorker {
         store: DynStore,
         config: DeliveryConfig,
         metrics: Arc<Metrics>,
+        clock: Arc<Clock>,
     ) -> anyhow::Result<Arc<Self>> {
         let client = egress::client(config.policy.clone(), config.request_timeout)?;
         Ok(Arc::new(DeliveryWorker {
@@ -92,6 +96,7 @@ impl DeliveryWorker {
             client,
             config,
             metrics,
+            clock,
             claimant: format!("worker-{}", uuid::Uuid::new_v4().simple()),
             wake: Notify::new(),
         }))
@@ -146,7 +151,7 @@ impl DeliveryWorker {
             }
         }
         while !*stop.borrow() {
-            let pause = match self.run_once(OffsetDateTime::now_utc()).await {
+            let pause = match self.run_once(self.clock.now()).await {
                 Ok(pass) if pass.attempted >= self.config.concurrency.max(1) => continue,
                 Ok(_) => self.idle_pause().await,
                 Err(err) => {
@@ -168,7 +173,7 @@ impl DeliveryWorker {
         let poll = self.config.poll_interval;
         match self.store.next_delivery_due().await {
             Ok(Some(due)) => {
-                let wait = due - OffsetDateTime::now_utc();
+                let wait = due - self.clock.now();
                 Duration::try_from(wait).unwrap_or_default().min(poll)
             }
             _ => poll,
@@ -268,6 +273,7 @@ impl DeliveryWorker {
         }
         let target = document::postback_target(&url, &delivery.partner_id, &delivery.event);
         let body = document::notification(&self.config.public_url, &delivery.event);
+        // The wall clock, not the app's: partners check it against theirs.
         let timestamp = OffsetDateTime::now_utc().unix_timestamp();
         let signed = match signature::sign(
             &delivery.postback_secret,

@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use time::OffsetDateTime;
 
 use super::{
-    alerts::{announce, rendering},
+    alerts::{RENDERING_COLUMNS, RENDERING_JOIN, announce, rendering},
     rows::{from_millis, millis, ts},
 };
 use crate::store::{
@@ -14,13 +14,9 @@ use crate::store::{
 };
 
 const ITEM_COLUMNS: &str = "a.id, a.template_id, a.template_version, a.revision, a.msg_type, \
-     a.topic, a.created_at, a.expires_at, a.read_revision, \
-     coalesce(g.title, r.rendered_title) AS rendered_title, \
-     coalesce(g.html, r.rendered_html) AS rendered_html, \
-     coalesce(g.text, r.rendered_text) AS rendered_text";
+     a.topic, a.created_at, a.expires_at, a.read_revision";
 const ITEM_FROM: &str = "FROM alerts a JOIN alert_revisions r \
-     ON r.alert_id = a.id AND r.revision = a.revision \
-     LEFT JOIN renderings g ON g.hash = r.rendering_hash";
+     ON r.alert_id = a.id AND r.revision = a.revision";
 /// The owner's live alerts: ?1 company, ?2 user, ?3 now (unix ms).
 const LIVE: &str = "a.company_id = ?1 AND a.user_id = ?2 AND a.expires_at > ?3 \
      AND a.dismissed_at IS NULL";
@@ -59,7 +55,7 @@ pub(super) fn page(db: &Connection, query: &InboxQuery) -> rusqlite::Result<Inbo
     let owner = &query.owner;
     let items = db
         .prepare_cached(&format!(
-            "SELECT {ITEM_COLUMNS} {ITEM_FROM} WHERE {LIVE} {unread} {cursor} \
+            "SELECT {ITEM_COLUMNS}, {RENDERING_COLUMNS} {ITEM_FROM} {RENDERING_JOIN} WHERE {LIVE} {unread} {cursor} \
              ORDER BY a.id DESC LIMIT ?5"
         ))?
         .query_map(
@@ -86,7 +82,7 @@ pub(super) fn find(
     now: OffsetDateTime,
 ) -> rusqlite::Result<Option<InboxItem>> {
     db.prepare_cached(&format!(
-        "SELECT {ITEM_COLUMNS} {ITEM_FROM} WHERE {LIVE} AND a.id = ?4"
+        "SELECT {ITEM_COLUMNS}, {RENDERING_COLUMNS} {ITEM_FROM} {RENDERING_JOIN} WHERE {LIVE} AND a.id = ?4"
     ))?
     .query_row(
         params![owner.company_id, owner.user_id, millis(now), alert_id],
