@@ -51,6 +51,10 @@ struct Args {
     /// Keep the server's log here (default: discarded with the temporary directory).
     #[arg(long)]
     server_log: Option<PathBuf>,
+    /// Run this `maestro` binary instead of the one built with the benchmark: runs of two
+    /// builds alternated on one machine compare them despite its noise.
+    #[arg(long)]
+    binary: Option<PathBuf>,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -116,6 +120,8 @@ impl Database {
 #[derive(serde::Serialize)]
 struct Report {
     machine: String,
+    /// The server binary that was measured.
+    server: String,
     backend: &'static str,
     preloaded: u64,
     healthz: Phase,
@@ -134,10 +140,55 @@ struct Phase {
     p99_ms: f64,
     max_ms: f64,
     errors_by_status: BTreeMap<u16, u64>,
+    /// CPU time (user + system) the server spent per request of the measured period, in µs.
+    server_cpu_us_per_request: f64,
+    /// The same for this load generator, which shares the machine.
+    client_cpu_us_per_request: f64,
+    /// Bytes the server sent towards the disk per request (`write_bytes` of `/proc/<pid>/io`), KB.
+    server_disk_kb_per_request: f64,
+}
+
+/// What a process has used so far: CPU seconds and bytes written towards the disk.
+#[derive(Clone, Copy, Default)]
+struct Usage {
+    cpu_seconds: f64,
+    disk_bytes: f64,
+}
+
+impl Usage {
+    fn of(pid: &str) -> Usage {
+        let ticks = 100.0; // USER_HZ, which Linux fixes at 100 for /proc
+        let cpu_seconds = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| {
+                // The fields after the command name (which may hold spaces) in parentheses.
+                let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+                let utime: f64 = fields.get(11)?.parse().ok()?;
+                let stime: f64 = fields.get(12)?.parse().ok()?;
+                Some((utime + stime) / ticks)
+            })
+            .unwrap_or(f64::NAN);
+        let disk_bytes = std::fs::read_to_string(format!("/proc/{pid}/io"))
+            .ok()
+            .and_then(|io| {
+                io.lines()
+                    .find_map(|l| l.strip_prefix("write_bytes:"))
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .unwrap_or(f64::NAN);
+        Usage {
+            cpu_seconds,
+            disk_bytes,
+        }
+    }
 }
 
 async fn run(args: &Args, database: &Database, dir: &Path) -> anyhow::Result<Report> {
-    let binary = env!("CARGO_BIN_EXE_maestro");
+    let binary = args
+        .binary
+        .as_deref()
+        .and_then(Path::to_str)
+        .unwrap_or(env!("CARGO_BIN_EXE_maestro"));
     let output = Command::new(binary)
         .args(["migrate", "--database-url", &database.url])
         .output()?;
@@ -169,6 +220,7 @@ async fn run(args: &Args, database: &Database, dir: &Path) -> anyhow::Result<Rep
 
     let target = Target {
         addr: server.addr.clone(),
+        server_pid: server.child.id().to_string(),
         token,
         template: payload_template(),
     };
@@ -182,6 +234,7 @@ async fn run(args: &Args, database: &Database, dir: &Path) -> anyhow::Result<Rep
     server.stop()?;
     Ok(Report {
         machine: machine(),
+        server: binary.to_owned(),
         backend: if args.postgres.is_some() {
             "postgres"
         } else {
@@ -257,6 +310,7 @@ impl Server {
 
 struct Target {
     addr: String,
+    server_pid: String,
     token: String,
     /// The seed payload with `__EXTREF__` and `__AMOUNT__` to fill in.
     template: String,
@@ -294,16 +348,19 @@ async fn measure(
     let end = warmup_end + args.duration;
     let mut tasks = tokio::task::JoinSet::new();
     for connection in 0..args.connections {
-        let request = RequestMaker {
+        let request = RequestMaker::new(
             kind,
             connection,
-            created: created.get(connection).copied().unwrap_or(0),
-            token: target.token.clone(),
-            template: target.template.clone(),
-        };
+            created.get(connection).copied().unwrap_or(0),
+            &target.token,
+            &target.template,
+        );
         let addr = target.addr.clone();
         tasks.spawn(drive(addr, request, warmup_end, end));
     }
+    // Usage is counted over the measured period only, not the warm-up.
+    tokio::time::sleep_until(warmup_end.into()).await;
+    let (server_before, client_before) = (Usage::of(&target.server_pid), Usage::of("self"));
     let mut latencies = Vec::new();
     let mut phase = Phase::default();
     let mut ok = 0u64;
@@ -317,7 +374,15 @@ async fn measure(
             *phase.errors_by_status.entry(status).or_default() += count;
         }
     }
+    let (server_after, client_after) = (Usage::of(&target.server_pid), Usage::of("self"));
     latencies.sort_unstable();
+    let per_request = |total: f64| total / (latencies.len().max(1) as f64);
+    phase.server_cpu_us_per_request =
+        per_request(server_after.cpu_seconds - server_before.cpu_seconds) * 1e6;
+    phase.client_cpu_us_per_request =
+        per_request(client_after.cpu_seconds - client_before.cpu_seconds) * 1e6;
+    phase.server_disk_kb_per_request =
+        per_request(server_after.disk_bytes - server_before.disk_bytes) / 1024.0;
     let percentile = |p: f64| {
         latencies
             .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
@@ -336,11 +401,37 @@ struct RequestMaker {
     connection: usize,
     /// Alerts this connection created in the create phase.
     created: u64,
-    token: String,
     template: String,
+    /// `template` cut at its two placeholders: the bodies are built by appending, without
+    /// searching the ~3 KB template twice per request (the load generator shares the cores).
+    pieces: [String; 3],
+    /// `Bearer <token>`, made once.
+    authorization: hyper::header::HeaderValue,
+}
+
+/// The template's text before `__EXTREF__`, between it and `__AMOUNT__`, and after.
+fn cut(template: &str) -> [String; 3] {
+    let (head, rest) = template
+        .split_once("__EXTREF__")
+        .expect("the template has an extRef placeholder");
+    let (middle, tail) = rest
+        .split_once("__AMOUNT__")
+        .expect("the price comes after the extRef in canonical key order");
+    [head.to_owned(), middle.to_owned(), tail.to_owned()]
 }
 
 impl RequestMaker {
+    fn new(kind: Kind, connection: usize, created: u64, token: &str, template: &str) -> Self {
+        RequestMaker {
+            kind,
+            connection,
+            created,
+            template: template.to_owned(),
+            pieces: cut(template),
+            authorization: format!("Bearer {token}").parse().expect("a header value"),
+        }
+    }
+
     /// The n-th request of this connection. Creates use a new extRef each time; updates cycle
     /// over the extRefs this connection created, each time with a new price.
     fn make(&self, n: u64) -> Request<Full<Bytes>> {
@@ -356,14 +447,18 @@ impl RequestMaker {
                     Kind::Create => (Method::POST, n, 450.5),
                     _ => (Method::PUT, n % self.created.max(1), 500.0 + n as f64),
                 };
-                let body = self
-                    .template
-                    .replace("__EXTREF__", &format!("bench-{}-{index}", self.connection))
-                    .replace("__AMOUNT__", &format!("{amount:.1}"));
+                use std::fmt::Write;
+                let [head, middle, tail] = &self.pieces;
+                let mut body = String::with_capacity(self.template.len() + 16);
+                body.push_str(head);
+                let _ = write!(body, "bench-{}-{index}", self.connection);
+                body.push_str(middle);
+                let _ = write!(body, "{amount:.1}");
+                body.push_str(tail);
                 builder
                     .method(method)
                     .uri("/maestro/v4/alerts")
-                    .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
+                    .header(header::AUTHORIZATION, self.authorization.clone())
                     .header(header::CONTENT_TYPE, "application/json")
                     .body(Full::new(Bytes::from(body)))
                     .unwrap()
@@ -497,7 +592,8 @@ fn render(args: &Args, report: &Report) -> String {
     let mut out = format!(
         "maestro ingest benchmark — {} connections, {:?} per phase, backend {}, {} alerts preloaded\n\
          machine: {}\n\n\
-         | phase | ok/s | p50 ms | p99 ms | max ms | errors |\n|---|---|---|---|---|---|\n",
+         | phase | ok/s | p50 ms | p99 ms | max ms | errors | server CPU µs/req | client CPU µs/req | server disk KB/req |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
         args.connections, args.duration, report.backend, report.preloaded, report.machine
     );
     for (name, phase) in [
@@ -516,8 +612,14 @@ fn render(args: &Args, report: &Report) -> String {
                 .join(" ")
         };
         out.push_str(&format!(
-            "| {name} | {:.0} | {:.2} | {:.2} | {:.2} | {errors} |\n",
-            phase.ok_per_second, phase.p50_ms, phase.p99_ms, phase.max_ms
+            "| {name} | {:.0} | {:.2} | {:.2} | {:.2} | {errors} | {:.0} | {:.0} | {:.1} |\n",
+            phase.ok_per_second,
+            phase.p50_ms,
+            phase.p99_ms,
+            phase.max_ms,
+            phase.server_cpu_us_per_request,
+            phase.client_cpu_us_per_request,
+            phase.server_disk_kb_per_request
         ));
     }
     out.push_str(&format!(
