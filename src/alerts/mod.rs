@@ -1,5 +1,6 @@
 //! Maestro v4 alerts: what a partner may submit, and what happens when it does.
 
+mod canonical;
 mod metadata;
 pub mod request;
 mod service;

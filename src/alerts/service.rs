@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::{AlertRequest, metadata};
+use super::{AlertRequest, canonical::Canonical, metadata};
 use crate::{
     auth::{Principal, SCOPE_ALERTS_WRITE, normalize_company_id, normalize_user_id},
     clock::Clock,
@@ -227,9 +227,10 @@ impl AlertService {
         let request = parsed.expect("no problems means the request parsed");
         let template = template.expect("no problems means the template exists");
 
-        let rendering = render(template, &request, &body["metadata"])?;
-        let payload = serde_json::to_string(body).map_err(anyhow::Error::from)?;
-        let body_hash = sha256_hex(payload.as_bytes());
+        let object = body.as_object().expect("a parsed request is an object");
+        let canonical = Canonical::of(object).map_err(anyhow::Error::from)?;
+        let rendering = render(template, &request, &body["metadata"], canonical.metadata())?;
+        let body_hash = sha256_hex(canonical.json.as_bytes());
         Ok(Accepted {
             owner: AlertOwner {
                 partner_id: partner_id.to_owned(),
@@ -246,7 +247,7 @@ impl AlertService {
                 created_at: request.created_at,
                 expires_at: request.expires_at,
                 body_hash,
-                payload,
+                payload: canonical.json,
                 rendering,
             },
         })
@@ -259,7 +260,8 @@ fn render(
     template: &CompiledTemplate,
     request: &AlertRequest,
     metadata: &Value,
-) -> Result<Rendering> {
+    metadata_json: &str,
+) -> Result<Arc<Rendering>> {
     let fields = AlertFields {
         ext_ref: &request.ext_ref,
         template_id: &request.template_id,
@@ -271,7 +273,7 @@ fn render(
     };
     template
         .renderer
-        .render_cached(&fields, metadata)
+        .render_cached(&fields, metadata, metadata_json)
         .map_err(|err| {
             Error::Rejected(vec![
                 Problem::new(

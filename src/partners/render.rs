@@ -79,7 +79,8 @@ pub struct Renderer {
     /// The `alert` fields the sources read; `None` when they use `alert` as a whole.
     alert_fields_read: Option<Vec<String>>,
     /// Recent renderings by a digest of exactly what the templates read.
-    cache: Mutex<HashMap<[u8; 32], Rendering>>,
+    /// Shared, not copied: a hit hands out the same rendering to every alert of a fan-out.
+    cache: Mutex<HashMap<[u8; 32], Arc<Rendering>>>,
 }
 
 impl std::fmt::Debug for Renderer {
@@ -124,28 +125,30 @@ impl Renderer {
 
     /// Like [`Renderer::render`], answering from the cache when the templates would see the
     /// same values again.
+    /// `metadata_json` is the canonical JSON of `metadata`, which the cache key digests.
     pub fn render_cached(
         &self,
         alert: &AlertFields<'_>,
         metadata: &serde_json::Value,
-    ) -> Result<Rendering, RenderError> {
-        let key = self.inputs_digest(alert, metadata);
+        metadata_json: &str,
+    ) -> Result<Arc<Rendering>, RenderError> {
+        let key = self.inputs_digest(alert, metadata_json);
         if let Some(hit) = self.cache.lock().expect("not poisoned").get(&key) {
-            return Ok(hit.clone());
+            return Ok(Arc::clone(hit));
         }
-        let rendering = self.render(alert, metadata)?;
+        let rendering = Arc::new(self.render(alert, metadata)?);
         let mut cache = self.cache.lock().expect("not poisoned");
         if cache.len() >= CACHED_RENDERINGS {
             // Bursts repeat one offer back to back; a cleared cache refills at once.
             cache.clear();
         }
-        cache.insert(key, rendering.clone());
+        cache.insert(key, Arc::clone(&rendering));
         Ok(rendering)
     }
 
     /// SHA-256 of every input the templates read: the `alert` fields they name (all of them
     /// when they use `alert` whole) and the metadata.
-    fn inputs_digest(&self, alert: &AlertFields<'_>, metadata: &serde_json::Value) -> [u8; 32] {
+    fn inputs_digest(&self, alert: &AlertFields<'_>, metadata_json: &str) -> [u8; 32] {
         let expires_at = alert.expires_at.format(&Rfc3339).unwrap_or_default();
         let fields = [
             ("extRef", Some(alert.ext_ref)),
@@ -175,7 +178,7 @@ impl Renderer {
             }
         }
         hasher.update(b"metadata");
-        hasher.update(serde_json::to_vec(metadata).unwrap_or_default());
+        hasher.update(metadata_json.as_bytes());
         hasher.finalize().into()
     }
 
@@ -467,6 +470,15 @@ mod tests {
         }
     }
 
+    /// `render_cached` with the canonical JSON of `metadata`, as the alert service passes it.
+    fn cached(
+        renderer: &Renderer,
+        alert: &AlertFields<'_>,
+        metadata: &serde_json::Value,
+    ) -> Result<Arc<Rendering>, RenderError> {
+        renderer.render_cached(alert, metadata, &metadata.to_string())
+    }
+
     fn renderer(card: &str) -> Renderer {
         Renderer::compile(&BTreeMap::from([
             (TITLE.to_owned(), "Hello {{ metadata.name }}".to_owned()),
@@ -483,16 +495,13 @@ mod tests {
             Some(vec!["title".to_owned()])
         );
         let metadata = json!({"name": "Ada"});
-        let first = reads_title.render_cached(&fields(), &metadata).unwrap();
+        let first = cached(&reads_title, &fields(), &metadata).unwrap();
         // Another extRef (not read): the same rendering, from the cache.
         let other_ref = AlertFields {
             ext_ref: "r2",
             ..fields()
         };
-        assert_eq!(
-            reads_title.render_cached(&other_ref, &metadata).unwrap(),
-            first
-        );
+        assert_eq!(cached(&reads_title, &other_ref, &metadata).unwrap(), first);
         assert_eq!(reads_title.cache.lock().unwrap().len(), 1);
         // Another title (read) or other metadata: rendered anew.
         let titled = AlertFields {
@@ -500,12 +509,11 @@ mod tests {
             ..fields()
         };
         assert_eq!(
-            reads_title.render_cached(&titled, &metadata).unwrap().html,
+            cached(&reads_title, &titled, &metadata).unwrap().html,
             "<p>Offer Ada</p>"
         );
         assert_eq!(
-            reads_title
-                .render_cached(&fields(), &json!({"name": "Bob"}))
+            cached(&reads_title, &fields(), &json!({"name": "Bob"}))
                 .unwrap()
                 .html,
             "<p>None Bob</p>"
@@ -518,12 +526,12 @@ mod tests {
         let whole = renderer("<p>{% for k in alert %}{{ k }}{% endfor %}</p>");
         assert_eq!(whole.alert_fields_read, None);
         let metadata = json!({"name": "Ada"});
-        whole.render_cached(&fields(), &metadata).unwrap();
+        cached(&whole, &fields(), &metadata).unwrap();
         let other_ref = AlertFields {
             ext_ref: "r2",
             ..fields()
         };
-        whole.render_cached(&other_ref, &metadata).unwrap();
+        cached(&whole, &other_ref, &metadata).unwrap();
         assert_eq!(whole.cache.lock().unwrap().len(), 2);
     }
 

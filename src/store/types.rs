@@ -1,6 +1,6 @@
 //! The records that cross the storage boundary. Plain data: no behaviour, no SQL.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use time::OffsetDateTime;
 
@@ -103,8 +103,9 @@ pub struct AlertContent {
     pub body_hash: String,
     /// Canonical JSON of the request body.
     pub payload: String,
-    /// What the template (version `template_version`) made of it.
-    pub rendering: Rendering,
+    /// What the template (version `template_version`) made of it; shared by the alerts of a
+    /// fan-out that rendered the same.
+    pub rendering: Arc<Rendering>,
 }
 
 /// An alert as its template rendered it; stored with each revision. `title` and `text` are

@@ -78,7 +78,7 @@ async fn both_seed_payloads_render_to_the_golden_card(backend: Backend) {
     assert!(revisions[1].rendering.html.contains("425.00 USD"));
     assert_golden("groundspan_put.text.txt", &revisions[1].rendering.text);
     let stored = t.app.store.alert(&owner, &id).await.unwrap().unwrap();
-    assert_eq!(stored.content.rendering, revisions[1].rendering);
+    assert_eq!(*stored.content.rendering, revisions[1].rendering);
 }
 
 /// A Groundspan body with a hostile string in every field a partner fills.

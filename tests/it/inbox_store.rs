@@ -60,7 +60,8 @@ fn content(ext_ref: &str, user: &str, expires_at: OffsetDateTime, body: &str) ->
             title: format!("Title {body}"),
             html: format!("<p>{body}</p>"),
             text: body.into(),
-        },
+        }
+        .into(),
     }
 }
 

@@ -89,7 +89,8 @@ fn content(ext_ref: &str, body: &str) -> AlertContent {
             title: format!("Title {body}"),
             html: format!("<p>{body}</p>"),
             text: body.into(),
-        },
+        }
+        .into(),
     }
 }
 
@@ -227,7 +228,7 @@ async fn creating_an_alert_writes_revision_and_event(backend: Backend) {
     let revisions = store.alert_revisions("a1").await.unwrap();
     assert_eq!(revisions.len(), 1);
     assert_eq!(revisions[0].payload, alert.content.payload);
-    assert_eq!(revisions[0].rendering, alert.content.rendering);
+    assert_eq!(revisions[0].rendering, *alert.content.rendering);
     let events = store.outbox_after(0, 10).await.unwrap();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].event_type, EVENT_ALERT_CREATED);

@@ -210,7 +210,7 @@ fn alert_row(row: &PgRow) -> Result<AlertRecord, sqlx::Error> {
             expires_at: row.try_get("expires_at")?,
             body_hash: row.try_get("body_hash")?,
             payload: row.try_get("payload")?,
-            rendering: rendering(row)?,
+            rendering: rendering(row)?.into(),
         },
         revision: row.try_get("revision")?,
         received_at: row.try_get("received_at")?,

@@ -1,10 +1,10 @@
 //! Alerts, their revisions and the outbox. Every change writes its outbox event in the same
-//! transaction as the change itself: `create_many` and `update` run inside the transaction the
+//! transaction as the change itself: `create` and `update` run inside the transaction the
 //! writer opened for their batch.
 
-use std::collections::HashSet;
+use std::sync::Arc;
 
-use rusqlite::{Connection, OptionalExtension, Row, ToSql, params, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
@@ -15,138 +15,106 @@ use crate::store::{
     UpdateOutcome,
 };
 
-/// The chunk sizes multi-row statements are built for: few shapes, so that prepared statements
-/// are reused, and few statements per batch.
-const CHUNKS: [usize; 4] = [64, 16, 4, 1];
+const INSERT_ALERT: &str = "INSERT INTO alerts (id, partner_id, company_id, ext_ref, user_id, \
+     template_id, template_version, msg_type, topic, title, created_at, expires_at, revision, \
+     body_hash, received_at, updated_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 1, ?13, ?14, ?14) \
+     ON CONFLICT (partner_id, company_id, ext_ref) DO NOTHING";
+const INSERT_REVISION: &str = "INSERT INTO alert_revisions (alert_id, revision, \
+     template_version, body_hash, payload, rendering_hash, recorded_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
-const ALERT_COLUMNS: &str = "id, partner_id, company_id, ext_ref, user_id, template_id, \
-     template_version, msg_type, topic, title, created_at, expires_at, revision, body_hash, \
-     received_at, updated_at";
-const ALERT_VALUES: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)";
-const REVISION_VALUES: &str = "(?, ?, ?, ?, ?, ?, ?)";
-
-/// Creates alerts in arrival order, with a fixed number of statements per chunk of alerts
-/// (alert rows, revisions, outbox events) rather than per alert. An extRef already taken —
-/// also by an earlier alert of the same batch — answers `Existing`, as one at a time would.
-pub(super) fn create_many(
-    db: &Connection,
-    alerts: &[&NewAlert],
-) -> rusqlite::Result<Vec<CreateOutcome>> {
-    let mut outcomes = Vec::with_capacity(alerts.len());
-    let mut rest = alerts;
-    while !rest.is_empty() {
-        let size = CHUNKS
-            .into_iter()
-            .find(|size| rest.len() >= *size)
-            .unwrap_or(1);
-        let (chunk, tail) = rest.split_at(size);
-        rest = tail;
-        let inserted = insert_rows(db, chunk)?;
-        if !inserted.is_empty() {
-            copy_into_history(db, chunk, &inserted)?;
-        }
-        for alert in chunk {
-            outcomes.push(if inserted.contains(&alert.id) {
-                CreateOutcome::Created
-            } else {
-                existing(db, alert)?
-            });
-        }
-    }
-    Ok(outcomes)
+/// The renderings stored so far by the transaction under way, so that a fan-out of one offer
+/// (one rendering for many alerts) hashes and stores it once per batch. Lives no longer than
+/// its transaction: after a rollback nothing it remembers would be there.
+#[derive(Default)]
+pub(super) struct StoredRenderings {
+    recent: Vec<(Arc<Rendering>, Vec<u8>)>,
 }
 
-/// Inserts the chunk's alert rows; the unique constraint, not a prior look-up, decides whether
-/// an extRef is taken. Returns the ids inserted.
-fn insert_rows(db: &Connection, chunk: &[&NewAlert]) -> rusqlite::Result<HashSet<String>> {
-    let sql = format!(
-        "INSERT INTO alerts ({ALERT_COLUMNS}) VALUES {} \
-         ON CONFLICT (partner_id, company_id, ext_ref) DO NOTHING RETURNING id",
-        vec![ALERT_VALUES; chunk.len()].join(", ")
-    );
-    let derived: Vec<(i64, String)> = chunk
-        .iter()
-        .map(|a| (millis(a.content.expires_at), ts(a.received_at)))
-        .collect();
-    let mut values: Vec<&dyn ToSql> = Vec::with_capacity(chunk.len() * 15);
-    for (alert, (expires_at, received_at)) in chunk.iter().zip(&derived) {
-        let c = &alert.content;
-        values.extend_from_slice(&[
-            &alert.id,
-            &alert.owner.partner_id,
-            &alert.owner.company_id,
-            &c.ext_ref,
-            &c.user_id,
-            &c.template_id,
-            &c.template_version,
-            &c.msg_type,
-            &c.topic,
-            &c.title,
-            &c.created_at,
-            expires_at,
-            &c.body_hash,
-            received_at,
-            received_at,
-        ]);
+/// Distinct renderings remembered per transaction; a batch rarely holds more than a few offers.
+const REMEMBERED_RENDERINGS: usize = 8;
+
+impl StoredRenderings {
+    /// Stores `rendering` unless an identical one is stored; returns its hash, which the
+    /// revision names.
+    fn store(&mut self, db: &Connection, rendering: &Arc<Rendering>) -> rusqlite::Result<Vec<u8>> {
+        // Alerts of a fan-out share one rendering (the same `Arc`, compared by address first).
+        if let Some((_, hash)) = self.recent.iter().find(|(known, _)| known == rendering) {
+            return Ok(hash.clone());
+        }
+        let hash = rendering_hash(rendering);
+        db.prepare_cached(
+            "INSERT OR IGNORE INTO renderings (hash, title, html, text) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![
+            hash,
+            rendering.title,
+            rendering.html,
+            rendering.text
+        ])?;
+        if self.recent.len() == REMEMBERED_RENDERINGS {
+            self.recent.remove(0);
+        }
+        self.recent.push((Arc::clone(rendering), hash.clone()));
+        Ok(hash)
     }
-    let mut statement = db.prepare_cached(&sql)?;
-    statement
-        .query_map(params_from_iter(values), |row| row.get::<_, String>(0))?
-        .collect()
 }
 
-/// The first revision (which holds the body) and the `alert.created` event of each inserted
-/// alert: one statement each for the chunk when every alert of it was new.
-fn copy_into_history(
+/// Creates an alert with its first revision (which holds the body) and its `alert.created`
+/// event. An extRef already taken — also by an earlier alert of the same batch — answers
+/// `Existing`.
+///
+/// Single-row prepared statements, one per row, rather than multi-row statements: SQLite keeps
+/// a statement journal (a copy of every page a statement touches) for a statement that writes
+/// several rows and may fail half-way, and that copying cost more than the statements saved.
+pub(super) fn create(
     db: &Connection,
-    chunk: &[&NewAlert],
-    inserted: &HashSet<String>,
-) -> rusqlite::Result<()> {
-    let new: Vec<&NewAlert> = chunk
-        .iter()
-        .copied()
-        .filter(|a| inserted.contains(&a.id))
-        .collect();
-    // Multi-row statements only in the chunk shapes, so that prepared statements are reused.
-    let groups: Vec<&[&NewAlert]> = if new.len() == chunk.len() {
-        vec![&new[..]]
-    } else {
-        new.chunks(1).collect()
-    };
-    for group in groups {
-        let recorded: Vec<String> = group.iter().map(|a| ts(a.received_at)).collect();
-        let renderings = group
-            .iter()
-            .map(|a| store_rendering(db, &a.content.rendering))
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        let mut values: Vec<&dyn ToSql> = Vec::with_capacity(group.len() * 7);
-        for ((alert, recorded_at), rendering) in group.iter().zip(&recorded).zip(&renderings) {
-            let c = &alert.content;
-            values.extend_from_slice(&[
-                &alert.id,
-                &1_i64,
-                &c.template_version,
-                &c.body_hash,
-                &c.payload,
-                rendering,
-                recorded_at,
-            ]);
-        }
-        let placeholders = vec!["?"; group.len()].join(", ");
-        db.prepare_cached(&format!(
-            "INSERT INTO alert_revisions (alert_id, revision, template_version, body_hash, \
-             payload, rendering_hash, recorded_at) VALUES {}",
-            vec![REVISION_VALUES; group.len()].join(", ")
-        ))?
-        .execute(params_from_iter(values))?;
-        db.prepare_cached(&format!(
-            "INSERT INTO outbox (event_type, alert_id, revision, partner_id, company_id, user_id, \
-             occurred_at) SELECT '{EVENT_ALERT_CREATED}', id, 1, partner_id, company_id, user_id, \
-             received_at FROM alerts WHERE id IN ({placeholders}) ORDER BY id"
-        ))?
-        .execute(params_from_iter(group.iter().map(|a| &a.id)))?;
+    alert: &NewAlert,
+    renderings: &mut StoredRenderings,
+) -> rusqlite::Result<CreateOutcome> {
+    let c = &alert.content;
+    let received_at = ts(alert.received_at);
+    // The unique constraint, not a prior look-up, decides whether the extRef is taken.
+    let inserted = db.prepare_cached(INSERT_ALERT)?.execute(params![
+        alert.id,
+        alert.owner.partner_id,
+        alert.owner.company_id,
+        c.ext_ref,
+        c.user_id,
+        c.template_id,
+        c.template_version,
+        c.msg_type,
+        c.topic,
+        c.title,
+        c.created_at,
+        millis(c.expires_at),
+        c.body_hash,
+        received_at,
+    ])?;
+    if inserted == 0 {
+        return existing(db, alert);
     }
-    Ok(())
+    let rendering = renderings.store(db, &c.rendering)?;
+    db.prepare_cached(INSERT_REVISION)?.execute(params![
+        alert.id,
+        1_i64,
+        c.template_version,
+        c.body_hash,
+        c.payload,
+        rendering,
+        received_at,
+    ])?;
+    announce(
+        db,
+        EVENT_ALERT_CREATED,
+        &alert.id,
+        1,
+        &alert.owner,
+        &c.user_id,
+        alert.received_at,
+    )?;
+    Ok(CreateOutcome::Created)
 }
 
 fn existing(db: &Connection, alert: &NewAlert) -> rusqlite::Result<CreateOutcome> {
@@ -173,6 +141,7 @@ pub(super) fn update(
     db: &Connection,
     target: &AlertTarget,
     change: &AlertChange,
+    renderings: &mut StoredRenderings,
 ) -> rusqlite::Result<UpdateOutcome> {
     let (column, value) = match &target.selector {
         AlertSelector::Id(id) => ("id", id),
@@ -220,12 +189,8 @@ pub(super) fn update(
         changed_at,
         alert_id,
     ])?;
-    let rendering = store_rendering(db, &c.rendering)?;
-    db.prepare_cached(
-        "INSERT INTO alert_revisions (alert_id, revision, template_version, body_hash, payload, \
-         rendering_hash, recorded_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?
-    .execute(params![
+    let rendering = renderings.store(db, &c.rendering)?;
+    db.prepare_cached(INSERT_REVISION)?.execute(params![
         alert_id,
         revision,
         c.template_version,
@@ -290,7 +255,7 @@ fn alert_row(row: &Row<'_>) -> rusqlite::Result<AlertRecord> {
             expires_at: from_millis(row.get("expires_at")?)?,
             body_hash: row.get("body_hash")?,
             payload: row.get("payload")?,
-            rendering: rendering(row)?,
+            rendering: rendering(row)?.into(),
         },
         revision: row.get("revision")?,
         received_at: parse_ts(&row.get::<_, String>("received_at")?)?,
@@ -298,26 +263,15 @@ fn alert_row(row: &Row<'_>) -> rusqlite::Result<AlertRecord> {
     })
 }
 
-/// Stores a rendering unless an identical one is stored; returns its hash, which the revision
-/// names.
-fn store_rendering(db: &Connection, rendering: &Rendering) -> rusqlite::Result<Vec<u8>> {
+/// SHA-256 of the title, card and text: the name a rendering is stored under.
+fn rendering_hash(rendering: &Rendering) -> Vec<u8> {
     let mut hasher = Sha256::new();
     for part in [&rendering.title, &rendering.html, &rendering.text] {
         // Length-prefixed, so that no two different renderings hash the same bytes.
         hasher.update((part.len() as u64).to_le_bytes());
         hasher.update(part.as_bytes());
     }
-    let hash = hasher.finalize().to_vec();
-    db.prepare_cached(
-        "INSERT OR IGNORE INTO renderings (hash, title, html, text) VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(params![
-        hash,
-        rendering.title,
-        rendering.html,
-        rendering.text
-    ])?;
-    Ok(hash)
+    hasher.finalize().to_vec()
 }
 
 /// A revision's rendering: in `renderings` (by hash), or in the revision's own columns when it

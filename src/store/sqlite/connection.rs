@@ -39,6 +39,10 @@ pub(super) fn open(
         connection.pragma_update(None, "wal_autocheckpoint", 0)?;
         // After a checkpoint lets the WAL start over, its file is cut back to this size.
         connection.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+        // Statement journals and temporary indexes in memory: otherwise SQLite may create,
+        // write and delete a temporary file inside a commit. They hold nothing that must
+        // survive a crash (the WAL does).
+        connection.pragma_update(None, "temp_store", "MEMORY")?;
     }
     connection.pragma_update(None, "synchronous", "FULL")?;
     connection.pragma_update(None, "foreign_keys", "ON")?;

@@ -259,35 +259,21 @@ fn copy(err: &StoreError) -> StoreError {
     }
 }
 
-/// Applies the writes in order; consecutive creates go together (see `alerts::create_many`).
+/// Applies the writes in order, in the transaction of their batch.
 fn apply_all(
     tx: &rusqlite::Transaction<'_>,
     writes: &[AlertWrite],
 ) -> rusqlite::Result<Vec<Applied>> {
-    let mut applied = Vec::with_capacity(writes.len());
-    let mut creates: Vec<&NewAlert> = Vec::new();
-    for write in writes {
-        match write {
-            AlertWrite::Create(alert, _) => creates.push(alert),
-            AlertWrite::Update(update, _) => {
-                flush_creates(tx, &mut creates, &mut applied)?;
-                applied.push(Applied::Update(alerts::update(tx, &update.0, &update.1)?));
+    let mut renderings = alerts::StoredRenderings::default();
+    writes
+        .iter()
+        .map(|write| match write {
+            AlertWrite::Create(alert, _) => {
+                alerts::create(tx, alert, &mut renderings).map(Applied::Create)
             }
-        }
-    }
-    flush_creates(tx, &mut creates, &mut applied)?;
-    Ok(applied)
-}
-
-fn flush_creates(
-    tx: &rusqlite::Transaction<'_>,
-    creates: &mut Vec<&NewAlert>,
-    applied: &mut Vec<Applied>,
-) -> rusqlite::Result<()> {
-    if !creates.is_empty() {
-        let outcomes = alerts::create_many(tx, creates)?;
-        applied.extend(outcomes.into_iter().map(Applied::Create));
-        creates.clear();
-    }
-    Ok(())
+            AlertWrite::Update(update, _) => {
+                alerts::update(tx, &update.0, &update.1, &mut renderings).map(Applied::Update)
+            }
+        })
+        .collect()
 }
