@@ -149,7 +149,7 @@ struct Phase {
 }
 
 /// What a process has used so far: CPU seconds and bytes written towards the disk.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 struct Usage {
     cpu_seconds: f64,
     disk_bytes: f64,
@@ -401,8 +401,7 @@ struct RequestMaker {
     connection: usize,
     /// Alerts this connection created in the create phase.
     created: u64,
-    template: String,
-    /// `template` cut at its two placeholders: the bodies are built by appending, without
+    /// The body template cut at its two placeholders: the bodies are built by appending, without
     /// searching the ~3 KB template twice per request (the load generator shares the cores).
     pieces: [String; 3],
     /// `Bearer <token>`, made once.
@@ -426,7 +425,6 @@ impl RequestMaker {
             kind,
             connection,
             created,
-            template: template.to_owned(),
             pieces: cut(template),
             authorization: format!("Bearer {token}").parse().expect("a header value"),
         }
@@ -449,7 +447,9 @@ impl RequestMaker {
                 };
                 use std::fmt::Write;
                 let [head, middle, tail] = &self.pieces;
-                let mut body = String::with_capacity(self.template.len() + 16);
+                let mut body = String::with_capacity(
+                    head.len() + middle.len() + tail.len() + 32, // + extRef and price
+                );
                 body.push_str(head);
                 let _ = write!(body, "bench-{}-{index}", self.connection);
                 body.push_str(middle);

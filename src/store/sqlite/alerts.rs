@@ -95,26 +95,55 @@ pub(super) fn create(
     if inserted == 0 {
         return existing(db, alert);
     }
-    let rendering = renderings.store(db, &c.rendering)?;
-    db.prepare_cached(INSERT_REVISION)?.execute(params![
-        alert.id,
-        1_i64,
-        c.template_version,
-        c.body_hash,
-        c.payload,
-        rendering,
-        received_at,
-    ])?;
-    announce(
-        db,
-        EVENT_ALERT_CREATED,
-        &alert.id,
-        1,
-        &alert.owner,
-        &c.user_id,
-        alert.received_at,
-    )?;
+    let revision = Revision {
+        alert_id: &alert.id,
+        number: 1,
+        owner: &alert.owner,
+        content: c,
+        at: alert.received_at,
+    };
+    revision.record(db, EVENT_ALERT_CREATED, renderings)?;
     Ok(CreateOutcome::Created)
+}
+
+/// A revision being written: its row (which holds the body and names the rendering) and the
+/// outbox event announcing it go together, for a create and an update alike.
+struct Revision<'a> {
+    alert_id: &'a str,
+    number: i64,
+    owner: &'a AlertOwner,
+    content: &'a AlertContent,
+    at: OffsetDateTime,
+}
+
+impl Revision<'_> {
+    fn record(
+        &self,
+        db: &Connection,
+        event_type: &str,
+        renderings: &mut StoredRenderings,
+    ) -> rusqlite::Result<()> {
+        let c = self.content;
+        let rendering = renderings.store(db, &c.rendering)?;
+        db.prepare_cached(INSERT_REVISION)?.execute(params![
+            self.alert_id,
+            self.number,
+            c.template_version,
+            c.body_hash,
+            c.payload,
+            rendering,
+            ts(self.at),
+        ])?;
+        announce(
+            db,
+            event_type,
+            self.alert_id,
+            self.number,
+            self.owner,
+            &c.user_id,
+            self.at,
+        )
+    }
 }
 
 fn existing(db: &Connection, alert: &NewAlert) -> rusqlite::Result<CreateOutcome> {
@@ -189,25 +218,14 @@ pub(super) fn update(
         changed_at,
         alert_id,
     ])?;
-    let rendering = renderings.store(db, &c.rendering)?;
-    db.prepare_cached(INSERT_REVISION)?.execute(params![
-        alert_id,
-        revision,
-        c.template_version,
-        c.body_hash,
-        c.payload,
-        rendering,
-        changed_at
-    ])?;
-    announce(
-        db,
-        EVENT_ALERT_UPDATED,
-        &alert_id,
-        revision,
-        &target.owner,
-        &c.user_id,
-        change.changed_at,
-    )?;
+    Revision {
+        alert_id: &alert_id,
+        number: revision,
+        owner: &target.owner,
+        content: c,
+        at: change.changed_at,
+    }
+    .record(db, EVENT_ALERT_UPDATED, renderings)?;
     Ok(UpdateOutcome::Updated { alert_id, revision })
 }
 
