@@ -37,8 +37,11 @@ pub(super) fn open(
         enable_wal(&connection, busy_timeout)?;
         // Checkpoints are the checkpointer thread's job (checkpointer.rs), not a commit's.
         connection.pragma_update(None, "wal_autocheckpoint", 0)?;
-        // After a checkpoint lets the WAL start over, its file is cut back to this size.
-        connection.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+        // When the WAL starts over, a file beyond this size is cut back to it, inside the next
+        // commit. Truncating a few hundred MB there paused the writer 200-300 ms, so the limit
+        // is above what the WAL reaches before the writer restarts it (checkpointer.rs), which
+        // empties a large file itself once writes pause.
+        connection.pragma_update(None, "journal_size_limit", 1024 * 1024 * 1024)?;
         // Statement journals and temporary indexes in memory: otherwise SQLite may create,
         // write and delete a temporary file inside a commit. They hold nothing that must
         // survive a crash (the WAL does).

@@ -58,14 +58,15 @@ impl SqliteStore {
     /// migrating it when needed.
     pub async fn connect(url: &str, timeout: Duration) -> anyhow::Result<Self> {
         let path = database_path(url)?;
-        let writer = writer::Writer::start(&path, timeout).await?;
+        let catch_up = checkpointer::CatchUp::default();
+        let writer = writer::Writer::start(&path, timeout, catch_up.clone()).await?;
         let readers = (0..READ_CONNECTIONS)
             .map(|_| connection::open(&path, timeout, true))
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(SqliteStore {
             writer,
             readers: read_pool::ReadPool::new(readers),
-            _checkpointer: checkpointer::Checkpointer::start(&path, timeout)?,
+            _checkpointer: checkpointer::Checkpointer::start(&path, timeout, catch_up)?,
         })
     }
 }

@@ -21,7 +21,7 @@ use tokio::{
     time::Instant,
 };
 
-use super::{alerts, classify, connection, is_lock_timeout};
+use super::{alerts, checkpointer::CatchUp, classify, connection, is_lock_timeout};
 use crate::store::{
     AlertChange, AlertTarget, CreateOutcome, NewAlert, StoreError, StoreResult, UpdateOutcome,
 };
@@ -96,7 +96,11 @@ pub(super) struct Writer {
 
 impl Writer {
     /// Opens the read-write connection, migrates the schema, and starts the writer thread.
-    pub(super) async fn start(path: &Path, timeout: Duration) -> anyhow::Result<Self> {
+    pub(super) async fn start(
+        path: &Path,
+        timeout: Duration,
+        catch_up: CatchUp,
+    ) -> anyhow::Result<Self> {
         let (queue, receiver) = mpsc::channel(QUEUE);
         let (ready_tx, ready) = oneshot::channel();
         let path = path.to_path_buf();
@@ -110,7 +114,7 @@ impl Writer {
                 match opened {
                     Ok(connection) => {
                         let _ = ready_tx.send(Ok(()));
-                        run(connection, receiver);
+                        run(connection, receiver, catch_up);
                     }
                     Err(err) => {
                         let _ = ready_tx.send(Err(err));
@@ -182,7 +186,7 @@ impl Writer {
     }
 }
 
-fn run(mut connection: Connection, mut receiver: mpsc::Receiver<Queued>) {
+fn run(mut connection: Connection, mut receiver: mpsc::Receiver<Queued>, catch_up: CatchUp) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = receiver.blocking_recv() {
         batch.push(first);
@@ -209,6 +213,8 @@ fn run(mut connection: Connection, mut receiver: mpsc::Receiver<Queued>) {
             }
         }
         commit_alert_writes(&mut connection, writes);
+        // Between batches nothing else writes, so this checkpoint can copy the whole WAL.
+        catch_up.run_if_requested(&connection);
     }
 }
 
