@@ -7,7 +7,8 @@
 //! Concurrency: SQLite has one writer at a time. Every write goes to the one writer thread
 //! (`writer.rs`), which commits concurrent alert writes together (group commit). Reads use a few
 //! read-only connections on blocking threads (`read_pool.rs`) and never wait for the writer.
-//! Checkpoints run in the background (`checkpointer.rs`), never inside a request's commit.
+//! Checkpoints run in the background (`checkpointer.rs`), never inside a request's commit; under
+//! sustained load the writer finishes one between two batches, so the WAL can start over.
 //!
 //! Why `rusqlite` and not sqlx here: SQLite is a library, not a server, and its calls are
 //! synchronous. sqlx runs each SQLite connection on a worker thread of its own and hands every
