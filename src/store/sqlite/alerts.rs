@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, ToSql, params, params_from_iter};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
@@ -15,11 +15,17 @@ use crate::store::{
     UpdateOutcome,
 };
 
-const INSERT_ALERT: &str = "INSERT INTO alerts (id, partner_id, company_id, ext_ref, user_id, \
-     template_id, template_version, msg_type, topic, title, created_at, expires_at, revision, \
-     body_hash, received_at, updated_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 1, ?13, ?14, ?14) \
+// The insert and the update of an alert row take its content columns first, as ?1-?9
+// (`execute_with_content`).
+const INSERT_ALERT: &str = "INSERT INTO alerts (user_id, template_id, template_version, \
+     msg_type, topic, title, created_at, expires_at, body_hash, id, partner_id, company_id, \
+     ext_ref, revision, received_at, updated_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 1, ?14, ?14) \
      ON CONFLICT (partner_id, company_id, ext_ref) DO NOTHING";
+const UPDATE_ALERT: &str = "UPDATE alerts SET user_id = ?1, template_id = ?2, \
+     template_version = ?3, msg_type = ?4, topic = ?5, title = ?6, created_at = ?7, \
+     expires_at = ?8, body_hash = ?9, revision = ?10, updated_at = ?11, expired_at = NULL \
+     WHERE id = ?12";
 const INSERT_REVISION: &str = "INSERT INTO alert_revisions (alert_id, revision, \
      template_version, body_hash, payload, rendering_hash, recorded_at) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
@@ -76,22 +82,18 @@ pub(super) fn create(
     let c = &alert.content;
     let received_at = ts(alert.received_at);
     // The unique constraint, not a prior look-up, decides whether the extRef is taken.
-    let inserted = db.prepare_cached(INSERT_ALERT)?.execute(params![
-        alert.id,
-        alert.owner.partner_id,
-        alert.owner.company_id,
-        c.ext_ref,
-        c.user_id,
-        c.template_id,
-        c.template_version,
-        c.msg_type,
-        c.topic,
-        c.title,
-        c.created_at,
-        millis(c.expires_at),
-        c.body_hash,
-        received_at,
-    ])?;
+    let inserted = execute_with_content(
+        db,
+        INSERT_ALERT,
+        c,
+        &[
+            &alert.id,
+            &alert.owner.partner_id,
+            &alert.owner.company_id,
+            &c.ext_ref,
+            &received_at,
+        ],
+    )?;
     if inserted == 0 {
         return existing(db, alert);
     }
@@ -104,6 +106,30 @@ pub(super) fn create(
     };
     revision.record(db, EVENT_ALERT_CREATED, renderings)?;
     Ok(CreateOutcome::Created)
+}
+
+/// Runs `sql` with the alert row's content columns as ?1-?9 and `rest` after them: the insert
+/// and the update write the same columns, named in one place.
+fn execute_with_content(
+    db: &Connection,
+    sql: &str,
+    c: &AlertContent,
+    rest: &[&dyn ToSql],
+) -> rusqlite::Result<usize> {
+    let expires_at = millis(c.expires_at);
+    let content: [&dyn ToSql; 9] = [
+        &c.user_id,
+        &c.template_id,
+        &c.template_version,
+        &c.msg_type,
+        &c.topic,
+        &c.title,
+        &c.created_at,
+        &expires_at,
+        &c.body_hash,
+    ];
+    db.prepare_cached(sql)?
+        .execute(params_from_iter(content.iter().chain(rest)))
 }
 
 /// A revision being written: its row (which holds the body and names the rendering) and the
@@ -199,25 +225,7 @@ pub(super) fn update(
 
     let revision = revision + 1;
     let changed_at = ts(change.changed_at);
-    db.prepare_cached(
-        "UPDATE alerts SET user_id = ?1, template_id = ?2, template_version = ?3, msg_type = ?4, \
-         topic = ?5, title = ?6, created_at = ?7, expires_at = ?8, revision = ?9, body_hash = ?10, \
-         updated_at = ?11, expired_at = NULL WHERE id = ?12",
-    )?
-    .execute(params![
-        c.user_id,
-        c.template_id,
-        c.template_version,
-        c.msg_type,
-        c.topic,
-        c.title,
-        c.created_at,
-        millis(c.expires_at),
-        revision,
-        c.body_hash,
-        changed_at,
-        alert_id,
-    ])?;
+    execute_with_content(db, UPDATE_ALERT, c, &[&revision, &changed_at, &alert_id])?;
     Revision {
         alert_id: &alert_id,
         number: revision,

@@ -51,7 +51,8 @@ impl CatchUp {
     }
 
     /// Runs the requested checkpoint, if one was requested, on the writer's connection. It
-    /// copies only what the checkpointer's last run left, so it is short.
+    /// copies only what the checkpointer's last pass left, but its fsync of the database file
+    /// still takes 3-100 ms (docs/PERFORMANCE.md, step 17).
     pub(super) fn run_if_requested(&self, connection: &Connection) {
         if !self.0.swap(false, Ordering::Relaxed) {
             return;
