@@ -1,24 +1,56 @@
 //! Checking `metadata` against the partner's template schema, turning each schema error into a
 //! problem that points into the request body.
 
+use std::sync::Arc;
+
 use jsonschema::error::ValidationErrorKind;
-use serde_json::Value;
+use serde_json::{Value, value::RawValue};
 
 use crate::{
     error::{ErrorCode, Problem},
-    partners::{CompiledTemplate, PARTNER_URL_FORMAT},
+    partners::{CheckedMetadata, CompiledTemplate, PARTNER_URL_FORMAT},
 };
 
 /// Past this many problems the rest are summarised: a huge bad body must not make a huge answer.
 const MAX_REPORTED: usize = 50;
 const MAX_MESSAGE_CHARS: usize = 300;
 
-pub(super) fn check(template: &CompiledTemplate, metadata: &Value, problems: &mut Vec<Problem>) {
+/// The metadata, parsed and in canonical form, if the template accepts it; otherwise its
+/// problems are added to `problems`. Text the template accepted before is not checked again.
+pub(super) fn check(
+    template: &CompiledTemplate,
+    metadata: &RawValue,
+    problems: &mut Vec<Problem>,
+) -> Option<Arc<CheckedMetadata>> {
+    let text = metadata.get();
+    if let Some(known) = template.valid_metadata.get(text) {
+        return Some(known);
+    }
+    let value: Value = match serde_json::from_str(text) {
+        Ok(value) => value,
+        // The body's syntax was checked when it was read; what is left is a document serde_json
+        // will not hold, such as a number beyond f64 or nesting past its recursion limit.
+        Err(err) => {
+            problems.push(Problem::at(
+                ErrorCode::InvalidField,
+                "/metadata",
+                truncate(format!("metadata cannot be read: {err}.")),
+            ));
+            return None;
+        }
+    };
     // Most submissions are valid: answering yes or no is much cheaper than collecting errors
     // with their paths, which only a refusal needs.
-    if template.validator.is_valid(metadata) {
-        return;
+    if template.validator.is_valid(&value) {
+        let checked = Arc::new(CheckedMetadata::new(value));
+        template.valid_metadata.remember(text, &checked);
+        return Some(checked);
     }
+    report(template, &value, problems);
+    None
+}
+
+fn report(template: &CompiledTemplate, metadata: &Value, problems: &mut Vec<Problem>) {
     for (reported, error) in template.validator.iter_errors(metadata).enumerate() {
         if reported == MAX_REPORTED {
             problems.push(Problem::at(

@@ -4,6 +4,7 @@
 use serde_json::{Map, Value};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
+use super::AlertBody;
 use crate::error::{ErrorCode, Problem};
 
 const FIELDS: [&str; 11] = [
@@ -40,8 +41,8 @@ pub struct AlertRequest {
 impl AlertRequest {
     /// Reads the common fields of `body`; every problem found is reported, not only the first.
     /// `now` decides whether `expiresAt` is in the past.
-    pub fn parse(body: &Value, now: OffsetDateTime) -> Result<AlertRequest, Vec<Problem>> {
-        let Some(object) = body.as_object() else {
+    pub fn parse(body: &AlertBody, now: OffsetDateTime) -> Result<AlertRequest, Vec<Problem>> {
+        let Some(object) = body.members() else {
             return Err(vec![Problem::at(
                 ErrorCode::InvalidJson,
                 "",
@@ -71,8 +72,8 @@ impl AlertRequest {
         let application_id = fields.text("applicationId", Need::Optional, 1, 128);
         let created_at = fields.timestamp("createdAt");
         let expires_at = fields.timestamp("expiresAt");
-        match object.get("metadata") {
-            Some(Value::Object(_)) => {}
+        match body.metadata() {
+            Some(_) if body.metadata_is_object() => {}
             None => fields.missing("metadata"),
             Some(_) => fields.invalid("metadata", "metadata must be a JSON object."),
         }
@@ -190,6 +191,10 @@ mod tests {
 
     const NOW: OffsetDateTime = datetime!(2025-08-20 00:00 UTC);
 
+    fn parse(body: Value) -> Result<AlertRequest, Vec<Problem>> {
+        AlertRequest::parse(&AlertBody::from_value(body), NOW)
+    }
+
     fn valid() -> Value {
         json!({
             "extRef": "r1", "userId": "u1", "createdAt": "2025-08-19T10:00:00Z",
@@ -199,7 +204,7 @@ mod tests {
 
     #[test]
     fn accepts_the_required_fields() {
-        let request = AlertRequest::parse(&valid(), NOW).unwrap();
+        let request = parse(valid()).unwrap();
         assert_eq!(request.ext_ref, "r1");
         assert_eq!(request.msg_type, "");
         assert_eq!(request.company_id, None);
@@ -207,7 +212,7 @@ mod tests {
 
     #[test]
     fn reports_every_missing_field_at_once() {
-        let problems = AlertRequest::parse(&json!({}), NOW).unwrap_err();
+        let problems = parse(json!({})).unwrap_err();
         let mut fields: Vec<_> = problems.iter().map(|p| p.field().unwrap()).collect();
         fields.sort();
         assert_eq!(
@@ -232,7 +237,7 @@ mod tests {
         body["createdAt"] = json!("yesterday");
         body["metadata"] = json!([]);
         body["extRef"] = json!("");
-        let problems = AlertRequest::parse(&body, NOW).unwrap_err();
+        let problems = parse(body.clone()).unwrap_err();
         assert_eq!(problems.len(), 4, "{problems:?}");
         assert!(problems.iter().all(|p| p.code == ErrorCode::InvalidField));
     }
@@ -241,12 +246,12 @@ mod tests {
     fn expiry_must_be_in_the_future_and_after_creation() {
         let mut body = valid();
         body["expiresAt"] = json!("2025-08-19T23:59:59Z");
-        let problems = AlertRequest::parse(&body, NOW).unwrap_err();
+        let problems = parse(body.clone()).unwrap_err();
         assert_eq!(problems[0].code, ErrorCode::ExpiresInPast);
 
         body["expiresAt"] = json!("2025-09-01T00:00:00Z");
         body["createdAt"] = json!("2025-09-02T00:00:00Z");
-        let problems = AlertRequest::parse(&body, NOW).unwrap_err();
+        let problems = parse(body.clone()).unwrap_err();
         assert_eq!(problems[0].code, ErrorCode::InvalidField);
         assert_eq!(problems[0].field(), Some("/expiresAt"));
     }
@@ -257,8 +262,19 @@ mod tests {
         body["createdAt"] = json!("2025-08-19T00:00:00Z");
         body["expiresAt"] = json!("2025-08-20T00:00:00Z");
         assert_eq!(
-            AlertRequest::parse(&body, NOW).unwrap_err()[0].code,
+            parse(body.clone()).unwrap_err()[0].code,
             ErrorCode::ExpiresInPast
+        );
+    }
+
+    #[test]
+    fn a_document_other_than_an_object_is_refused_as_such() {
+        let body: AlertBody = serde_json::from_str("[1]").unwrap();
+        let problems = AlertRequest::parse(&body, NOW).unwrap_err();
+        assert_eq!(problems[0].code, ErrorCode::InvalidJson);
+        assert_eq!(
+            problems[0].message,
+            "The request body must be a JSON object."
         );
     }
 
@@ -266,7 +282,7 @@ mod tests {
     fn unknown_fields_are_named() {
         let mut body = valid();
         body["expires_at"] = json!("x");
-        let problems = AlertRequest::parse(&body, NOW).unwrap_err();
+        let problems = parse(body.clone()).unwrap_err();
         assert_eq!(problems[0].field(), Some("/expires_at"));
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::{AlertRequest, canonical::Canonical, metadata};
+use super::{AlertBody, AlertRequest, canonical::Canonical, metadata};
 use crate::{
     auth::{Principal, SCOPE_ALERTS_WRITE, normalize_company_id, normalize_user_id},
     clock::Clock,
@@ -66,7 +66,7 @@ impl AlertService {
     }
 
     /// `POST /maestro/v4/alerts`.
-    pub async fn create(&self, principal: &Principal, body: &Value) -> Result<Receipt> {
+    pub async fn create(&self, principal: &Principal, body: &AlertBody) -> Result<Receipt> {
         let accepted = self.accept(principal, body).await?;
         let alert = NewAlert {
             id: new_alert_id(),
@@ -110,7 +110,7 @@ impl AlertService {
         &self,
         principal: &Principal,
         alert_id: Option<&str>,
-        body: &Value,
+        body: &AlertBody,
     ) -> Result<Receipt> {
         let accepted = self.accept(principal, body).await?;
         let selector = match alert_id {
@@ -151,7 +151,7 @@ impl AlertService {
 
     /// Every check a create and an update share, in the order that protects the server first:
     /// scope, partner, rate limit, then the body (all of its problems at once).
-    async fn accept(&self, principal: &Principal, body: &Value) -> Result<Accepted> {
+    async fn accept(&self, principal: &Principal, body: &AlertBody) -> Result<Accepted> {
         principal.require_scope(SCOPE_ALERTS_WRITE)?;
         let partner_id = principal.app_id.as_deref().ok_or_else(|| {
             Error::new(
@@ -170,7 +170,7 @@ impl AlertService {
         let parsed = AlertRequest::parse(body, self.clock.now());
         // Authorisation problems outrank validation problems: a caller acting for the wrong
         // company or application learns nothing else about its request.
-        if let Some(app) = body.get("applicationId").and_then(Value::as_str)
+        if let Some(app) = body.text("applicationId")
             && app != partner_id
         {
             return Err(Error::at(
@@ -179,10 +179,7 @@ impl AlertService {
                 "applicationId differs from the token's partner application.",
             ));
         }
-        let body_company = body
-            .get("companyId")
-            .and_then(Value::as_str)
-            .map(normalize_company_id);
+        let body_company = body.text("companyId").map(normalize_company_id);
         let company_id = match (&principal.company_id, body_company) {
             (Some(token), Some(body)) if *token != body => {
                 return Err(Error::at(
@@ -206,30 +203,31 @@ impl AlertService {
                 "companyId is required when the token carries no company.",
             ));
         }
-        let template_id = body.get("templateId").and_then(Value::as_str);
+        let template_id = body.text("templateId");
         let template = template_id.and_then(|id| partner.template(id));
-        match (template_id, template) {
-            (Some(id), None) => problems.push(Problem::at(
+        let mut checked = None;
+        match (template_id, template, body.metadata()) {
+            (Some(id), None, _) => problems.push(Problem::at(
                 ErrorCode::UnknownTemplate,
                 "/templateId",
                 format!("The partner has no template {id:?}."),
             )),
-            (_, Some(template)) => {
-                if let Some(metadata_value @ Value::Object(_)) = body.get("metadata") {
-                    metadata::check(template, metadata_value, &mut problems);
-                }
+            (_, Some(template), Some(metadata_text)) if body.metadata_is_object() => {
+                checked = metadata::check(template, metadata_text, &mut problems);
             }
-            (None, None) => {}
+            _ => {}
         }
         if !problems.is_empty() {
             return Err(Error::Rejected(problems));
         }
         let request = parsed.expect("no problems means the request parsed");
         let template = template.expect("no problems means the template exists");
+        let checked = checked.expect("no problems means the metadata passed its template");
 
-        let object = body.as_object().expect("a parsed request is an object");
-        let canonical = Canonical::of(object).map_err(anyhow::Error::from)?;
-        let rendering = render(template, &request, &body["metadata"], canonical.metadata())?;
+        let members = body.members().expect("a parsed request is an object");
+        let canonical =
+            Canonical::of(members, Some(&checked.canonical)).map_err(anyhow::Error::from)?;
+        let rendering = render(template, &request, &checked.value, canonical.metadata())?;
         let body_hash = sha256_hex(canonical.json.as_bytes());
         Ok(Accepted {
             owner: AlertOwner {

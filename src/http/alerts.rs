@@ -15,7 +15,7 @@ use super::{
 };
 use crate::{
     App,
-    alerts::{Receipt, ReceiptStatus},
+    alerts::{AlertBody, Receipt, ReceiptStatus},
     error::Error,
 };
 
@@ -86,7 +86,7 @@ pub struct AlertRequestDoc {
 pub async fn create_alert(
     State(app): State<Arc<App>>,
     Caller(principal): Caller,
-    JsonBody(body): JsonBody,
+    JsonBody(body): JsonBody<AlertBody>,
 ) -> Result<Json<AlertResponse>, Error> {
     Ok(Json(app.alerts.create(&principal, &body).await?.into()))
 }
@@ -106,7 +106,7 @@ pub async fn create_alert(
 pub async fn update_alert_by_ext_ref(
     State(app): State<Arc<App>>,
     Caller(principal): Caller,
-    JsonBody(body): JsonBody,
+    JsonBody(body): JsonBody<AlertBody>,
 ) -> Result<Json<AlertResponse>, Error> {
     Ok(Json(
         app.alerts.update(&principal, None, &body).await?.into(),
@@ -131,7 +131,7 @@ pub async fn update_alert_by_id(
     State(app): State<Arc<App>>,
     Path(alert_id): Path<String>,
     Caller(principal): Caller,
-    JsonBody(body): JsonBody,
+    JsonBody(body): JsonBody<AlertBody>,
 ) -> Result<Json<AlertResponse>, Error> {
     Ok(Json(
         app.alerts

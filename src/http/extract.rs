@@ -8,6 +8,7 @@ use axum::{
     extract::{FromRequest, FromRequestParts, Request},
     http::{Method, header, request::Parts},
 };
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::{
@@ -49,10 +50,11 @@ pub fn bearer_token<'a>(parts: &'a Parts, schemes: &[&str]) -> Result<&'a str, E
     Ok(token.trim())
 }
 
-/// A JSON document body: `application/json`, at most `max_body_bytes`, parsed once.
-pub struct JsonBody(pub Value);
+/// A JSON document body: `application/json`, at most `max_body_bytes`, parsed once (into a
+/// `Value`, or a type that reads the document its own way, such as an alert's body).
+pub struct JsonBody<T = Value>(pub T);
 
-impl FromRequest<Arc<App>> for JsonBody {
+impl<T: DeserializeOwned> FromRequest<Arc<App>> for JsonBody<T> {
     type Rejection = Error;
 
     async fn from_request(request: Request, app: &Arc<App>) -> Result<Self, Error> {

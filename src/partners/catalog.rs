@@ -13,7 +13,7 @@ use std::{
 use anyhow::Context;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
-use super::{Renderer, UrlPolicy, compile_schema};
+use super::{Renderer, UrlPolicy, ValidMetadata, compile_schema};
 use crate::{
     error::{Error, Result},
     store::{DynStore, PartnerRecord, RateLimit, TemplateRecord},
@@ -25,6 +25,8 @@ pub struct CompiledTemplate {
     pub content_hash: String,
     pub validator: jsonschema::Validator,
     pub renderer: Renderer,
+    /// Metadata this version has already accepted (its outcome depends on nothing else).
+    pub valid_metadata: ValidMetadata,
 }
 
 pub struct CachedPartner {
@@ -137,6 +139,7 @@ fn build(
                     content_hash: template.content_hash,
                     validator,
                     renderer,
+                    valid_metadata: ValidMetadata::default(),
                 })
             }
         };

@@ -6,10 +6,12 @@ pub mod catalog;
 pub mod markup;
 pub mod render;
 pub mod url_policy;
+pub mod valid_metadata;
 
 pub use catalog::{CachedPartner, Catalog, CompiledTemplate};
 pub use render::{AlertFields, RenderError, Renderer};
 pub use url_policy::UrlPolicy;
+pub use valid_metadata::{CheckedMetadata, ValidMetadata};
 
 /// The JSON Schema `format` a template uses for a link or image URL: checked against the
 /// partner's [`UrlPolicy`].

@@ -462,6 +462,95 @@ async fn a_partner_over_its_rate_limit_gets_429_with_retry_after(backend: Backen
     created_id(t.post_alert(&t.groundspan_token(), &post_seed()).await).await;
 }
 
+async fn metadata_accepted_before_is_checked_again_under_a_new_template_version(backend: Backend) {
+    // The catalogue reloads the partner on every request, so the new version is seen at once.
+    let t = TestApp::spawn_with(backend, |settings| {
+        settings.catalog_refresh = std::time::Duration::ZERO;
+    })
+    .await;
+    t.import_partner("versioned", "").await;
+    let token = t.company_token(COMPANY, "versioned", &[WRITE]);
+    created_id(t.post_alert(&token, &post_seed()).await).await;
+
+    t.import_partner_with_schema(
+        "versioned",
+        "",
+        r#"{"type": "object", "required": ["bookingCode"]}"#,
+    )
+    .await;
+    let errors = error_list(t.post_alert(&token, &post_seed()).await).await;
+    assert_eq!(
+        errors,
+        [(
+            "SCHEMA_VIOLATION".to_owned(),
+            Some("/metadata/bookingCode".to_owned())
+        )]
+    );
+}
+
+async fn the_same_refused_metadata_is_refused_every_time(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let token = t.groundspan_token();
+    let mut bad = post_seed();
+    *bad.pointer_mut("/metadata/partnerLogoUrl").unwrap() = json!("https://evil.example/x.png");
+    for _ in 0..3 {
+        let errors = error_list(t.post_alert(&token, &bad).await).await;
+        assert_eq!(
+            errors,
+            [(
+                "URL_NOT_ALLOWED".to_owned(),
+                Some("/metadata/partnerLogoUrl".to_owned())
+            )]
+        );
+    }
+    // The same offer, valid, for two travellers: both received, each stored whole.
+    let mut ids = Vec::new();
+    for ext_ref in ["fan-out-1", "fan-out-2"] {
+        let mut body = post_seed();
+        body["extRef"] = json!(ext_ref);
+        ids.push(created_id(t.post_alert(&token, &body).await).await);
+    }
+    for id in ids {
+        let stored = t.app.store.alert(&owner(), &id).await.unwrap().unwrap();
+        let payload: Value = serde_json::from_str(&stored.content.payload).unwrap();
+        assert_eq!(payload["metadata"], post_seed()["metadata"]);
+    }
+}
+
+async fn metadata_that_is_not_an_object_or_cannot_be_held_is_refused(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let token = t.groundspan_token();
+    let mut body = post_seed();
+    body["metadata"] = json!(["not", "an", "object"]);
+    let errors = error_list(t.post_alert(&token, &body).await).await;
+    assert_eq!(
+        errors,
+        [("INVALID_FIELD".to_owned(), Some("/metadata".to_owned()))]
+    );
+
+    // A number beyond what a 64-bit float holds is valid JSON syntax that the server refuses.
+    let text =
+        post_seed()
+            .to_string()
+            .replacen("\"metadata\":{", "\"metadata\":{\"huge\":1e400,", 1);
+    assert!(text.contains("1e400"));
+    let response = t
+        .client
+        .post(t.url("/maestro/v4/alerts"))
+        .header("Authorization", format!("Bearer {token}"))
+        .header("Content-Type", "application/json")
+        .body(text)
+        .send()
+        .await
+        .unwrap();
+    let body = expect_error(response, 400, "INVALID_FIELD").await;
+    assert_eq!(body["errors"][0]["details"]["field"], "/metadata", "{body}");
+    assert!(
+        t.app.store.outbox_after(0, 10).await.unwrap().is_empty(),
+        "nothing stored"
+    );
+}
+
 crate::on_both_backends!(
     the_seed_post_example_is_received_and_stored,
     both_seed_payloads_validate_against_the_groundspan_template,
@@ -486,4 +575,7 @@ crate::on_both_backends!(
     an_unregistered_partner_is_refused,
     an_app_token_must_name_the_company_in_the_body,
     a_partner_over_its_rate_limit_gets_429_with_retry_after,
+    metadata_accepted_before_is_checked_again_under_a_new_template_version,
+    the_same_refused_metadata_is_refused_every_time,
+    metadata_that_is_not_an_object_or_cannot_be_held_is_refused,
 );

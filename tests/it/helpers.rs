@@ -373,6 +373,17 @@ impl TestApp {
 
     /// Registers another partner, a copy of Groundspan's template under a new id.
     pub async fn import_partner(&self, id: &str, extra_toml: &str) {
+        let schema = std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("partners/groundspan/templates/NOTIFY_TEMPLATE_ID/schema.json"),
+        )
+        .unwrap();
+        self.import_partner_with_schema(id, extra_toml, &schema)
+            .await;
+    }
+
+    /// Registers (or re-imports) a partner whose one template has this metadata schema.
+    pub async fn import_partner_with_schema(&self, id: &str, extra_toml: &str, schema: &str) {
         let files = [
             (
                 "partner.toml",
@@ -382,11 +393,7 @@ impl TestApp {
             ),
             (
                 "templates/NOTIFY_TEMPLATE_ID/schema.json",
-                std::fs::read_to_string(
-                    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                        .join("partners/groundspan/templates/NOTIFY_TEMPLATE_ID/schema.json"),
-                )
-                .unwrap(),
+                schema.to_owned(),
             ),
         ]
         .into_iter()
