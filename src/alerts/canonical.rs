@@ -48,7 +48,13 @@ impl Canonical {
         })
     }
 
+    /// Where the `metadata` member's value lies in `json` (empty when there is none).
+    pub fn metadata_range(&self) -> Range<usize> {
+        self.metadata.clone()
+    }
+
     /// The canonical JSON of the `metadata` member's value (empty when there is none).
+    #[cfg(test)]
     pub fn metadata(&self) -> &str {
         &self.json[self.metadata.clone()]
     }

@@ -18,7 +18,7 @@ use crate::{
     partners::{AlertFields, Catalog, CompiledTemplate},
     store::{
         AlertChange, AlertContent, AlertOwner, AlertSelector, AlertTarget, CreateOutcome, DynStore,
-        NewAlert, Rendering, UpdateOutcome,
+        NewAlert, PayloadMetadata, Rendering, UpdateOutcome,
     },
 };
 
@@ -227,7 +227,7 @@ impl AlertService {
         let members = body.members().expect("a parsed request is an object");
         let canonical =
             Canonical::of(members, Some(&checked.canonical)).map_err(anyhow::Error::from)?;
-        let rendering = render(template, &request, &checked.value, canonical.metadata())?;
+        let rendering = render(template, &request, &checked.value, &checked.digest)?;
         let body_hash = sha256_hex(canonical.json.as_bytes());
         Ok(Accepted {
             owner: AlertOwner {
@@ -245,6 +245,10 @@ impl AlertService {
                 created_at: request.created_at,
                 expires_at: request.expires_at,
                 body_hash,
+                payload_metadata: Some(PayloadMetadata {
+                    range: canonical.metadata_range(),
+                    digest: checked.digest,
+                }),
                 payload: canonical.json,
                 rendering,
             },
@@ -258,7 +262,7 @@ fn render(
     template: &CompiledTemplate,
     request: &AlertRequest,
     metadata: &Value,
-    metadata_json: &str,
+    metadata_digest: &[u8; 32],
 ) -> Result<Arc<Rendering>> {
     let fields = AlertFields {
         ext_ref: &request.ext_ref,
@@ -271,7 +275,7 @@ fn render(
     };
     template
         .renderer
-        .render_cached(&fields, metadata, metadata_json)
+        .render_cached(&fields, metadata, metadata_digest)
         .map_err(|err| {
             Error::Rejected(vec![
                 Problem::new(

@@ -125,14 +125,15 @@ impl Renderer {
 
     /// Like [`Renderer::render`], answering from the cache when the templates would see the
     /// same values again.
-    /// `metadata_json` is the canonical JSON of `metadata`, which the cache key digests.
+    /// `metadata_digest` is the SHA-256 of the canonical JSON of `metadata` (made once per checked
+    /// metadata), which the cache key includes.
     pub fn render_cached(
         &self,
         alert: &AlertFields<'_>,
         metadata: &serde_json::Value,
-        metadata_json: &str,
+        metadata_digest: &[u8; 32],
     ) -> Result<Arc<Rendering>, RenderError> {
-        let key = self.inputs_digest(alert, metadata_json);
+        let key = self.inputs_digest(alert, metadata_digest);
         if let Some(hit) = self.cache.lock().expect("not poisoned").get(&key) {
             return Ok(Arc::clone(hit));
         }
@@ -148,7 +149,7 @@ impl Renderer {
 
     /// SHA-256 of every input the templates read: the `alert` fields they name (all of them
     /// when they use `alert` whole) and the metadata.
-    fn inputs_digest(&self, alert: &AlertFields<'_>, metadata_json: &str) -> [u8; 32] {
+    fn inputs_digest(&self, alert: &AlertFields<'_>, metadata_digest: &[u8; 32]) -> [u8; 32] {
         let expires_at = alert.expires_at.format(&Rfc3339).unwrap_or_default();
         let fields = [
             ("extRef", Some(alert.ext_ref)),
@@ -178,7 +179,7 @@ impl Renderer {
             }
         }
         hasher.update(b"metadata");
-        hasher.update(metadata_json.as_bytes());
+        hasher.update(metadata_digest);
         hasher.finalize().into()
     }
 
@@ -470,13 +471,15 @@ mod tests {
         }
     }
 
-    /// `render_cached` with the canonical JSON of `metadata`, as the alert service passes it.
+    /// `render_cached` with the digest of the canonical JSON of `metadata`, as the alert service
+    /// passes it.
     fn cached(
         renderer: &Renderer,
         alert: &AlertFields<'_>,
         metadata: &serde_json::Value,
     ) -> Result<Arc<Rendering>, RenderError> {
-        renderer.render_cached(alert, metadata, &metadata.to_string())
+        let digest = Sha256::digest(metadata.to_string().as_bytes()).into();
+        renderer.render_cached(alert, metadata, &digest)
     }
 
     fn renderer(card: &str) -> Renderer {

@@ -13,6 +13,7 @@ use std::{
 };
 
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 /// Entries kept per template version; past this the cache starts over (a burst repeats one
 /// offer back to back, so it refills at once).
@@ -26,14 +27,22 @@ const MAX_TEXT_BYTES: usize = 8 * 1024;
 pub struct CheckedMetadata {
     /// The parsed document (the renderer reads it).
     pub value: Value,
-    /// Its canonical JSON (what is stored, hashed and used as the rendering cache's input).
+    /// Its canonical JSON (what the stored body holds).
     pub canonical: String,
+    /// SHA-256 of `canonical`: what the rendering cache's key and a store's shared copy of
+    /// the metadata go by, computed once here rather than per alert.
+    pub digest: [u8; 32],
 }
 
 impl CheckedMetadata {
     pub fn new(value: Value) -> CheckedMetadata {
         let canonical = serde_json::to_string(&value).expect("a Value serialises");
-        CheckedMetadata { value, canonical }
+        let digest = Sha256::digest(canonical.as_bytes()).into();
+        CheckedMetadata {
+            value,
+            canonical,
+            digest,
+        }
     }
 }
 
@@ -94,6 +103,10 @@ mod tests {
     fn the_canonical_form_is_serde_jsons_serialisation() {
         let metadata = CheckedMetadata::new(json!({"b": [1, "é"], "a": null}));
         assert_eq!(metadata.canonical, r#"{"a":null,"b":[1,"é"]}"#);
+        assert_eq!(
+            metadata.digest,
+            <[u8; 32]>::from(Sha256::digest(r#"{"a":null,"b":[1,"é"]}"#.as_bytes()))
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The records that cross the storage boundary. Plain data: no behaviour, no SQL.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{collections::BTreeMap, ops::Range, sync::Arc};
 
 use time::OffsetDateTime;
 
@@ -106,6 +106,17 @@ pub struct AlertContent {
     /// What the template (version `template_version`) made of it; shared by the alerts of a
     /// fan-out that rendered the same.
     pub rendering: Arc<Rendering>,
+    /// Where `payload` holds its `metadata` value, for a store that keeps the metadata of a
+    /// fan-out once; `None` when not known (records read back from a store leave it out).
+    pub payload_metadata: Option<PayloadMetadata>,
+}
+
+/// The `metadata` value inside a canonical payload: its byte range and the SHA-256 of those
+/// bytes (made once per checked metadata, not per alert).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PayloadMetadata {
+    pub range: Range<usize>,
+    pub digest: [u8; 32],
 }
 
 /// An alert as its template rendered it; stored with each revision. `title` and `text` are

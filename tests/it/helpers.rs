@@ -477,3 +477,18 @@ pub fn external_token(alg: Algorithm, kid: &str, claims: &Value) -> String {
     header.kid = Some(kid.to_owned());
     jsonwebtoken::encode(&header, claims, &key).unwrap()
 }
+
+/// A canonical-looking body for `body` whose `metadata` lies between other members (and after a
+/// character of two bytes, so that offsets are bytes), with where that metadata lies: what the
+/// alert service hands a store.
+pub fn payload_with_metadata(body: &str) -> (String, maestro::store::PayloadMetadata) {
+    use sha2::{Digest, Sha256};
+    let metadata = format!("{{\"offer\":\"{body}\",\"n\":[1,2]}}");
+    let payload = format!("{{\"body\":\"{body} \u{e9}\",\"metadata\":{metadata},\"z\":1}}");
+    let start = payload
+        .find(&metadata)
+        .expect("the metadata is in the payload");
+    let range = start..start + metadata.len();
+    let digest = Sha256::digest(metadata.as_bytes()).into();
+    (payload, maestro::store::PayloadMetadata { range, digest })
+}

@@ -62,6 +62,8 @@ fn content(ext_ref: &str, user: &str, expires_at: OffsetDateTime, body: &str) ->
             text: body.into(),
         }
         .into(),
+        // As a store's own records leave it out: the whole payload kept in the revision.
+        payload_metadata: None,
     }
 }
 
@@ -415,22 +417,27 @@ async fn an_update_revives_an_expired_alert_until_it_expires_again(backend: Back
     assert_eq!(expiries, 2);
 }
 
-/// SQLite keeps one copy of a rendering that several alerts share (a partner's fan-out of one
-/// offer), and drops it with the last alert that names it.
+/// SQLite keeps one copy of a rendering and of a metadata document that several alerts share
+/// (a partner's fan-out of one offer), and drops them with the last alert that names them.
 #[tokio::test]
-async fn sqlite_stores_a_shared_rendering_once_and_drops_it_with_its_last_alert() {
+async fn sqlite_stores_a_shared_rendering_and_metadata_once_and_drops_them_with_their_last_alert() {
     let (store, db) = open(Backend::Sqlite).await;
     let past = NOW - Duration::hours(2);
     let owner = AlertOwner {
         partner_id: "p".into(),
         company_id: "c1".into(),
     };
+    let (payload, metadata) = crate::helpers::payload_with_metadata("same offer");
     for id in ["alt_1", "alt_2"] {
         store
             .create_alert(&NewAlert {
                 id: id.into(),
                 owner: owner.clone(),
-                content: content(&format!("ref-{id}"), "u1", past, "same offer"),
+                content: AlertContent {
+                    payload: payload.clone(),
+                    payload_metadata: Some(metadata.clone()),
+                    ..content(&format!("ref-{id}"), "u1", past, "same offer")
+                },
                 received_at: NOW - Duration::hours(3),
             })
             .await
@@ -439,18 +446,36 @@ async fn sqlite_stores_a_shared_rendering_once_and_drops_it_with_its_last_alert(
     let crate::helpers::SideConnection::Sqlite(side) = db.side_connection().await else {
         unreachable!("a SQLite database")
     };
-    let stored = || -> i64 {
-        side.query_row("SELECT count(*) FROM renderings", [], |row| row.get(0))
+    let stored = || -> (i64, i64) {
+        let count = |table: &str| -> i64 {
+            side.query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
+                row.get(0)
+            })
             .unwrap()
+        };
+        (count("renderings"), count("metadata_documents"))
     };
-    assert_eq!(stored(), 1);
+    assert_eq!(stored(), (1, 1));
+    let kept: String = side
+        .query_row(
+            "SELECT payload FROM alert_revisions WHERE alert_id = 'alt_1'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(kept.len(), payload.len() - metadata.range.len(), "{kept}");
     for id in ["alt_1", "alt_2"] {
         let alert = store.alert(&owner, id).await.unwrap().unwrap();
         assert_eq!(alert.content.rendering.html, "<p>same offer</p>");
+        assert_eq!(alert.content.payload, payload, "the body read back whole");
+        let revisions = store.alert_revisions(id).await.unwrap();
+        assert_eq!(revisions[0].payload, payload);
     }
     assert_eq!(store.expire_alerts(NOW, 10).await.unwrap(), 2);
     assert_eq!(store.purge_expired(NOW, 1).await.unwrap(), 1);
-    assert_eq!(stored(), 1, "still named by the other alert");
+    assert_eq!(stored(), (1, 1), "still named by the other alert");
+    let alert = store.alert(&owner, "alt_2").await.unwrap().unwrap();
+    assert_eq!(alert.content.payload, payload);
     assert_eq!(store.purge_expired(NOW, 1).await.unwrap(), 1);
-    assert_eq!(stored(), 0);
+    assert_eq!(stored(), (0, 0));
 }

@@ -211,6 +211,7 @@ fn alert_row(row: &PgRow) -> Result<AlertRecord, sqlx::Error> {
             body_hash: row.try_get("body_hash")?,
             payload: row.try_get("payload")?,
             rendering: rendering(row)?.into(),
+            payload_metadata: None,
         },
         revision: row.try_get("revision")?,
         received_at: row.try_get("received_at")?,

@@ -2,7 +2,7 @@
 //! transaction as the change itself: `create` and `update` run inside the transaction the
 //! writer opened for their batch.
 
-use std::sync::Arc;
+use std::{borrow::Cow, sync::Arc};
 
 use rusqlite::{Connection, OptionalExtension, Row, ToSql, params, params_from_iter};
 use sha2::{Digest, Sha256};
@@ -27,26 +27,33 @@ const UPDATE_ALERT: &str = "UPDATE alerts SET user_id = ?1, template_id = ?2, \
      expires_at = ?8, body_hash = ?9, revision = ?10, updated_at = ?11, expired_at = NULL \
      WHERE id = ?12";
 const INSERT_REVISION: &str = "INSERT INTO alert_revisions (alert_id, revision, \
-     template_version, body_hash, payload, rendering_hash, recorded_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+     template_version, body_hash, payload, rendering_hash, recorded_at, metadata_hash, \
+     metadata_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 
-/// The renderings stored so far by the transaction under way, so that a fan-out of one offer
-/// (one rendering for many alerts) hashes and stores it once per batch. Lives no longer than
-/// its transaction: after a rollback nothing it remembers would be there.
+/// The renderings and metadata documents stored so far by the transaction under way, so that
+/// a fan-out of one offer (one rendering and one metadata document for many alerts) stores each
+/// once per batch. Lives no longer than its transaction: after a rollback nothing it remembers
+/// would be there.
 #[derive(Default)]
-pub(super) struct StoredRenderings {
-    recent: Vec<(Arc<Rendering>, Vec<u8>)>,
+pub(super) struct SharedContent {
+    renderings: Vec<(Arc<Rendering>, Vec<u8>)>,
+    metadata: Vec<[u8; 32]>,
 }
 
-/// Distinct renderings remembered per transaction; a batch rarely holds more than a few offers.
-const REMEMBERED_RENDERINGS: usize = 8;
+/// Distinct renderings (and metadata documents) remembered per transaction; a batch rarely
+/// holds more than a few offers.
+const REMEMBERED: usize = 8;
 
-impl StoredRenderings {
+impl SharedContent {
     /// Stores `rendering` unless an identical one is stored; returns its hash, which the
     /// revision names.
-    fn store(&mut self, db: &Connection, rendering: &Arc<Rendering>) -> rusqlite::Result<Vec<u8>> {
+    fn rendering(
+        &mut self,
+        db: &Connection,
+        rendering: &Arc<Rendering>,
+    ) -> rusqlite::Result<Vec<u8>> {
         // Alerts of a fan-out share one rendering (the same `Arc`, compared by address first).
-        if let Some((_, hash)) = self.recent.iter().find(|(known, _)| known == rendering) {
+        if let Some((_, hash)) = self.renderings.iter().find(|(known, _)| known == rendering) {
             return Ok(hash.clone());
         }
         let hash = rendering_hash(rendering);
@@ -59,11 +66,26 @@ impl StoredRenderings {
             rendering.html,
             rendering.text
         ])?;
-        if self.recent.len() == REMEMBERED_RENDERINGS {
-            self.recent.remove(0);
+        if self.renderings.len() == REMEMBERED {
+            self.renderings.remove(0);
         }
-        self.recent.push((Arc::clone(rendering), hash.clone()));
+        self.renderings.push((Arc::clone(rendering), hash.clone()));
         Ok(hash)
+    }
+
+    /// Stores the metadata document `json` under `digest` (its SHA-256) unless it is stored.
+    fn metadata(&mut self, db: &Connection, digest: &[u8; 32], json: &str) -> rusqlite::Result<()> {
+        if self.metadata.contains(digest) {
+            return Ok(());
+        }
+        debug_assert_eq!(<[u8; 32]>::from(Sha256::digest(json.as_bytes())), *digest);
+        db.prepare_cached("INSERT OR IGNORE INTO metadata_documents (hash, json) VALUES (?1, ?2)")?
+            .execute(params![&digest[..], json])?;
+        if self.metadata.len() == REMEMBERED {
+            self.metadata.remove(0);
+        }
+        self.metadata.push(*digest);
+        Ok(())
     }
 }
 
@@ -77,7 +99,7 @@ impl StoredRenderings {
 pub(super) fn create(
     db: &Connection,
     alert: &NewAlert,
-    renderings: &mut StoredRenderings,
+    shared: &mut SharedContent,
 ) -> rusqlite::Result<CreateOutcome> {
     let c = &alert.content;
     let received_at = ts(alert.received_at);
@@ -104,7 +126,7 @@ pub(super) fn create(
         content: c,
         at: alert.received_at,
     };
-    revision.record(db, EVENT_ALERT_CREATED, renderings)?;
+    revision.record(db, EVENT_ALERT_CREATED, shared)?;
     Ok(CreateOutcome::Created)
 }
 
@@ -147,18 +169,34 @@ impl Revision<'_> {
         &self,
         db: &Connection,
         event_type: &str,
-        renderings: &mut StoredRenderings,
+        shared: &mut SharedContent,
     ) -> rusqlite::Result<()> {
         let c = self.content;
-        let rendering = renderings.store(db, &c.rendering)?;
+        let rendering = shared.rendering(db, &c.rendering)?;
+        // The body without its metadata, which is stored once and named by its digest.
+        let (payload, metadata_hash, metadata_at) = match &c.payload_metadata {
+            Some(metadata) if c.payload.get(metadata.range.clone()).is_some() => {
+                let range = metadata.range.clone();
+                shared.metadata(db, &metadata.digest, &c.payload[range.clone()])?;
+                let rest = [&c.payload[..range.start], &c.payload[range.end..]].concat();
+                (
+                    Cow::Owned(rest),
+                    Some(&metadata.digest[..]),
+                    Some(range.start as i64),
+                )
+            }
+            _ => (Cow::Borrowed(c.payload.as_str()), None, None),
+        };
         db.prepare_cached(INSERT_REVISION)?.execute(params![
             self.alert_id,
             self.number,
             c.template_version,
             c.body_hash,
-            c.payload,
+            payload,
             rendering,
             ts(self.at),
+            metadata_hash,
+            metadata_at,
         ])?;
         announce(
             db,
@@ -196,7 +234,7 @@ pub(super) fn update(
     db: &Connection,
     target: &AlertTarget,
     change: &AlertChange,
-    renderings: &mut StoredRenderings,
+    shared: &mut SharedContent,
 ) -> rusqlite::Result<UpdateOutcome> {
     let (column, value) = match &target.selector {
         AlertSelector::Id(id) => ("id", id),
@@ -233,7 +271,7 @@ pub(super) fn update(
         content: c,
         at: change.changed_at,
     }
-    .record(db, EVENT_ALERT_UPDATED, renderings)?;
+    .record(db, EVENT_ALERT_UPDATED, shared)?;
     Ok(UpdateOutcome::Updated { alert_id, revision })
 }
 
@@ -280,8 +318,9 @@ fn alert_row(row: &Row<'_>) -> rusqlite::Result<AlertRecord> {
             created_at: row.get("created_at")?,
             expires_at: from_millis(row.get("expires_at")?)?,
             body_hash: row.get("body_hash")?,
-            payload: row.get("payload")?,
+            payload: payload(row)?,
             rendering: rendering(row)?.into(),
+            payload_metadata: None,
         },
         revision: row.get("revision")?,
         received_at: parse_ts(&row.get::<_, String>("received_at")?)?,
@@ -307,6 +346,34 @@ pub(super) const RENDERING_COLUMNS: &str = "coalesce(g.title, r.rendered_title) 
      coalesce(g.text, r.rendered_text) AS rendered_text";
 pub(super) const RENDERING_JOIN: &str = "LEFT JOIN renderings g ON g.hash = r.rendering_hash";
 
+/// A revision's payload, its metadata document and where that goes back into it.
+const PAYLOAD_COLUMNS: &str = "r.payload, r.metadata_at, m.json AS metadata_json";
+const PAYLOAD_JOIN: &str = "LEFT JOIN metadata_documents m ON m.hash = r.metadata_hash";
+
+/// The whole body of a revision: its payload with the metadata document put back, for
+/// revisions that name one.
+fn payload(row: &Row<'_>) -> rusqlite::Result<String> {
+    let mut payload: String = row.get("payload")?;
+    let Some(at) = row.get::<_, Option<i64>>("metadata_at")? else {
+        return Ok(payload);
+    };
+    let json: Option<String> = row.get("metadata_json")?;
+    let at = usize::try_from(at)
+        .ok()
+        .filter(|at| payload.is_char_boundary(*at));
+    match (at, json) {
+        (Some(at), Some(json)) => {
+            payload.insert_str(at, &json);
+            Ok(payload)
+        }
+        _ => Err(rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            "a revision's metadata document is missing or misplaced".into(),
+        )),
+    }
+}
+
 /// The `rendered_*` columns of a revision.
 pub(super) fn rendering(row: &Row<'_>) -> rusqlite::Result<Rendering> {
     Ok(Rendering {
@@ -322,9 +389,9 @@ pub(super) fn find(
     alert_id: &str,
 ) -> rusqlite::Result<Option<AlertRecord>> {
     db.prepare_cached(&format!(
-        "SELECT a.*, r.payload, {RENDERING_COLUMNS} \
+        "SELECT a.*, {PAYLOAD_COLUMNS}, {RENDERING_COLUMNS} \
          FROM alerts a JOIN alert_revisions r \
-         ON r.alert_id = a.id AND r.revision = a.revision {RENDERING_JOIN} \
+         ON r.alert_id = a.id AND r.revision = a.revision {RENDERING_JOIN} {PAYLOAD_JOIN} \
          WHERE a.id = ?1 AND a.partner_id = ?2 AND a.company_id = ?3"
     ))?
     .query_row(
@@ -336,8 +403,9 @@ pub(super) fn find(
 
 pub(super) fn revisions(db: &Connection, alert_id: &str) -> rusqlite::Result<Vec<RevisionRecord>> {
     db.prepare_cached(&format!(
-        "SELECT r.revision, r.template_version, r.body_hash, r.payload, {RENDERING_COLUMNS}, \
-         r.recorded_at FROM alert_revisions r {RENDERING_JOIN} WHERE r.alert_id = ?1 \
+        "SELECT r.revision, r.template_version, r.body_hash, {PAYLOAD_COLUMNS}, \
+         {RENDERING_COLUMNS}, r.recorded_at FROM alert_revisions r {RENDERING_JOIN} \
+         {PAYLOAD_JOIN} WHERE r.alert_id = ?1 \
          ORDER BY r.revision"
     ))?
     .query_map([alert_id], |row| {
@@ -345,7 +413,7 @@ pub(super) fn revisions(db: &Connection, alert_id: &str) -> rusqlite::Result<Vec
             revision: row.get("revision")?,
             template_version: row.get("template_version")?,
             body_hash: row.get("body_hash")?,
-            payload: row.get("payload")?,
+            payload: payload(row)?,
             rendering: rendering(row)?,
             recorded_at: parse_ts(&row.get::<_, String>("recorded_at")?)?,
         })

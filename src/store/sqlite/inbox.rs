@@ -198,26 +198,39 @@ pub(super) fn expire(db: &Connection, now: OffsetDateTime, limit: i64) -> rusqli
     Ok(due.len() as u64)
 }
 
+/// What revisions share by hash: (table, the revisions' column naming a row of it).
+const SHARED_BY_HASH: [(&str, &str); 2] = [
+    ("renderings", "rendering_hash"),
+    ("metadata_documents", "metadata_hash"),
+];
+
 pub(super) fn purge(db: &Connection, cutoff: OffsetDateTime, limit: i64) -> rusqlite::Result<u64> {
     const PURGED: &str = "SELECT id FROM alerts WHERE expired_at IS NOT NULL \
          AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2";
-    // The renderings these alerts named; those no other revision names go with them.
-    let renderings: Vec<Vec<u8>> = db
-        .prepare_cached(&format!(
-            "SELECT DISTINCT rendering_hash FROM alert_revisions \
-             WHERE rendering_hash IS NOT NULL AND alert_id IN ({PURGED})"
-        ))?
-        .query_map(params![millis(cutoff), limit], |row| row.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
+    // The renderings and metadata documents these alerts named; those no other revision
+    // names go with them.
+    let mut named = Vec::with_capacity(SHARED_BY_HASH.len());
+    for (_, column) in SHARED_BY_HASH {
+        let hashes: Vec<Vec<u8>> = db
+            .prepare_cached(&format!(
+                "SELECT DISTINCT {column} FROM alert_revisions \
+                 WHERE {column} IS NOT NULL AND alert_id IN ({PURGED})"
+            ))?
+            .query_map(params![millis(cutoff), limit], |row| row.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        named.push(hashes);
+    }
     let deleted = db
         .prepare_cached(&format!("DELETE FROM alerts WHERE id IN ({PURGED})"))?
         .execute(params![millis(cutoff), limit])?;
-    let mut orphaned = db.prepare_cached(
-        "DELETE FROM renderings WHERE hash = ?1 \
-         AND NOT EXISTS (SELECT 1 FROM alert_revisions WHERE rendering_hash = ?1)",
-    )?;
-    for hash in renderings {
-        orphaned.execute([hash])?;
+    for ((table, column), hashes) in SHARED_BY_HASH.into_iter().zip(named) {
+        let mut orphaned = db.prepare_cached(&format!(
+            "DELETE FROM {table} WHERE hash = ?1 \
+             AND NOT EXISTS (SELECT 1 FROM alert_revisions WHERE {column} = ?1)"
+        ))?;
+        for hash in hashes {
+            orphaned.execute([hash])?;
+        }
     }
     Ok(deleted as u64)
 }

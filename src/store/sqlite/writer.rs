@@ -270,15 +270,15 @@ fn apply_all(
     tx: &rusqlite::Transaction<'_>,
     writes: &[AlertWrite],
 ) -> rusqlite::Result<Vec<Applied>> {
-    let mut renderings = alerts::StoredRenderings::default();
+    let mut shared = alerts::SharedContent::default();
     writes
         .iter()
         .map(|write| match write {
             AlertWrite::Create(alert, _) => {
-                alerts::create(tx, alert, &mut renderings).map(Applied::Create)
+                alerts::create(tx, alert, &mut shared).map(Applied::Create)
             }
             AlertWrite::Update(update, _) => {
-                alerts::update(tx, &update.0, &update.1, &mut renderings).map(Applied::Update)
+                alerts::update(tx, &update.0, &update.1, &mut shared).map(Applied::Update)
             }
         })
         .collect()
