@@ -14,8 +14,8 @@ use serde_json::{Map, Value, value::RawValue};
 
 const METADATA: &str = "metadata";
 
-/// A JSON document sent as an alert.
-#[derive(Debug)]
+/// A JSON document sent as an alert (the default: one that is not an object).
+#[derive(Debug, Default)]
 pub struct AlertBody {
     /// Every member but `metadata`; `None` when the document is not an object.
     members: Option<Map<String, Value>>,
@@ -58,10 +58,7 @@ impl AlertBody {
                     metadata,
                 }
             }
-            _ => AlertBody {
-                members: None,
-                metadata: None,
-            },
+            _ => AlertBody::default(),
         }
     }
 }
@@ -78,10 +75,7 @@ struct BodyVisitor;
 
 impl BodyVisitor {
     fn not_an_object<E>() -> Result<AlertBody, E> {
-        Ok(AlertBody {
-            members: None,
-            metadata: None,
-        })
+        Ok(AlertBody::default())
     }
 }
 

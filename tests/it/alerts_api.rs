@@ -366,14 +366,8 @@ async fn an_expiry_in_the_past_is_refused(backend: Backend) {
 async fn malformed_json_is_invalid_json(backend: Backend) {
     let t = TestApp::spawn(backend).await;
     let response = t
-        .client
-        .post(t.url("/maestro/v4/alerts"))
-        .header("Authorization", format!("Bearer {}", t.groundspan_token()))
-        .header("Content-Type", "application/json")
-        .body(r#"{"extRef": "x", "#)
-        .send()
-        .await
-        .unwrap();
+        .post_alert_text(&t.groundspan_token(), r#"{"extRef": "x", "#)
+        .await;
     expect_error(response, 400, "INVALID_JSON").await;
 }
 
@@ -534,15 +528,7 @@ async fn metadata_that_is_not_an_object_or_cannot_be_held_is_refused(backend: Ba
             .to_string()
             .replacen("\"metadata\":{", "\"metadata\":{\"huge\":1e400,", 1);
     assert!(text.contains("1e400"));
-    let response = t
-        .client
-        .post(t.url("/maestro/v4/alerts"))
-        .header("Authorization", format!("Bearer {token}"))
-        .header("Content-Type", "application/json")
-        .body(text)
-        .send()
-        .await
-        .unwrap();
+    let response = t.post_alert_text(&token, text).await;
     let body = expect_error(response, 400, "INVALID_FIELD").await;
     assert_eq!(body["errors"][0]["details"]["field"], "/metadata", "{body}");
     assert!(

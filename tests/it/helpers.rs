@@ -345,6 +345,12 @@ impl TestApp {
             .await
     }
 
+    /// POSTs `text` as an alert's JSON body exactly as given (for bodies a `Value` cannot hold).
+    pub async fn post_alert_text(&self, token: &str, text: impl Into<String>) -> Response {
+        self.send_text(reqwest::Method::POST, "/maestro/v4/alerts", token, text)
+            .await
+    }
+
     pub async fn put_alert(&self, token: &str, alert_id: Option<&str>, body: &Value) -> Response {
         let path = match alert_id {
             Some(id) => format!("/maestro/v4/alerts/{id}"),
@@ -361,11 +367,22 @@ impl TestApp {
         token: &str,
         body: &Value,
     ) -> Response {
+        self.send_text(method, path, token, body.to_string()).await
+    }
+
+    /// Sends `text` as an `application/json` body with the bearer `token`.
+    pub async fn send_text(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        text: impl Into<String>,
+    ) -> Response {
         self.client
             .request(method, self.url(path))
             .header("Authorization", format!("Bearer {token}"))
             .header("Content-Type", "application/json")
-            .body(body.to_string())
+            .body(text.into())
             .send()
             .await
             .unwrap()

@@ -66,10 +66,7 @@ impl SharedContent {
             rendering.html,
             rendering.text
         ])?;
-        if self.renderings.len() == REMEMBERED {
-            self.renderings.remove(0);
-        }
-        self.renderings.push((Arc::clone(rendering), hash.clone()));
+        remember(&mut self.renderings, (Arc::clone(rendering), hash.clone()));
         Ok(hash)
     }
 
@@ -81,12 +78,17 @@ impl SharedContent {
         debug_assert_eq!(<[u8; 32]>::from(Sha256::digest(json.as_bytes())), *digest);
         db.prepare_cached("INSERT OR IGNORE INTO metadata_documents (hash, json) VALUES (?1, ?2)")?
             .execute(params![&digest[..], json])?;
-        if self.metadata.len() == REMEMBERED {
-            self.metadata.remove(0);
-        }
-        self.metadata.push(*digest);
+        remember(&mut self.metadata, *digest);
         Ok(())
     }
+}
+
+/// Adds `item` to the `REMEMBERED` most recent, forgetting the oldest.
+fn remember<T>(recent: &mut Vec<T>, item: T) {
+    if recent.len() == REMEMBERED {
+        recent.remove(0);
+    }
+    recent.push(item);
 }
 
 /// Creates an alert with its first revision (which holds the body) and its `alert.created`
@@ -174,10 +176,14 @@ impl Revision<'_> {
         let c = self.content;
         let rendering = shared.rendering(db, &c.rendering)?;
         // The body without its metadata, which is stored once and named by its digest.
-        let (payload, metadata_hash, metadata_at) = match &c.payload_metadata {
-            Some(metadata) if c.payload.get(metadata.range.clone()).is_some() => {
-                let range = metadata.range.clone();
-                shared.metadata(db, &metadata.digest, &c.payload[range.clone()])?;
+        let located = c.payload_metadata.as_ref().and_then(|metadata| {
+            let json = c.payload.get(metadata.range.clone())?;
+            Some((metadata, json))
+        });
+        let (payload, metadata_hash, metadata_at) = match located {
+            Some((metadata, json)) => {
+                shared.metadata(db, &metadata.digest, json)?;
+                let range = &metadata.range;
                 let rest = [&c.payload[..range.start], &c.payload[range.end..]].concat();
                 (
                     Cow::Owned(rest),
@@ -185,7 +191,7 @@ impl Revision<'_> {
                     Some(range.start as i64),
                 )
             }
-            _ => (Cow::Borrowed(c.payload.as_str()), None, None),
+            None => (Cow::Borrowed(c.payload.as_str()), None, None),
         };
         db.prepare_cached(INSERT_REVISION)?.execute(params![
             self.alert_id,

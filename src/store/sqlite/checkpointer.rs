@@ -2,7 +2,7 @@
 //!
 //! SQLite's automatic checkpoint runs inside the commit that crosses the threshold, so one
 //! request in a few hundred would wait for it. Here a thread of its own runs a PASSIVE
-//! checkpoint a few times a second: it never blocks the writer or readers, and a page changed by
+//! checkpoint once a second: it never blocks the writer or readers, and a page changed by
 //! many commits in between is copied once. The thread ends when the store is dropped.
 //!
 //! Under sustained writes that alone never lets the WAL start over: the writer commits while the
@@ -30,7 +30,7 @@ use super::connection;
 const INTERVAL: Duration = Duration::from_secs(1);
 /// WAL frames (pages) beyond which the writer is asked to finish a checkpoint: 65,536 pages of
 /// 4 KiB are 256 MiB, two to three seconds of sustained writes in the benchmark. Each time
-/// holds up the writer's queue for 4-40 ms (mostly the database file's fsync), so not more
+/// holds up the writer's queue for 3-100 ms (mostly the database file's fsync), so not more
 /// often than that.
 const CATCH_UP_FRAMES: i64 = 65536;
 /// A WAL file larger than this is emptied once writes pause (see `connection.rs` on
