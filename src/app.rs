@@ -10,6 +10,7 @@ use crate::{
     alerts::AlertService,
     auth::{KeyRing, signing},
     clock::Clock,
+    http::server::{ConnectionLimits, connection_cap, serve_connections},
     inbox::{InboxFeed, InboxService, Sweeper},
     notifications::{
         DeliveryAdmin, DeliveryConfig, DeliveryWorker, EventIntake, ObjectService,
@@ -145,6 +146,13 @@ pub async fn serve(
         workers.push(tokio::spawn(app.sweeper.clone().run(stop_rx.clone())));
     }
     let feed = app.inbox_feed.clone();
+    let limits = ConnectionLimits {
+        header_read_timeout: app.settings.header_read_timeout,
+        max_connections: connection_cap(
+            app.settings.max_connections,
+            app.settings.reserved_file_descriptors(),
+        ),
+    };
     let router = crate::http::router(app);
     let signal = async move {
         shutdown.await;
@@ -153,7 +161,7 @@ pub async fn serve(
         // Live streams never end on their own; without this they would hold the shutdown.
         feed.close();
     };
-    let server = axum::serve(listener, router).with_graceful_shutdown(signal);
+    let server = serve_connections(listener, router, limits, signal);
     let deadline = async move {
         let mut stop_rx = stop_rx;
         let _ = stop_rx.wait_for(|stopped| *stopped).await;
@@ -161,7 +169,7 @@ pub async fn serve(
     };
     // Requests in flight and the workers' passes under way finish (drain), within the grace.
     let drained = async move {
-        server.await?;
+        server.await;
         for worker in workers {
             worker.await?;
         }

@@ -4,7 +4,7 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::{
     App, Settings,
@@ -23,6 +23,32 @@ use crate::{
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The command line and the `MAESTRO_*` variables; a variable set to the empty string counts
+    /// as unset (container environments write `VAR=` for "not given").
+    pub fn from_env() -> Cli {
+        let matches = without_empty_env(Cli::command()).get_matches();
+        Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit())
+    }
+}
+
+/// `command` with every argument whose variable is set but empty made to ignore the variable.
+pub fn without_empty_env(command: clap::Command) -> clap::Command {
+    command
+        .mut_args(|arg| {
+            let empty = arg
+                .get_env()
+                .and_then(std::env::var_os)
+                .is_some_and(|value| value.is_empty());
+            if empty {
+                arg.env(clap::builder::Resettable::Reset)
+            } else {
+                arg
+            }
+        })
+        .mut_subcommands(without_empty_env)
 }
 
 #[derive(Subcommand, Debug)]
@@ -241,8 +267,10 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
                 Some(path) if path.as_os_str() == "-" => std::io::read_to_string(std::io::stdin())?,
                 Some(path) => std::fs::read_to_string(path)?,
             };
-            let body: serde_json::Value = serde_json::from_str(&text)?;
-            let event = crate::notifications::events::parse(&body, time::OffsetDateTime::now_utc())
+            let event = crate::input::read_json(text.as_bytes())
+                .and_then(|body| {
+                    crate::notifications::events::parse(&body, time::OffsetDateTime::now_utc())
+                })
                 .map_err(|err| anyhow::anyhow!("{err}"))?;
             let store = open_store(&database).await?;
             let recorded = crate::notifications::EventIntake::new(store, None)

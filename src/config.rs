@@ -74,8 +74,22 @@ pub struct Settings {
     #[arg(long, env = "MAESTRO_MAX_BODY_BYTES", default_value_t = 256 * 1024)]
     pub max_body_bytes: usize,
     /// Requests handled at once; beyond it the API sheds load with 503 instead of queueing.
+    /// A request still receiving its body holds none.
     #[arg(long, env = "MAESTRO_MAX_CONCURRENT_REQUESTS", default_value_t = 1024)]
     pub max_concurrent_requests: usize,
+    /// How long a request's body may take to arrive, from the end of its headers; a body not
+    /// received in time answers 408 `REQUEST_TIMEOUT`.
+    #[arg(long, env = "MAESTRO_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+    /// How long a client has to send a request's headers, counted from the connection's
+    /// opening or the end of the previous answer; so also how long an idle keep-alive
+    /// connection is kept. Past it the connection is closed.
+    #[arg(long, env = "MAESTRO_HEADER_READ_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Duration,
+    /// Connections open at once (fewer if the open-files limit requires); at the cap new
+    /// connections wait to be accepted.
+    #[arg(long, env = "MAESTRO_MAX_CONNECTIONS", default_value_t = 8192)]
+    pub max_connections: usize,
     /// How long partner and template changes made by `maestro partner import` may take to reach a
     /// running server.
     #[arg(long, env = "MAESTRO_CATALOG_REFRESH", default_value = "5s", value_parser = humantime::parse_duration)]
@@ -132,6 +146,12 @@ impl Settings {
     /// live worker never loses a claim mid-request.
     pub fn delivery_lease(&self) -> Duration {
         self.delivery_timeout + Duration::from_secs(45)
+    }
+
+    /// Descriptors kept free of connections: the database pool, outbound deliveries, and files
+    /// (the database, its WAL, logs) with room to spare.
+    pub fn reserved_file_descriptors(&self) -> usize {
+        128 + self.database.database_max_connections as usize + self.delivery_concurrency
     }
 
     /// Settings for a server on `listen` with every other value at its default.

@@ -40,12 +40,16 @@ pub enum ErrorCode {
     ServiceUnavailable,
     UpstreamTimeout,
     InternalError,
+    RequestTimeout,
+    MalformedBody,
+    TooManyErrors,
 }
 
 impl ErrorCode {
     /// The whole catalogue, in the order `docs/ERRORS.md` lists it.
-    pub const ALL: [ErrorCode; 29] = [
+    pub const ALL: [ErrorCode; 32] = [
         ErrorCode::InvalidJson,
+        ErrorCode::MalformedBody,
         ErrorCode::MissingField,
         ErrorCode::InvalidField,
         ErrorCode::SchemaViolation,
@@ -54,6 +58,7 @@ impl ErrorCode {
         ErrorCode::ExpiresInPast,
         ErrorCode::ExtRefImmutable,
         ErrorCode::TemplateRenderFailed,
+        ErrorCode::TooManyErrors,
         ErrorCode::InvalidToken,
         ErrorCode::InsufficientScope,
         ErrorCode::CompanyMismatch,
@@ -68,6 +73,7 @@ impl ErrorCode {
         ErrorCode::MethodNotAllowed,
         ErrorCode::AlertExists,
         ErrorCode::DeliveryPending,
+        ErrorCode::RequestTimeout,
         ErrorCode::PayloadTooLarge,
         ErrorCode::UnsupportedMediaType,
         ErrorCode::RateLimited,
@@ -107,6 +113,9 @@ impl ErrorCode {
             ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
             ErrorCode::UpstreamTimeout => "UPSTREAM_TIMEOUT",
             ErrorCode::InternalError => "INTERNAL_ERROR",
+            ErrorCode::RequestTimeout => "REQUEST_TIMEOUT",
+            ErrorCode::MalformedBody => "MALFORMED_BODY",
+            ErrorCode::TooManyErrors => "TOO_MANY_ERRORS",
         }
     }
 
@@ -121,7 +130,9 @@ impl ErrorCode {
             | ErrorCode::UrlNotAllowed
             | ErrorCode::ExpiresInPast
             | ErrorCode::ExtRefImmutable
-            | ErrorCode::TemplateRenderFailed => 400,
+            | ErrorCode::TemplateRenderFailed
+            | ErrorCode::MalformedBody
+            | ErrorCode::TooManyErrors => 400,
             ErrorCode::InvalidToken => 401,
             ErrorCode::InsufficientScope
             | ErrorCode::CompanyMismatch
@@ -134,6 +145,7 @@ impl ErrorCode {
             | ErrorCode::ObjectNotFound
             | ErrorCode::RouteNotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
+            ErrorCode::RequestTimeout => 408,
             ErrorCode::AlertExists | ErrorCode::DeliveryPending => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
@@ -182,6 +194,39 @@ impl Problem {
     pub fn field(&self) -> Option<&str> {
         self.details.get("field").and_then(Value::as_str)
     }
+
+    /// The message, and the field it applies to when there is one (for logs and the CLI).
+    pub fn describe(&self) -> String {
+        match self.field() {
+            Some(field) => format!("{} ({field})", self.message),
+            None => self.message.clone(),
+        }
+    }
+
+    /// The problem with its message and text details cut to [`MAX_PROBLEM_TEXT`] characters:
+    /// they may echo what the caller sent (a field name, a pointer).
+    fn bounded(&self) -> Problem {
+        let mut problem = self.clone();
+        cut(&mut problem.message);
+        for value in problem.details.values_mut() {
+            if let Value::String(text) = value {
+                cut(text);
+            }
+        }
+        problem
+    }
+}
+
+/// At most this many problems are listed in one answer.
+pub const MAX_LISTED_PROBLEMS: usize = 50;
+/// The longest message or detail text of a problem in an answer, in characters.
+pub const MAX_PROBLEM_TEXT: usize = 512;
+
+fn cut(text: &mut String) {
+    if let Some((at, _)) = text.char_indices().nth(MAX_PROBLEM_TEXT) {
+        text.truncate(at);
+        text.push('…');
+    }
 }
 
 /// The domain error. Client-facing problems carry their own codes; anything unexpected is
@@ -189,7 +234,7 @@ impl Problem {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// One or more problems, all reported at once. The first decides the status.
-    #[error("{}", .0.iter().map(|p| p.message.as_str()).collect::<Vec<_>>().join("; "))]
+    #[error("{}", .0.iter().map(Problem::describe).collect::<Vec<_>>().join("; "))]
     Rejected(Vec<Problem>),
     #[error("rate limited, retry after {retry_after_secs}s")]
     RateLimited { retry_after_secs: u64 },
@@ -239,10 +284,32 @@ impl Error {
         self.code().http_status()
     }
 
-    /// The problems a caller may see. Internal errors become one opaque problem.
+    /// The problems a caller may see. Internal errors become one opaque problem. An answer is
+    /// bounded whatever the request held: at most [`MAX_LISTED_PROBLEMS`] are listed (a last
+    /// `TOO_MANY_ERRORS` says how many more there were), and echoed texts are cut short.
     pub fn problems(&self) -> Vec<Problem> {
         match self {
-            Error::Rejected(problems) => problems.clone(),
+            Error::Rejected(problems) => {
+                let mut listed: Vec<Problem> = problems
+                    .iter()
+                    .take(MAX_LISTED_PROBLEMS)
+                    .map(Problem::bounded)
+                    .collect();
+                let omitted = problems.len().saturating_sub(MAX_LISTED_PROBLEMS);
+                if omitted > 0 {
+                    listed.push(
+                        Problem::new(
+                            ErrorCode::TooManyErrors,
+                            format!(
+                                "{omitted} more problems were found and are not listed; \
+                                 correct these and send the request again."
+                            ),
+                        )
+                        .with_detail("omitted", omitted),
+                    );
+                }
+                listed
+            }
             Error::RateLimited { retry_after_secs } => vec![
                 Problem::new(
                     ErrorCode::RateLimited,
@@ -283,6 +350,32 @@ mod tests {
         assert_eq!(problems[0].code, ErrorCode::InternalError);
         assert!(!problems[0].message.contains("alerts"));
         assert_eq!(err.http_status(), 500);
+    }
+
+    #[test]
+    fn an_answer_lists_a_bounded_number_of_bounded_problems() {
+        let long = "k".repeat(10_000);
+        let err = Error::Rejected(
+            (0..20_000)
+                .map(|i| {
+                    Problem::at(
+                        ErrorCode::SchemaViolation,
+                        format!("/{long}{i}"),
+                        long.clone(),
+                    )
+                })
+                .collect(),
+        );
+        let problems = err.problems();
+        assert_eq!(problems.len(), MAX_LISTED_PROBLEMS + 1);
+        let last = problems.last().unwrap();
+        assert_eq!(last.code, ErrorCode::TooManyErrors);
+        assert_eq!(last.details["omitted"], 20_000 - MAX_LISTED_PROBLEMS);
+        for problem in &problems[..MAX_LISTED_PROBLEMS] {
+            assert_eq!(problem.message.chars().count(), MAX_PROBLEM_TEXT + 1);
+            assert!(problem.field().unwrap().ends_with('…'));
+        }
+        assert_eq!(err.http_status(), 400);
     }
 
     #[test]

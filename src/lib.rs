@@ -16,6 +16,7 @@ pub mod digest;
 pub mod error;
 pub mod http;
 pub mod inbox;
+pub mod input;
 pub mod notifications;
 pub mod partners;
 pub mod store;

@@ -79,9 +79,18 @@ impl Metrics {
     }
 
     /// Counts a request as in flight until the guard drops (also when the client goes away).
-    pub fn in_flight(&self) -> InFlight<'_> {
-        self.record(|| gauge!("maestro_http_requests_in_flight").increment(1.0));
-        InFlight(self)
+    pub fn in_flight(&self) -> Gauged<'_> {
+        self.gauged("maestro_http_requests_in_flight")
+    }
+
+    /// Counts a request whose body is still arriving (it holds no work permit meanwhile).
+    pub fn receiving_body(&self) -> Gauged<'_> {
+        self.gauged("maestro_http_request_bodies_in_progress")
+    }
+
+    fn gauged(&self, name: &'static str) -> Gauged<'_> {
+        self.record(|| gauge!(name).increment(1.0));
+        Gauged(self, name)
     }
 
     pub fn alert_accepted(&self, operation: &'static str) {
@@ -113,11 +122,12 @@ impl Metrics {
     }
 }
 
-pub struct InFlight<'a>(&'a Metrics);
+/// One unit of a gauge, given back when dropped.
+pub struct Gauged<'a>(&'a Metrics, &'static str);
 
-impl Drop for InFlight<'_> {
+impl Drop for Gauged<'_> {
     fn drop(&mut self) {
-        self.0
-            .record(|| gauge!("maestro_http_requests_in_flight").decrement(1.0));
+        let name = self.1;
+        self.0.record(|| gauge!(name).decrement(1.0));
     }
 }

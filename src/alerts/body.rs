@@ -7,10 +7,12 @@
 use std::fmt;
 
 use serde::{
-    Deserialize, Deserializer,
+    Deserializer,
     de::{IgnoredAny, MapAccess, SeqAccess, Visitor},
 };
 use serde_json::{Map, Value, value::RawValue};
+
+use crate::input::json::{self, JsonDocument, Refusal, StrictKey, StrictValue, insert_member};
 
 const METADATA: &str = "metadata";
 
@@ -63,23 +65,30 @@ impl AlertBody {
     }
 }
 
-impl<'de> Deserialize<'de> for AlertBody {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(BodyVisitor)
+impl JsonDocument for AlertBody {
+    fn deserialize_strictly<'de, D: Deserializer<'de>>(
+        deserializer: D,
+        refusal: &mut Option<Refusal>,
+    ) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(BodyVisitor { refusal })
     }
 }
 
-/// Reads an object member by member; any other document is accepted as "not an object", so
-/// that the request can be refused with a problem naming that rather than a syntax error.
-struct BodyVisitor;
+/// Reads an object member by member, strictly (see [`crate::input::json`]); the metadata's own
+/// text is checked when its template reads it. Any other document is accepted as "not an
+/// object", so that the request can be refused with a problem naming that rather than a syntax
+/// error.
+struct BodyVisitor<'a> {
+    refusal: &'a mut Option<Refusal>,
+}
 
-impl BodyVisitor {
+impl BodyVisitor<'_> {
     fn not_an_object<E>() -> Result<AlertBody, E> {
         Ok(AlertBody::default())
     }
 }
 
-impl<'de> Visitor<'de> for BodyVisitor {
+impl<'de> Visitor<'de> for BodyVisitor<'_> {
     type Value = AlertBody;
 
     fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
@@ -89,12 +98,24 @@ impl<'de> Visitor<'de> for BodyVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<AlertBody, A::Error> {
         let mut members = Map::new();
         let mut metadata = None;
-        // A repeated key keeps its last value, as serde_json's own `Value` does.
-        while let Some(key) = map.next_key::<String>()? {
+        while let Some(key) = map.next_key_seed(StrictKey {
+            refusal: self.refusal,
+        })? {
             if key == METADATA {
-                metadata = Some(map.next_value::<Box<RawValue>>()?);
-            } else {
-                members.insert(key, map.next_value::<Value>()?);
+                let value = map.next_value::<Box<RawValue>>()?;
+                if metadata.replace(value).is_some() {
+                    return Err(json::duplicate(self.refusal, key));
+                }
+                continue;
+            }
+            match map.next_value_seed(StrictValue {
+                refusal: self.refusal,
+            }) {
+                Ok(value) => insert_member(&mut members, key, value, self.refusal)?,
+                Err(err) => {
+                    json::locate(self.refusal, || key);
+                    return Err(err);
+                }
             }
         }
         Ok(AlertBody {
@@ -137,8 +158,10 @@ impl<'de> Visitor<'de> for BodyVisitor {
 mod tests {
     use super::*;
 
+    use crate::{ErrorCode, input::read_json};
+
     fn read(json: &str) -> AlertBody {
-        serde_json::from_str(json).unwrap()
+        read_json(json.as_bytes()).unwrap()
     }
 
     #[test]
@@ -164,12 +187,26 @@ mod tests {
     }
 
     #[test]
-    fn a_repeated_key_keeps_its_last_value_like_serde_jsons_value() {
-        let json = r#"{"metadata": {"a": 1}, "x": 1, "metadata": {"a": 2}, "x": 2}"#;
-        let body = read(json);
-        let value: Value = serde_json::from_str(json).unwrap();
-        assert_eq!(body.metadata().unwrap().get(), r#"{"a": 2}"#);
-        assert_eq!(body.members().unwrap()["x"], value["x"]);
+    fn a_repeated_member_is_refused_metadata_included() {
+        for (json, field) in [
+            (r#"{"x": 1, "metadata": {}, "x": 2}"#, "/x"),
+            (
+                r#"{"metadata": {"a": 1}, "metadata": {"a": 2}}"#,
+                "/metadata",
+            ),
+            (r#"{"title": {"a": 1, "a": 1}}"#, "/title/a"),
+        ] {
+            let err = read_json::<AlertBody>(json.as_bytes()).unwrap_err();
+            assert_eq!(err.code(), ErrorCode::InvalidJson, "{json}");
+            assert_eq!(err.problems()[0].field(), Some(field), "{json}");
+        }
+    }
+
+    #[test]
+    fn forbidden_characters_in_members_are_refused_with_their_pointer() {
+        let err = read_json::<AlertBody>(br#"{"extRef": "a\u0000"}"#).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidField);
+        assert_eq!(err.problems()[0].field(), Some("/extRef"));
     }
 
     #[test]
@@ -197,7 +234,8 @@ mod tests {
             r#"[1, 2"#,
             r#"{"x": 1} trailing"#,
         ] {
-            assert!(serde_json::from_str::<AlertBody>(json).is_err(), "{json}");
+            let err = read_json::<AlertBody>(json.as_bytes()).unwrap_err();
+            assert_eq!(err.code(), ErrorCode::InvalidJson, "{json}");
         }
     }
 

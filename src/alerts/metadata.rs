@@ -8,6 +8,7 @@ use serde_json::{Value, value::RawValue};
 
 use crate::{
     error::{ErrorCode, Problem},
+    input::json::{self, Unreadable},
     partners::{CheckedMetadata, CompiledTemplate, PARTNER_URL_FORMAT},
 };
 
@@ -26,11 +27,15 @@ pub(super) fn check(
     if let Some(known) = template.valid_metadata.get(text) {
         return Some(known);
     }
-    let value: Value = match serde_json::from_str(text) {
+    let value: Value = match json::read_strictly(text.as_bytes()) {
         Ok(value) => value,
+        Err(Unreadable::Refused(refusal)) => {
+            problems.push(refusal.into_problem("/metadata"));
+            return None;
+        }
         // The body's syntax was checked when it was read; what is left is a document serde_json
         // will not hold, such as a number beyond f64 or nesting past its recursion limit.
-        Err(err) => {
+        Err(Unreadable::Malformed(err)) => {
             problems.push(Problem::at(
                 ErrorCode::InvalidField,
                 "/metadata",

@@ -8,4 +8,4 @@ mod service;
 
 pub use body::AlertBody;
 pub use request::AlertRequest;
-pub use service::{AlertService, Receipt, ReceiptStatus};
+pub use service::{AlertService, Receipt, ReceiptStatus, Submitter, is_alert_id};

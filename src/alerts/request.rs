@@ -269,7 +269,7 @@ mod tests {
 
     #[test]
     fn a_document_other_than_an_object_is_refused_as_such() {
-        let body: AlertBody = serde_json::from_str("[1]").unwrap();
+        let body: AlertBody = crate::input::read_json(b"[1]").unwrap();
         let problems = AlertRequest::parse(&body, NOW).unwrap_err();
         assert_eq!(problems[0].code, ErrorCode::InvalidJson);
         assert_eq!(

@@ -15,7 +15,7 @@ use crate::{
     digest::sha256_hex,
     error::{Error, ErrorCode, Problem, Result},
     inbox::InboxFeed,
-    partners::{AlertFields, Catalog, CompiledTemplate},
+    partners::{AlertFields, CachedPartner, Catalog, CompiledTemplate},
     store::{
         AlertChange, AlertContent, AlertOwner, AlertSelector, AlertTarget, CreateOutcome, DynStore,
         NewAlert, PayloadMetadata, Rendering, UpdateOutcome,
@@ -44,6 +44,14 @@ pub struct AlertService {
     feed: Arc<InboxFeed>,
 }
 
+/// A caller cleared to submit alerts: the token has the scope, names a registered partner,
+/// and the partner is within its rate limit. Decided from the token alone, so the HTTP surface
+/// does it before reading a body.
+pub struct Submitter {
+    principal: Principal,
+    partner: Arc<CachedPartner>,
+}
+
 /// A submission that passed every check, ready to be stored.
 struct Accepted {
     owner: AlertOwner,
@@ -65,9 +73,29 @@ impl AlertService {
         }
     }
 
+    /// Who may submit: the scope, a registered partner, the partner's rate limit (one request
+    /// of its budget is taken here).
+    pub async fn authorize(&self, principal: Principal) -> Result<Submitter> {
+        principal.require_scope(SCOPE_ALERTS_WRITE)?;
+        let partner_id = principal.app_id.as_deref().ok_or_else(|| {
+            Error::new(
+                ErrorCode::UnknownPartner,
+                "The token names no partner application (concur.appId).",
+            )
+        })?;
+        let partner = self.catalog.partner(partner_id).await?.ok_or_else(|| {
+            Error::new(
+                ErrorCode::UnknownPartner,
+                "The token's partner application is not registered with this service.",
+            )
+        })?;
+        partner.admit()?;
+        Ok(Submitter { principal, partner })
+    }
+
     /// `POST /maestro/v4/alerts`.
-    pub async fn create(&self, principal: &Principal, body: &AlertBody) -> Result<Receipt> {
-        let accepted = self.accept(principal, body).await?;
+    pub async fn create(&self, submitter: &Submitter, body: &AlertBody) -> Result<Receipt> {
+        let accepted = self.accept(submitter, body)?;
         let alert = NewAlert {
             id: new_alert_id(),
             owner: accepted.owner,
@@ -108,11 +136,11 @@ impl AlertService {
     /// `PUT /maestro/v4/alerts` (by the body's extRef) and `PUT /maestro/v4/alerts/{alertId}`.
     pub async fn update(
         &self,
-        principal: &Principal,
+        submitter: &Submitter,
         alert_id: Option<&str>,
         body: &AlertBody,
     ) -> Result<Receipt> {
-        let accepted = self.accept(principal, body).await?;
+        let accepted = self.accept(submitter, body)?;
         let selector = match alert_id {
             Some(id) => AlertSelector::Id(id.to_owned()),
             None => AlertSelector::ExtRef(accepted.content.ext_ref.clone()),
@@ -151,22 +179,9 @@ impl AlertService {
 
     /// Every check a create and an update share, in the order that protects the server first:
     /// scope, partner, rate limit, then the body (all of its problems at once).
-    async fn accept(&self, principal: &Principal, body: &AlertBody) -> Result<Accepted> {
-        principal.require_scope(SCOPE_ALERTS_WRITE)?;
-        let partner_id = principal.app_id.as_deref().ok_or_else(|| {
-            Error::new(
-                ErrorCode::UnknownPartner,
-                "The token names no partner application (concur.appId).",
-            )
-        })?;
-        let partner = self.catalog.partner(partner_id).await?.ok_or_else(|| {
-            Error::new(
-                ErrorCode::UnknownPartner,
-                "The token's partner application is not registered with this service.",
-            )
-        })?;
-        partner.admit()?;
-
+    fn accept(&self, submitter: &Submitter, body: &AlertBody) -> Result<Accepted> {
+        let Submitter { principal, partner } = submitter;
+        let partner_id = partner.partner.id.as_str();
         let parsed = AlertRequest::parse(body, self.clock.now());
         // Authorisation problems outrank validation problems: a caller acting for the wrong
         // company or application learns nothing else about its request.
@@ -295,4 +310,32 @@ fn render(
 /// Alert ids are prefixed (readable in logs) and time-ordered (UUID v7).
 fn new_alert_id() -> String {
     format!("alt_{}", uuid::Uuid::now_v7().simple())
+}
+
+/// Whether `text` has the shape of an id this server hands out: `alt_` and 32 lowercase hex
+/// digits.
+pub fn is_alert_id(text: &str) -> bool {
+    text.strip_prefix("alt_").is_some_and(|hex| {
+        hex.len() == 32 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn alert_ids_have_one_shape() {
+        let id = super::new_alert_id();
+        assert!(super::is_alert_id(&id), "{id}");
+        for other in [
+            "",
+            "alt_",
+            "\u{0}",
+            "ALT_0192",
+            &id.to_uppercase(),
+            &id[..35],
+            &format!("{id}0"),
+        ] {
+            assert!(!super::is_alert_id(other), "{other:?}");
+        }
+    }
 }

@@ -114,6 +114,13 @@ impl KeyRing {
                 "The token's algorithm is not accepted (RS256, ES256 or EdDSA only).",
             ));
         }
+        // RFC 7515 §4.1.11: a token whose `crit` names an extension the recipient does not
+        // understand must be refused, and maestro understands none.
+        if header.crit.is_some() {
+            return Err(Error::unauthenticated(
+                "The token's header names critical extensions (crit) this server does not support.",
+            ));
+        }
         let kid = header
             .kid
             .ok_or_else(|| Error::unauthenticated("The token names no key (kid)."))?;
@@ -188,6 +195,22 @@ impl VerifiedTokens {
 }
 
 fn principal(claims: Claims) -> Result<Principal> {
+    // The claims name companies, users and partners that queries look up: they follow the
+    // rule every other input follows (crate::input), whoever issued the token.
+    let texts = [&claims.sub]
+        .into_iter()
+        .chain(&claims.app_id)
+        .chain(&claims.company)
+        .chain(&claims.scopes)
+        .chain(&claims.roles);
+    for text in texts {
+        if let Some(c) = crate::input::forbidden_char(text) {
+            return Err(Error::unauthenticated(format!(
+                "The token's claims hold {}, a character this server does not accept.",
+                crate::input::text::code_point(c)
+            )));
+        }
+    }
     let company_id = match claims.kind {
         TokenKind::Company => Some(normalize_company_id(&claims.sub)),
         TokenKind::User => Some(normalize_company_id(claims.company.as_deref().ok_or_else(
@@ -202,6 +225,7 @@ fn principal(claims: Claims) -> Result<Principal> {
         company_id,
         scopes: claims.scopes,
         roles: claims.roles,
+        accepted_until: claims.exp + LEEWAY_SECS as i64,
     })
 }
 
@@ -387,6 +411,34 @@ mod tests {
             &claims("company"),
         );
         assert!(refusal(&ring, &unknown).contains("not trusted"));
+    }
+
+    #[test]
+    fn a_critical_extension_is_refused_whatever_it_names() {
+        let ring = ring(None);
+        for crit in [vec!["exp"], vec!["b64"], vec!["urn:example:unknown"]] {
+            let mut header = Header::new(Algorithm::RS256);
+            header.kid = Some("server-1".into());
+            header.crit = Some(crit.iter().map(|c| c.to_string()).collect());
+            let token =
+                jsonwebtoken::encode(&header, &claims("company"), &server_key_pem()).unwrap();
+            assert!(refusal(&ring, &token).contains("crit"), "{crit:?}");
+        }
+    }
+
+    #[test]
+    fn claims_holding_forbidden_characters_are_refused() {
+        let ring = ring(None);
+        for (claim, value) in [
+            ("sub", json!("C\u{0}")),
+            ("concur.appId", json!("app\u{1}")),
+            ("concur.scopes", json!(["s", "x\u{1f}"])),
+        ] {
+            let mut claims = claims("company");
+            claims[claim] = value;
+            let token = sign(Algorithm::RS256, "server-1", &server_key_pem(), &claims);
+            assert!(refusal(&ring, &token).contains("U+00"), "{claim}");
+        }
     }
 
     #[test]

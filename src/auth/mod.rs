@@ -31,6 +31,10 @@ pub struct Principal {
     pub company_id: Option<String>,
     pub scopes: Vec<String>,
     pub roles: Vec<String>,
+    /// The last second the token is accepted in (its `exp` plus the verification leeway, in
+    /// seconds since the Unix epoch): what a long-lived response, such as a live stream, may
+    /// not outlast.
+    pub accepted_until: i64,
 }
 
 impl Principal {

@@ -5,14 +5,17 @@ use std::sync::Arc;
 
 use axum::{
     Json,
-    extract::{Path, Query, State},
+    extract::{Path, State},
     http::StatusCode,
 };
 use serde::{Deserialize, Serialize};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{error::ErrorBody, extract::Caller};
+use super::{
+    error::ErrorBody,
+    extract::{Caller, QueryParams},
+};
 use crate::{
     App,
     error::Error,
@@ -130,7 +133,7 @@ impl From<AttemptRecord> for Attempt {
 pub async fn list_deliveries(
     State(app): State<Arc<App>>,
     Caller(caller): Caller,
-    Query(query): Query<DeliveryQuery>,
+    QueryParams(query): QueryParams<DeliveryQuery>,
 ) -> Result<Json<DeliveryList>, Error> {
     authorize(&caller)?;
     let items = app

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::{
     error::ErrorBody,
-    extract::{Caller, JsonBody},
+    extract::{AlertSubmitter, JsonBody},
 };
 use crate::{
     App,
@@ -85,10 +85,10 @@ pub struct AlertRequestDoc {
 )]
 pub async fn create_alert(
     State(app): State<Arc<App>>,
-    Caller(principal): Caller,
+    AlertSubmitter(submitter): AlertSubmitter,
     JsonBody(body): JsonBody<AlertBody>,
 ) -> Result<Json<AlertResponse>, Error> {
-    Ok(Json(app.alerts.create(&principal, &body).await?.into()))
+    Ok(Json(app.alerts.create(&submitter, &body).await?.into()))
 }
 
 #[utoipa::path(
@@ -105,11 +105,11 @@ pub async fn create_alert(
 )]
 pub async fn update_alert_by_ext_ref(
     State(app): State<Arc<App>>,
-    Caller(principal): Caller,
+    AlertSubmitter(submitter): AlertSubmitter,
     JsonBody(body): JsonBody<AlertBody>,
 ) -> Result<Json<AlertResponse>, Error> {
     Ok(Json(
-        app.alerts.update(&principal, None, &body).await?.into(),
+        app.alerts.update(&submitter, None, &body).await?.into(),
     ))
 }
 
@@ -130,12 +130,12 @@ pub async fn update_alert_by_ext_ref(
 pub async fn update_alert_by_id(
     State(app): State<Arc<App>>,
     Path(alert_id): Path<String>,
-    Caller(principal): Caller,
+    AlertSubmitter(submitter): AlertSubmitter,
     JsonBody(body): JsonBody<AlertBody>,
 ) -> Result<Json<AlertResponse>, Error> {
     Ok(Json(
         app.alerts
-            .update(&principal, Some(&alert_id), &body)
+            .update(&submitter, Some(&alert_id), &body)
             .await?
             .into(),
     ))

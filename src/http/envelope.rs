@@ -1,8 +1,11 @@
 //! What every response shares, errors and 404/405 included: the correlation id, the JSON content
 //! type with its charset, `Cache-Control`, request metrics, and a log span carrying the
-//! correlation id. Also the load shedding of the API routes.
+//! correlation id. Also the load shedding of the API routes ([`Admission`]).
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    sync::{Arc, Mutex},
+    time::Instant,
+};
 
 use axum::{
     extract::{MatchedPath, Request, State},
@@ -10,6 +13,7 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -25,6 +29,39 @@ pub struct CorrelationId(pub String);
 /// Routes that stay answerable under load: probes and scrapes must not be shed.
 fn is_operational(route: &str) -> bool {
     matches!(route, "/healthz" | "/readyz" | "/metrics")
+}
+
+/// A request's claim on one of the permits that bound the work done at once. The body
+/// extractor hands it back while the body arrives and claims it again after: a client that is
+/// slow to send (or never sends) its body holds no permit meant for work.
+#[derive(Clone)]
+pub struct Admission {
+    permits: Arc<Semaphore>,
+    held: Arc<Mutex<Option<OwnedSemaphorePermit>>>,
+}
+
+impl Admission {
+    fn new(permits: Arc<Semaphore>) -> Self {
+        Admission {
+            permits,
+            held: Arc::default(),
+        }
+    }
+
+    /// Takes a permit, or refuses at once (503): load is shed, never queued.
+    pub fn admit(&self) -> Result<(), Error> {
+        let permit = self.permits.clone().try_acquire_owned().map_err(|_| {
+            tracing::warn!("over the concurrency limit; shedding the request");
+            Error::unavailable("The service is at capacity; retry shortly.")
+        })?;
+        *self.held.lock().expect("admission lock poisoned") = Some(permit);
+        Ok(())
+    }
+
+    /// Hands the permit back until [`Admission::admit`] is called again.
+    pub fn release(&self) {
+        self.held.lock().expect("admission lock poisoned").take();
+    }
 }
 
 pub async fn envelope(State(app): State<Arc<App>>, mut request: Request, next: Next) -> Response {
@@ -53,13 +90,17 @@ pub async fn envelope(State(app): State<Arc<App>>, mut request: Request, next: N
         if is_operational(&route) {
             return next.run(request).await;
         }
-        let Ok(_permit) = app.admission.clone().try_acquire_owned() else {
-            tracing::warn!("over the concurrency limit; shedding the request");
-            return Error::unavailable("The service is at capacity; retry shortly.")
-                .into_response();
-        };
+        let admission = Admission::new(app.admission.clone());
+        if let Err(shed) = admission.admit() {
+            return shed.into_response();
+        }
+        // The request's copy may be dropped as soon as its parts are extracted; this one keeps
+        // the permit until the answer is ready.
+        request.extensions_mut().insert(admission.clone());
         let _in_flight = app.metrics.in_flight();
-        next.run(request).await
+        let response = next.run(request).await;
+        drop(admission);
+        response
     }
     .instrument(span.clone())
     .await;

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use super::{
     error::ErrorBody,
-    extract::{Caller, JsonBody},
+    extract::{EventPublisher, JsonBody},
 };
 use crate::{App, error::Error};
 
@@ -35,7 +35,7 @@ pub struct EventAccepted {
 )]
 pub async fn publish_company_event(
     State(app): State<Arc<App>>,
-    Caller(caller): Caller,
+    EventPublisher(caller): EventPublisher,
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<EventAccepted>), Error> {
     let recorded = app.events.publish(&caller, &body).await?;

@@ -5,17 +5,21 @@ use std::sync::Arc;
 
 use axum::{
     body::Bytes,
-    extract::{FromRequest, FromRequestParts, Request},
+    extract::{FromRequest, FromRequestParts, Query, Request},
     http::{Method, header, request::Parts},
 };
+use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::envelope::Admission;
 use crate::{
     App,
+    alerts::Submitter,
     auth::Principal,
     error::{Error, ErrorCode},
     inbox::{InboxService, login},
+    input::JsonDocument,
     store::InboxOwner,
 };
 
@@ -28,6 +32,33 @@ impl FromRequestParts<Arc<App>> for Caller {
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Error> {
         let token = bearer_token(parts, &["Bearer"])?;
         Ok(Caller(app.keyring.verify(token)?))
+    }
+}
+
+/// A caller cleared to submit alerts (scope, partner, rate limit), decided from the token
+/// before the body is read: a caller without the right never gets to send one.
+pub struct AlertSubmitter(pub Submitter);
+
+impl FromRequestParts<Arc<App>> for AlertSubmitter {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Error> {
+        let Caller(principal) = Caller::from_request_parts(parts, app).await?;
+        Ok(AlertSubmitter(app.alerts.authorize(principal).await?))
+    }
+}
+
+/// A producer of company events (an app token with `maestro.events.publish`), decided before
+/// the body is read.
+pub struct EventPublisher(pub Principal);
+
+impl FromRequestParts<Arc<App>> for EventPublisher {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Error> {
+        let Caller(principal) = Caller::from_request_parts(parts, app).await?;
+        crate::notifications::events::authorize(&principal)?;
+        Ok(EventPublisher(principal))
     }
 }
 
@@ -50,11 +81,11 @@ pub fn bearer_token<'a>(parts: &'a Parts, schemes: &[&str]) -> Result<&'a str, E
     Ok(token.trim())
 }
 
-/// A JSON document body: `application/json`, at most `max_body_bytes`, parsed once (into a
-/// `Value`, or a type that reads the document its own way, such as an alert's body).
+/// A JSON document body: `application/json`, at most `max_body_bytes`, read strictly once (into
+/// a `Value`, or a type that reads the document its own way, such as an alert's body).
 pub struct JsonBody<T = Value>(pub T);
 
-impl<T: DeserializeOwned> FromRequest<Arc<App>> for JsonBody<T> {
+impl<T: JsonDocument> FromRequest<Arc<App>> for JsonBody<T> {
     type Rejection = Error;
 
     async fn from_request(request: Request, app: &Arc<App>) -> Result<Self, Error> {
@@ -88,24 +119,73 @@ impl<T: DeserializeOwned> FromRequest<Arc<App>> for JsonBody<T> {
         if declared.is_some_and(|length| length > limit) {
             return Err(too_large());
         }
-        let bytes: Bytes = axum::body::to_bytes(request.into_body(), limit)
-            .await
-            .map_err(|_| too_large())?;
-        serde_json::from_slice(&bytes).map(JsonBody).map_err(|err| {
-            Error::new(
-                ErrorCode::InvalidJson,
-                format!(
-                    "The body is not valid JSON: {} at line {}, column {}.",
-                    match err.classify() {
-                        serde_json::error::Category::Eof => "unexpected end of input",
-                        _ => "syntax error",
-                    },
-                    err.line(),
-                    err.column()
-                ),
-            )
-        })
+        // No permit is held while the body arrives (see `Admission`); the work after needs one.
+        let admission = request.extensions().get::<Admission>().cloned();
+        if let Some(admission) = &admission {
+            admission.release();
+        }
+        let receiving = app.metrics.receiving_body();
+        let bytes = read_body(request.into_body(), limit, too_large).await?;
+        drop(receiving);
+        if let Some(admission) = &admission {
+            admission.admit()?;
+        }
+        crate::input::read_json(&bytes).map(JsonBody)
     }
+}
+
+/// Query parameters read into `T`; a value that does not fit is a 400 in the error format of
+/// the JSON surfaces (axum's own rejection is plain text).
+pub struct QueryParams<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(params)) => Ok(QueryParams(params)),
+            Err(rejection) => Err(Error::Rejected(vec![
+                crate::Problem::new(
+                    ErrorCode::InvalidField,
+                    format!(
+                        "The query parameters do not fit: {}.",
+                        rejection.body_text()
+                    ),
+                )
+                .with_detail("parameter", "query"),
+            ])),
+        }
+    }
+}
+
+/// The whole body, at most `limit` bytes, before the request's deadline.
+async fn read_body(
+    body: axum::body::Body,
+    limit: usize,
+    too_large: impl FnOnce() -> Error,
+) -> Result<Bytes, Error> {
+    let failure = match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => return Ok(collected.to_bytes()),
+        Err(failure) => failure,
+    };
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(failure.as_ref());
+    while let Some(err) = cause {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return Err(too_large());
+        }
+        if err.is::<tower_http::timeout::TimeoutError>() {
+            return Err(Error::new(
+                ErrorCode::RequestTimeout,
+                "The body did not arrive in time; nothing was done. Send it again.",
+            ));
+        }
+        cause = err.source();
+    }
+    // What is left is the framing: hyper could not decode the body (a malformed chunk).
+    Err(Error::new(
+        ErrorCode::MalformedBody,
+        "The body could not be read: its transfer encoding is malformed.",
+    ))
 }
 
 /// The user of an inbox: a bearer user token, or the inbox page's session cookie.
@@ -122,27 +202,51 @@ impl FromRequestParts<Arc<App>> for InboxUser {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Error> {
-        let principal = if parts.headers.contains_key(header::AUTHORIZATION) {
-            app.keyring.verify(bearer_token(parts, &["Bearer"])?)?
-        } else if let Some(token) = cookie(parts, login::COOKIE) {
-            let (name, expected) = INBOX_REQUEST_HEADER;
-            let marked = parts
-                .headers
-                .get(name)
-                .is_some_and(|value| value.as_bytes() == expected.as_bytes());
-            if parts.method != Method::GET && !marked {
-                return Err(Error::unauthenticated(
-                    "A change made with the inbox cookie needs the X-Requested-With: maestro-inbox header.",
-                ));
-            }
-            app.keyring.verify(token)?
-        } else {
-            return Err(Error::unauthenticated(
-                "An Authorization: Bearer user token (or the inbox page's sign-in cookie) is required.",
-            ));
-        };
+        let principal = inbox_principal(parts, app)?;
         Ok(InboxUser(InboxService::owner(&principal)?))
     }
+}
+
+/// The user of an inbox and how long their token lasts: a live stream ends with it.
+pub struct InboxViewer {
+    pub owner: InboxOwner,
+    /// When the token stops being accepted (seconds since the Unix epoch).
+    pub accepted_until: i64,
+}
+
+impl FromRequestParts<Arc<App>> for InboxViewer {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Error> {
+        let principal = inbox_principal(parts, app)?;
+        Ok(InboxViewer {
+            owner: InboxService::owner(&principal)?,
+            accepted_until: principal.accepted_until,
+        })
+    }
+}
+
+/// The verified token of an inbox request: the bearer header, or the page's cookie.
+fn inbox_principal(parts: &Parts, app: &App) -> Result<Principal, Error> {
+    if parts.headers.contains_key(header::AUTHORIZATION) {
+        return app.keyring.verify(bearer_token(parts, &["Bearer"])?);
+    }
+    let Some(token) = cookie(parts, login::COOKIE) else {
+        return Err(Error::unauthenticated(
+            "An Authorization: Bearer user token (or the inbox page's sign-in cookie) is required.",
+        ));
+    };
+    let (name, expected) = INBOX_REQUEST_HEADER;
+    let marked = parts
+        .headers
+        .get(name)
+        .is_some_and(|value| value.as_bytes() == expected.as_bytes());
+    if parts.method != Method::GET && !marked {
+        return Err(Error::unauthenticated(
+            "A change made with the inbox cookie needs the X-Requested-With: maestro-inbox header.",
+        ));
+    }
+    app.keyring.verify(token)
 }
 
 /// The value of the cookie `name`, if the request carries it.

@@ -13,7 +13,10 @@ use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
 use utoipa::{IntoParams, ToSchema};
 
-use super::{error::ErrorBody, extract::InboxUser};
+use super::{
+    error::ErrorBody,
+    extract::{InboxUser, InboxViewer},
+};
 use crate::{
     App,
     error::Error,
@@ -208,7 +211,10 @@ pub async fn dismiss(
 )]
 pub async fn stream(
     State(app): State<Arc<App>>,
-    InboxUser(owner): InboxUser,
+    InboxViewer {
+        owner,
+        accepted_until,
+    }: InboxViewer,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Error> {
     // Listen first, count second: a change in between is then told, not lost.
     let watch = app.inbox.watch(owner.clone());
@@ -218,10 +224,17 @@ pub async fn stream(
         let change = watch.next().await?;
         Some((Ok(sse_event(change)), watch))
     });
-    Ok(
-        Sse::new(stream::once(async move { Ok(ready) }).chain(changes))
-            .keep_alive(KeepAlive::default()),
+    // The stream is the token's to use, so it ends when the token would no longer be
+    // accepted; the client reconnects with a fresh one.
+    let lapses = time::OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(accepted_until + 1);
+    let lasts = lapses - time::OffsetDateTime::now_utc();
+    let token_lapsed = tokio::time::sleep(lasts.try_into().unwrap_or_default());
+    Ok(Sse::new(
+        stream::once(async move { Ok(ready) })
+            .chain(changes)
+            .take_until(token_lapsed),
     )
+    .keep_alive(KeepAlive::default()))
 }
 
 fn sse_event(change: InboxChange) -> Event {

@@ -8,15 +8,16 @@
 use std::sync::Arc;
 
 use axum::{
-    extract::{FromRequestParts, Path, RawQuery, State},
+    extract::{FromRequestParts, Path, RawQuery, Request, State},
     http::{HeaderValue, StatusCode, header, request::Parts},
+    middleware::Next,
     response::{IntoResponse, Response},
 };
-use quick_xml::{Writer, events::BytesText};
+use quick_xml::Writer;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 use super::{envelope::CorrelationId, extract::bearer_token};
-use crate::{App, auth::Principal, error::Error};
+use crate::{App, auth::Principal, error::Error, input::xml_text};
 
 /// A domain error on the XML surface.
 pub struct XmlError {
@@ -87,11 +88,10 @@ pub fn error_document(message: &str, at: OffsetDateTime, id: &str) -> String {
         .create_element("Error")
         .write_inner_content(|w| {
             w.create_element("Message")
-                .write_text_content(BytesText::new(message))?;
+                .write_text_content(xml_text(message))?;
             w.create_element("Server-Time")
-                .write_text_content(BytesText::new(&server_time))?;
-            w.create_element("Id")
-                .write_text_content(BytesText::new(id))?;
+                .write_text_content(xml_text(&server_time))?;
+            w.create_element("Id").write_text_content(xml_text(id))?;
             Ok(())
         })
         .expect("writing to memory cannot fail");
@@ -115,6 +115,16 @@ impl FromRequestParts<Arc<App>> for LegacyCaller {
             .map_err(|e| XmlError::new(e, parts))?;
         Ok(LegacyCaller(principal))
     }
+}
+
+/// Middleware of the XML surface: a refused request target (see [`super::target`]) answers
+/// with the legacy error document.
+pub async fn refuse_hostile_target(request: Request, next: Next) -> Response {
+    let (mut parts, body) = request.into_parts();
+    if let Some(problem) = super::target::problem(&mut parts).await {
+        return XmlError::new(Error::Rejected(vec![problem]), &parts).into_response();
+    }
+    next.run(Request::from_parts(parts, body)).await
 }
 
 /// A query parameter, as given.

@@ -11,6 +11,8 @@ pub mod inbox;
 pub mod legacy;
 pub mod ops;
 pub mod page;
+pub mod server;
+pub mod target;
 
 use std::sync::Arc;
 
@@ -20,7 +22,7 @@ use axum::{
     middleware,
     routing::{get, post},
 };
-use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::{catch_panic::CatchPanicLayer, timeout::RequestBodyDeadlineLayer};
 use utoipa::{
     Modify, OpenApi,
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
@@ -91,18 +93,13 @@ fn documented_routes() -> (Router<Arc<App>>, utoipa::openapi::OpenApi) {
 fn api_routes() -> Router<Arc<App>> {
     let (documented, openapi) = documented_routes();
     let openapi = Arc::new(openapi);
-    documented
+    let json = documented
         // The inbox page: HTML, so not part of the OpenAPI document.
         .route("/inbox", get(page::inbox))
         .route("/inbox/cards", get(page::cards))
         .route("/inbox/login", get(page::login))
         .route("/inbox/assets/inbox.js", get(page::script))
         .route("/inbox/assets/inbox.css", get(page::styles))
-        // Legacy company notifications (v1.0): XML, so not part of the OpenAPI document.
-        .route("/api/company/v1.0/subscribe", post(legacy::subscribe))
-        .route("/api/company/v1.0/unsubscribe", post(legacy::unsubscribe))
-        .route("/api/travel/trip/v1.1/{trip_id}", get(legacy::trip))
-        .route("/api/travelprofile/v2.0/profile", get(legacy::profile))
         .route(
             "/openapi.json",
             get(move || {
@@ -110,6 +107,15 @@ fn api_routes() -> Router<Arc<App>> {
                 async move { Json(openapi.as_ref().clone()) }
             }),
         )
+        .route_layer(middleware::from_fn(target::refuse_hostile_target));
+    // Legacy company notifications (v1.0): XML, so not part of the OpenAPI document.
+    let legacy = Router::new()
+        .route("/api/company/v1.0/subscribe", post(legacy::subscribe))
+        .route("/api/company/v1.0/unsubscribe", post(legacy::unsubscribe))
+        .route("/api/travel/trip/v1.1/{trip_id}", get(legacy::trip))
+        .route("/api/travelprofile/v2.0/profile", get(legacy::profile))
+        .route_layer(middleware::from_fn(legacy::refuse_hostile_target));
+    json.merge(legacy)
 }
 
 /// The OpenAPI 3.1 document of every JSON endpoint.
@@ -135,6 +141,9 @@ pub fn router(app: Arc<App>) -> Router {
                 format!("{method} is not allowed on this endpoint."),
             )
         })
+        // A body must have arrived `request_timeout` after the request started; reading it
+        // later fails, and the body extractor answers 408.
+        .layer(RequestBodyDeadlineLayer::new(app.settings.request_timeout))
         // Inner to outer: a panic becomes a 500 that still gets the envelope's headers.
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("a request handler panicked");

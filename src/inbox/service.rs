@@ -254,11 +254,13 @@ fn encode_cursor(alert_id: &str) -> String {
     URL_SAFE_NO_PAD.encode(alert_id)
 }
 
+/// The alert id a cursor carries; anything but a cursor this server could have made is refused
+/// (whatever it decodes to, it never reaches a query).
 fn decode_cursor(cursor: &str) -> Option<String> {
     let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
     String::from_utf8(bytes)
         .ok()
-        .filter(|id| !id.is_empty() && id.len() <= 64)
+        .filter(|id| crate::alerts::is_alert_id(id))
 }
 
 #[cfg(test)]
@@ -267,10 +269,13 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_junk_is_refused() {
-        let cursor = encode_cursor("alt_0192");
-        assert_eq!(decode_cursor(&cursor).as_deref(), Some("alt_0192"));
+        let id = "alt_019a2b3c4d5e6f708192a3b4c5d6e7f8";
+        assert_eq!(decode_cursor(&encode_cursor(id)).as_deref(), Some(id));
         assert_eq!(decode_cursor("not base64!"), None);
         assert_eq!(decode_cursor(""), None);
+        // "AA" is base64 of one NUL byte; an id of another shape is not a cursor either.
+        assert_eq!(decode_cursor("AA"), None);
+        assert_eq!(decode_cursor(&encode_cursor("alt_0192")), None);
     }
 
     #[test]
@@ -282,6 +287,7 @@ mod tests {
             company_id: Some("c1".into()),
             scopes: vec![SCOPE_INBOX.into()],
             roles: vec![],
+            accepted_until: 0,
         };
         assert_eq!(
             InboxService::owner(&user).unwrap(),

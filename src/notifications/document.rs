@@ -1,11 +1,11 @@
 //! What a partner receives: the postback URL with its query parameters, and the `<Notification>`
 //! document (SPEC §6). Written with quick-xml, so every value is escaped.
 
-use quick_xml::{Writer, events::BytesText};
+use quick_xml::Writer;
 use time::{OffsetDateTime, macros::format_description};
 use url::Url;
 
-use crate::{digest::sha256_hex, store::CompanyEventRecord};
+use crate::{digest::sha256_hex, input::xml_text, store::CompanyEventRecord};
 
 const XML_DECLARATION: &str = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n";
 
@@ -81,17 +81,17 @@ pub fn notification(public_url: &str, event: &CompanyEventRecord) -> String {
                 event.object_type.to_ascii_uppercase()
             };
             w.create_element("ObjectType")
-                .write_text_content(BytesText::new(&object_type))?;
+                .write_text_content(xml_text(&object_type))?;
             w.create_element("ObjectURI")
-                .write_text_content(BytesText::new(&object_uri(public_url, event)))?;
+                .write_text_content(xml_text(&object_uri(public_url, event)))?;
             w.create_element("EventDateTime")
-                .write_text_content(BytesText::new(&event_date_time(event.occurred_at)))?;
+                .write_text_content(xml_text(&event_date_time(event.occurred_at)))?;
             w.create_element("EventType")
-                .write_text_content(BytesText::new(&event.event_type))?;
+                .write_text_content(xml_text(&event.event_type))?;
             w.create_element("Context").write_empty()?;
             if let ("itinerary", Some(trip_id)) = (event.object_type.as_str(), &event.trip_id) {
                 w.create_element("TripId")
-                    .write_text_content(BytesText::new(trip_id))?;
+                    .write_text_content(xml_text(trip_id))?;
             }
             Ok(())
         })
@@ -152,6 +152,19 @@ mod tests {
                <Context/>\n\
              </Notification>"
         );
+    }
+
+    #[test]
+    fn text_xml_forbids_never_reaches_the_document() {
+        // Intake refuses such text; an event stored before it did is still written well-formed.
+        let mut hostile = event("itinerary");
+        hostile.trip_id = Some("T\u{0}1\u{b}\u{fffe}".into());
+        let document = notification("https://maestro.example.com", &hostile);
+        assert!(
+            crate::input::forbidden_char(&document).is_none(),
+            "{document:?}"
+        );
+        assert!(document.contains("<TripId>T\u{fffd}1\u{fffd}\u{fffd}</TripId>"));
     }
 
     #[test]

@@ -35,13 +35,7 @@ impl EventIntake {
 
     /// `POST /internal/v1/company-events`: an app token with `maestro.events.publish`.
     pub async fn publish(&self, caller: &Principal, body: &Value) -> Result<Recorded> {
-        if caller.kind != TokenKind::App {
-            return Err(Error::new(
-                ErrorCode::InsufficientScope,
-                "Company events are published with an app token.",
-            ));
-        }
-        caller.require_scope(SCOPE_EVENTS_PUBLISH)?;
+        authorize(caller)?;
         self.record(parse(body, OffsetDateTime::now_utc())?).await
     }
 
@@ -56,6 +50,17 @@ impl EventIntake {
             deliveries,
         })
     }
+}
+
+/// Who may publish company events: an app token with `maestro.events.publish`.
+pub fn authorize(caller: &Principal) -> Result<()> {
+    if caller.kind != TokenKind::App {
+        return Err(Error::new(
+            ErrorCode::InsufficientScope,
+            "Company events are published with an app token.",
+        ));
+    }
+    caller.require_scope(SCOPE_EVENTS_PUBLISH)
 }
 
 /// Reads an event body, reporting every problem at once.

@@ -7,13 +7,14 @@
 
 use quick_xml::{
     Writer,
-    events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event},
+    events::{BytesDecl, BytesEnd, BytesStart, Event},
 };
 use serde_json::Value;
 
 use crate::{
     auth::Principal,
     error::{Error, ErrorCode, Problem, Result},
+    input::xml_text,
     store::{DynStore, SnapshotKey},
 };
 
@@ -179,12 +180,11 @@ fn element(w: &mut Writer<Vec<u8>>, name: &str, value: &Value) -> std::io::Resul
         }
         Value::Null => w.write_event(Event::Empty(BytesStart::new(name)))?,
         Value::String(text) => {
-            w.create_element(name)
-                .write_text_content(BytesText::new(text))?;
+            w.create_element(name).write_text_content(xml_text(text))?;
         }
         scalar => {
             w.create_element(name)
-                .write_text_content(BytesText::new(&scalar.to_string()))?;
+                .write_text_content(xml_text(&scalar.to_string()))?;
         }
     }
     Ok(())

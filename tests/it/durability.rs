@@ -255,6 +255,41 @@ fn migrate_creates_the_database() {
     assert!(dir.path().join("maestro.db").exists());
 }
 
+/// Container environments write `VAR=` for "not given": every variable `serve` reads, set to the
+/// empty string, is as if unset.
+#[tokio::test]
+async fn empty_variables_count_as_unset() {
+    use clap::CommandFactory;
+    let command = maestro::cli::Cli::command();
+    let serve = command.find_subcommand("serve").unwrap();
+    let variables: Vec<String> = serve
+        .get_arguments()
+        .filter_map(|arg| arg.get_env())
+        .map(|name| name.to_str().unwrap().to_owned())
+        .collect();
+    for expected in [
+        "MAESTRO_DELIVERY_ALLOWED_SUBNETS",
+        "MAESTRO_DATABASE_URL",
+        "MAESTRO_REQUEST_TIMEOUT",
+        "MAESTRO_TRUSTED_JWKS",
+    ] {
+        assert!(variables.iter().any(|v| v == expected), "{expected}");
+    }
+    let empty: Vec<(&str, &str)> = variables.iter().map(|v| (v.as_str(), "")).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let (server, base, _) = start_server_with(dir.path(), &empty);
+    let server = KillOnDrop(Some(server));
+    let health = http_client()
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    // The defaults apply: the database is the default file in the working directory.
+    assert!(dir.path().join("maestro.db").exists());
+    drop(server);
+}
+
 fn assert_logs_are_json_with_correlation_ids_and_no_token(log: &[String], token: &str) {
     let signature = token.rsplit('.').next().unwrap();
     let mut requests = 0;

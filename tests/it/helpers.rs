@@ -445,6 +445,20 @@ impl TestApp {
 }
 
 /// Reads `{"errors": [...]}` into (code, field) pairs.
+/// Waits until the app's gauge `name` reads `n` (observing, not sleeping blindly); fails the
+/// test if it does not within 10 s.
+pub async fn until_gauge(t: &TestApp, name: &str, n: u32) {
+    let wanted = format!("{name} {n}");
+    let seen = async {
+        while !t.metrics().await.lines().any(|l| l == wanted) {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), seen)
+        .await
+        .unwrap_or_else(|_| panic!("never saw {wanted}"));
+}
+
 pub async fn error_list(response: Response) -> Vec<(String, Option<String>)> {
     let body: Value = response.json().await.unwrap();
     body["errors"]

@@ -31,16 +31,9 @@ async fn start_stalled_post(t: &TestApp) -> (TcpStream, String) {
     (stream, body)
 }
 
-/// Waits until the server reports `n` API requests in flight (observing, not sleeping blindly).
+/// Waits until the server reports `n` API requests in flight.
 async fn until_in_flight(t: &TestApp, n: u32) {
-    let wanted = format!("maestro_http_requests_in_flight {n}");
-    for _ in 0..500 {
-        if t.metrics().await.lines().any(|l| l == wanted) {
-            return;
-        }
-        tokio::task::yield_now().await;
-    }
-    panic!("never saw {wanted}");
+    until_gauge(t, "maestro_http_requests_in_flight", n).await;
 }
 
 async fn a_body_over_the_limit_is_413(backend: Backend) {
@@ -98,8 +91,27 @@ async fn a_body_that_is_not_json_is_415(backend: Backend) {
 }
 
 async fn over_the_concurrency_limit_requests_are_shed_with_503_not_queued(backend: Backend) {
-    let t = TestApp::spawn_with(backend, |s| s.max_concurrent_requests = 1).await;
-    let (mut stalled, body) = start_stalled_post(&t).await;
+    let t = TestApp::spawn_with(backend, |s| {
+        s.max_concurrent_requests = 1;
+        s.database.database_timeout = Duration::from_secs(30);
+    })
+    .await;
+    // A request doing its work (waiting for the database) holds the one permit: marking an
+    // alert read (no body, so nothing else happens before the work) while writes are locked.
+    let created = t.post_alert(&t.groundspan_token(), &post_seed()).await;
+    let alert: serde_json::Value = created.json().await.unwrap();
+    let mut lock = t.db.hold_write_lock().await;
+    let working = {
+        let (client, token) = (t.client.clone(), t.seed_user_token());
+        let url = t.url(&format!(
+            "/maestro/v4/inbox/{}/read",
+            alert["alertId"].as_str().unwrap()
+        ));
+        tokio::spawn(async move {
+            let response = client.post(url).bearer_auth(token).send().await.unwrap();
+            response.status()
+        })
+    };
     until_in_flight(&t, 1).await;
 
     let response = t.post_alert(&t.groundspan_token(), &post_seed()).await;
@@ -115,12 +127,9 @@ async fn over_the_concurrency_limit_requests_are_shed_with_503_not_queued(backen
         200
     );
 
-    // The stalled request completes normally once its body arrives.
-    stalled.write_all(&body.as_bytes()[10..]).await.unwrap();
-    let mut answer = vec![0u8; 12];
-    stalled.read_exact(&mut answer).await.unwrap();
-    assert_eq!(&answer, b"HTTP/1.1 200");
-    drop(stalled);
+    // The working request completes normally once the database answers.
+    lock.execute("ROLLBACK").await;
+    assert_eq!(working.await.unwrap(), 200);
     until_in_flight(&t, 0).await;
     assert_eq!(
         t.post_alert(&t.groundspan_token(), &post_seed())

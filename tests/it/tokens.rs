@@ -238,7 +238,53 @@ async fn the_server_publishes_its_keys_and_its_tokens_verify_against_them(backen
     assert_eq!(data.header.kid, jwk.common.key_id);
 }
 
+async fn a_critical_header_extension_is_refused(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let key = EncodingKey::from_rsa_pem(fixture("keys/rsa.pem").as_bytes()).unwrap();
+    let claims = claims(COMPANY, &[WRITE]);
+    for crit in [vec!["exp"], vec!["http://example.com/unknown"]] {
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some("ext-rsa-1".into());
+        header.crit = Some(crit.iter().map(|c| (*c).to_owned()).collect());
+        let token = jsonwebtoken::encode(&header, &claims, &key).unwrap();
+        assert_refused(&t, &token, "crit").await;
+    }
+    // The same token without `crit` is fine.
+    assert_accepted(
+        &t,
+        &external_token(Algorithm::RS256, "ext-rsa-1", &claims),
+        "plain",
+    )
+    .await;
+}
+
+/// A live stream is the token's to use: it ends when the token would no longer be accepted.
+#[tokio::test]
+async fn a_live_inbox_stream_ends_when_its_token_expires() {
+    let t = TestApp::spawn(Backend::Sqlite).await;
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let claims = json!({
+        "sub": crate::inbox_helpers::SEED_USER, "concur.type": "user", "concur.company": COMPANY,
+        "concur.scopes": ["maestro.inbox.readwrite"],
+        // Expired, but inside the 60 s leeway for two more seconds.
+        "exp": now - 58,
+    });
+    let token = external_token(Algorithm::RS256, "ext-rsa-1", &claims);
+    let mut stream = t.stream(&token).await;
+    assert!(stream.ended().await, "the stream outlived its token");
+    // And it cannot be opened again with that token.
+    let response = t
+        .client
+        .get(t.url("/maestro/v4/inbox/stream"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, 401, "INVALID_TOKEN").await;
+}
+
 crate::on_both_backends!(
+    a_critical_header_extension_is_refused,
     external_issuers_sign_with_rs256_es256_and_eddsa,
     a_space_separated_scope_string_is_accepted,
     missing_or_malformed_authorization_is_401,
