@@ -66,6 +66,7 @@ impl App {
                 request_timeout: settings.delivery_timeout,
                 lease: settings.delivery_lease(),
                 concurrency: settings.delivery_concurrency,
+                partner_concurrency: settings.delivery_partner_concurrency,
                 poll_interval: settings.delivery_poll_interval,
                 public_url: settings.public_url.clone(),
                 policy: Arc::new(EgressPolicy::new(settings.delivery_allowed_subnets.clone())),

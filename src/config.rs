@@ -119,6 +119,14 @@ pub struct Settings {
     /// Deliveries one worker sends at once.
     #[arg(long, env = "MAESTRO_DELIVERY_CONCURRENCY", default_value_t = 16)]
     pub delivery_concurrency: usize,
+    /// Deliveries one partner may have in flight at once, counted over every instance, so that
+    /// a partner that answers slowly or never cannot take every slot.
+    #[arg(
+        long,
+        env = "MAESTRO_DELIVERY_PARTNER_CONCURRENCY",
+        default_value_t = 8
+    )]
+    pub delivery_partner_concurrency: usize,
     /// How often an idle worker looks for deliveries recorded by other instances.
     #[arg(long, env = "MAESTRO_DELIVERY_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub delivery_poll_interval: Duration,

@@ -6,9 +6,14 @@
 //! start, on PostgreSQL by any instance once the lease lapses). A retry keeps the delivery's id,
 //! which is the `webhook-id` partners deduplicate by.
 //!
+//! `run` keeps up to `concurrency` attempts in flight, claiming again whenever some end, so a
+//! partner that answers slowly or never holds back only its own deliveries; and a claim gives no
+//! partner more than `partner_concurrency` deliveries in flight, counted in the database over
+//! every instance. On shutdown it stops claiming and lets the attempts in flight finish.
 //! `run_once(now)` is one pass — claim what is due at `now`, send it all, record it — and is
 //! what the tests drive, with a `now` of their choosing, instead of waiting for a timer.
-//! `run` repeats passes until shutdown, finishing the pass in flight before it returns.
+
+mod in_flight;
 
 use std::{
     sync::Arc,
@@ -16,12 +21,10 @@ use std::{
 };
 
 use time::OffsetDateTime;
-use tokio::{
-    sync::{Notify, watch},
-    task::JoinSet,
-};
+use tokio::sync::{Notify, watch};
 use url::Url;
 
+use self::in_flight::{Ended, InFlight, idle_wait};
 use super::{
     document,
     egress::{self, EgressPolicy},
@@ -45,6 +48,8 @@ pub struct DeliveryConfig {
     pub lease: Duration,
     /// Deliveries sent at once by one worker.
     pub concurrency: usize,
+    /// Deliveries of one partner in flight at once, over every instance.
+    pub partner_concurrency: usize,
     /// How often an idle worker looks for work that another instance recorded.
     pub poll_interval: Duration,
     pub public_url: String,
@@ -109,36 +114,18 @@ impl DeliveryWorker {
 
     /// One pass at `now`: claims what is due, delivers it concurrently, records every attempt.
     pub async fn run_once(self: &Arc<Self>, now: OffsetDateTime) -> anyhow::Result<Pass> {
-        let lease_until = now + self.config.lease;
-        let claimed = self
-            .store
-            .claim_deliveries(
-                &self.claimant,
-                now,
-                lease_until,
-                self.config.concurrency.max(1) as i64,
-            )
-            .await?;
-        let mut sends = JoinSet::new();
-        for delivery in claimed {
-            let worker = self.clone();
-            sends.spawn(async move { worker.attempt(delivery, now).await });
-        }
+        let mut in_flight = InFlight::new(self.slots());
+        self.claim_and_start(&mut in_flight, now).await?;
         let mut pass = Pass::default();
-        while let Some(done) = sends.join_next().await {
+        while let Some(ended) = in_flight.next_ended().await {
             pass.attempted += 1;
-            match done {
-                Ok(Ok(next)) => pass.delivered += usize::from(next == DeliveryNext::Delivered),
-                Ok(Err(err)) => {
-                    tracing::error!(error = format!("{err:#}"), "could not record an attempt")
-                }
-                Err(err) => tracing::error!(error = %err, "a delivery task failed"),
-            }
+            pass.delivered += usize::from(ended == Ended::Recorded(DeliveryNext::Delivered));
         }
         Ok(pass)
     }
 
-    /// Passes until `stop` turns true; the pass in flight finishes first (graceful drain).
+    /// Delivers until `stop` turns true, claiming as slots free up; then lets the attempts in
+    /// flight finish (graceful drain).
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         if !self.store.shared_by_instances() {
             // The only claimant: claims left by a previous run are void.
@@ -150,41 +137,90 @@ impl DeliveryWorker {
                 Err(err) => tracing::error!(error = %err, "could not release earlier claims"),
             }
         }
+        let mut in_flight = InFlight::new(self.slots());
         while !*stop.borrow() {
-            let pause = match self.run_once(self.clock.now()).await {
-                Ok(pass) if pass.attempted >= self.config.concurrency.max(1) => continue,
-                Ok(_) => self.idle_pause().await,
-                Err(err) => {
-                    tracing::error!(error = format!("{err:#}"), "delivery pass failed");
-                    self.config.poll_interval
-                }
+            // `None` while every slot is busy: only an attempt that ends makes room.
+            let idle = match in_flight.free() {
+                0 => None,
+                _ => self.fill(&mut in_flight).await,
             };
             tokio::select! {
-                () = tokio::time::sleep(pause) => {}
-                () = self.wake.notified() => {}
-                _ = stop.changed() => {}
+                Some(_) = in_flight.next_ended(), if !in_flight.is_empty() => {
+                    in_flight.collect_ended();
+                }
+                () = tokio::time::sleep(idle.unwrap_or_default()), if idle.is_some() => {}
+                () = self.wake.notified(), if idle.is_some() => {}
+                changed = stop.changed() => {
+                    if changed.is_err() {
+                        // The sender is gone: as good as a stop.
+                        break;
+                    }
+                }
             }
         }
+        while in_flight.next_ended().await.is_some() {}
         tracing::info!("delivery worker stopped");
     }
 
-    /// Until the next delivery falls due, at most one poll interval.
-    async fn idle_pause(&self) -> Duration {
-        let poll = self.config.poll_interval;
-        match self.store.next_delivery_due().await {
-            Ok(Some(due)) => {
-                let wait = due - self.clock.now();
-                Duration::try_from(wait).unwrap_or_default().min(poll)
+    /// Claims due deliveries for the free slots and starts them; returns how long to wait
+    /// before claiming again, should no attempt end and no wake come first (`None` when every
+    /// slot is taken).
+    async fn fill(self: &Arc<Self>, in_flight: &mut InFlight) -> Option<Duration> {
+        let claimed_at = self.clock.now();
+        let wait = match self.claim_and_start(in_flight, claimed_at).await {
+            Ok(()) if in_flight.free() == 0 => return None,
+            Ok(()) => {
+                let next_due = match self.store.next_delivery_due().await {
+                    Ok(next_due) => next_due,
+                    Err(err) => {
+                        tracing::error!(error = %err, "could not tell when a delivery falls due");
+                        None
+                    }
+                };
+                let poll = self.config.poll_interval;
+                idle_wait(next_due, claimed_at, self.clock.now(), poll)
             }
-            _ => poll,
+            Err(err) => {
+                tracing::error!(error = format!("{err:#}"), "could not claim deliveries");
+                self.config.poll_interval
+            }
+        };
+        Some(wait)
+    }
+
+    /// Claims what is due at `now` for the free slots and starts an attempt on each; a retry
+    /// is scheduled from `now`, when the attempt starts.
+    async fn claim_and_start(
+        self: &Arc<Self>,
+        in_flight: &mut InFlight,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<()> {
+        let claimed = self
+            .store
+            .claim_deliveries(
+                &self.claimant,
+                now,
+                now + self.config.lease,
+                in_flight.free() as i64,
+                self.config.partner_concurrency.max(1) as i64,
+            )
+            .await?;
+        for delivery in claimed {
+            let worker = self.clone();
+            in_flight.start(async move { worker.attempt(delivery, now).await });
         }
+        Ok(())
+    }
+
+    fn slots(&self) -> usize {
+        self.config.concurrency.max(1)
     }
 
     /// Sends one delivery and records the attempt; returns what became of the delivery.
     async fn attempt(
         &self,
         delivery: ClaimedDelivery,
-        now: OffsetDateTime,
+        started_at: OffsetDateTime,
     ) -> anyhow::Result<DeliveryNext> {
         let number = delivery.attempts + 1;
         let clock = Instant::now();
@@ -223,7 +259,7 @@ impl DeliveryWorker {
                     &mut rand::thread_rng(),
                 );
                 match delay {
-                    Some(delay) => (DeliveryNext::RetryAt(now + delay), verdict, error),
+                    Some(delay) => (DeliveryNext::RetryAt(started_at + delay), verdict, error),
                     None => (
                         DeliveryNext::Failed,
                         Verdict::Failed,
@@ -244,7 +280,7 @@ impl DeliveryWorker {
         );
         let record = AttemptRecord {
             attempt: number,
-            started_at: now,
+            started_at,
             duration_ms: elapsed.as_millis().min(i64::MAX as u128) as i64,
             status_code,
             error,

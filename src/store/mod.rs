@@ -140,14 +140,17 @@ pub trait Store: Send + Sync + 'static {
 
     // --- delivery -----------------------------------------------------------------------
     /// Claims up to `limit` pending deliveries that are due at `now` and not claimed by a live
-    /// lease, for `claimant` until `lease_until`. Two claimants never hold one delivery at once
-    /// (PostgreSQL: `FOR UPDATE SKIP LOCKED`).
+    /// lease, oldest due first, for `claimant` until `lease_until`. Two claimants never hold one
+    /// delivery at once (PostgreSQL: `FOR UPDATE SKIP LOCKED`). No partner ends up with more
+    /// than `per_partner_limit` deliveries under live leases (`lease_until > now`), whoever
+    /// holds them, so a partner that never answers cannot take every worker's slots.
     async fn claim_deliveries(
         &self,
         claimant: &str,
         now: time::OffsetDateTime,
         lease_until: time::OffsetDateTime,
         limit: i64,
+        per_partner_limit: i64,
     ) -> StoreResult<Vec<ClaimedDelivery>>;
     /// Logs an attempt and, if `claimant` still holds the delivery, moves it on as `next` says
     /// and releases it (`Gone` also ends the subscription), all in one transaction. False when

@@ -2,7 +2,7 @@
 //! The worker is driven one pass at a time (`run_once(now)`), with `now` moved forward to make
 //! retries due: no test waits for a timer.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use maestro::{
     auth::{TokenKind, signing::TokenRequest},
@@ -12,10 +12,11 @@ use maestro::{
 };
 use serde_json::{Value, json};
 use time::OffsetDateTime;
+use tokio::sync::watch;
 
 use crate::{
     helpers::*,
-    receiver::{Answer, Receiver},
+    receiver::{Answer, Receiver, SilentEndpoint},
 };
 
 const PARTNER: &str = "acme";
@@ -47,11 +48,12 @@ async fn register(t: &TestApp, receiver: &Receiver) {
     .await;
 }
 
-fn admin_user(t: &TestApp) -> String {
+/// A company administrator working in `partner`'s application.
+fn admin_user(t: &TestApp, partner: &str) -> String {
     t.token(TokenRequest {
         kind: TokenKind::User,
         subject: "5e1c1b4a-93a4-4c4e-9d43-1f1d0b7e0a11".into(),
-        app_id: Some(PARTNER.into()),
+        app_id: Some(partner.into()),
         scopes: vec![],
         company: Some(COMPANY.into()),
         roles: vec!["CompanyAdministrator".into()],
@@ -72,10 +74,14 @@ fn app_token(t: &TestApp, scopes: &[&str]) -> String {
 }
 
 async fn subscribe(t: &TestApp, object_type: &str) {
+    subscribe_partner(t, PARTNER, object_type).await;
+}
+
+async fn subscribe_partner(t: &TestApp, partner: &str, object_type: &str) {
     let response = t
         .client
         .post(t.url(&format!("/api/company/v1.0/subscribe?type={object_type}")))
-        .header("Authorization", format!("OAuth {}", admin_user(t)))
+        .header("Authorization", format!("OAuth {}", admin_user(t, partner)))
         .send()
         .await
         .unwrap();
@@ -470,7 +476,13 @@ async fn pending_deliveries_survive_a_restart(backend: Backend) {
     let claimed = first
         .app
         .store
-        .claim_deliveries("worker-that-died", now, now + Duration::from_secs(60), 10)
+        .claim_deliveries(
+            "worker-that-died",
+            now,
+            now + Duration::from_secs(60),
+            10,
+            10,
+        )
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
@@ -516,6 +528,63 @@ async fn the_running_worker_delivers_on_its_own_and_drains_on_shutdown(backend: 
     let (summary, attempts) = t.app.store.delivery(&id).await.unwrap().unwrap();
     assert_eq!(summary.status, "delivered");
     assert_eq!(attempts.len(), 1);
+}
+
+/// A partner whose endpoint never answers holds back only its own deliveries: the running
+/// worker claims again as attempts finish, and one partner holds only so many of its slots.
+async fn a_stuck_partner_does_not_hold_back_the_others(backend: Backend) {
+    const STUCK: &str = "stuck";
+    let receiver = Receiver::start().await;
+    let stuck = SilentEndpoint::start().await;
+    let t = spawn(backend, &receiver).await;
+    assert!(
+        t.app.settings.delivery_timeout >= Duration::from_secs(10),
+        "the stuck partner's requests outlast the test"
+    );
+    t.import_partner(
+        STUCK,
+        &format!(
+            "postback_url = \"{}\"\npostback_secret = \"{SECRET}\"",
+            stuck.url
+        ),
+    )
+    .await;
+    subscribe_partner(&t, STUCK, "profile").await;
+    subscribe(&t, "itinerary").await;
+    // The stuck partner's deliveries are the oldest: the first claimed.
+    let mut held_back = Vec::new();
+    for _ in 0..20 {
+        held_back.extend(publish(&t, &event("profile")).await);
+    }
+    for _ in 0..60 {
+        publish(&t, &event("itinerary")).await;
+    }
+    let (stop, stopped) = watch::channel(false);
+    let started = Instant::now();
+    let worker = tokio::spawn(t.app.delivery.clone().run(stopped));
+    tokio::time::timeout(Duration::from_secs(10), receiver.wait_for(60))
+        .await
+        .expect("the healthy partner's deliveries arrive beside the stuck one");
+    eprintln!(
+        "{backend:?}: 60 deliveries beside a stuck partner took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        stuck.connections() <= 8,
+        "the stuck partner held {} of the worker's slots, more than its share",
+        stuck.connections()
+    );
+    // Stopping drains the attempts in flight, which end once the stuck partner hangs up.
+    stop.send(true).unwrap();
+    stuck.hang_up();
+    tokio::time::timeout(Duration::from_secs(10), worker)
+        .await
+        .expect("the worker drains and stops")
+        .unwrap();
+    for id in &held_back {
+        let (summary, _) = t.app.store.delivery(id).await.unwrap().unwrap();
+        assert_eq!(summary.status, "pending", "{id} is retried later");
+    }
 }
 
 async fn the_object_uri_resolves_to_the_stored_snapshot(backend: Backend) {
@@ -627,6 +696,7 @@ crate::on_both_backends!(
     a_failed_delivery_is_replayed_by_the_admin,
     pending_deliveries_survive_a_restart,
     the_running_worker_delivers_on_its_own_and_drains_on_shutdown,
+    a_stuck_partner_does_not_hold_back_the_others,
     the_object_uri_resolves_to_the_stored_snapshot,
     a_snapshot_with_keys_that_are_not_xml_names_is_refused,
 );
@@ -640,8 +710,15 @@ async fn two_workers_never_deliver_one_attempt_twice_at_the_same_time() {
     }
     let receiver = Receiver::start().await;
     receiver.script((0..40).map(|_| Answer::status(200).after(Duration::from_millis(20))));
-    let a = spawn(Backend::Postgres, &receiver).await;
-    let b = TestApp::spawn_on(a.db.clone(), allow_loopback).await;
+    // A partner's share of slots room enough for both workers: this is about two claimants,
+    // not about the share.
+    let roomy = |s: &mut maestro::Settings| {
+        allow_loopback(s);
+        s.delivery_partner_concurrency = 32;
+    };
+    let a = TestApp::spawn_with(Backend::Postgres, roomy).await;
+    register(&a, &receiver).await;
+    let b = TestApp::spawn_on(a.db.clone(), roomy).await;
     subscribe(&a, "itinerary").await;
     let mut owed = Vec::new();
     for _ in 0..40 {

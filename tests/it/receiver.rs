@@ -1,9 +1,13 @@
-//! A throwaway partner endpoint for delivery tests: records every request it receives and
-//! answers from a script (status, headers, body, optional delay), 200 once the script runs out.
+//! Throwaway partner endpoints for delivery tests: a receiver that records every request it
+//! receives and answers from a script (status, headers, body, optional delay), 200 once the
+//! script runs out; and a silent endpoint that accepts connections and never answers.
 
 use std::{
     collections::VecDeque,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
@@ -14,7 +18,7 @@ use axum::{
     http::{HeaderMap, StatusCode, Uri},
     response::{IntoResponse, Response},
 };
-use tokio::{net::TcpListener, sync::Notify};
+use tokio::{net::TcpListener, sync::Notify, task::JoinHandle};
 
 #[derive(Clone, Debug)]
 pub struct Received {
@@ -173,4 +177,50 @@ async fn record(
         response.headers_mut().insert(name, value.parse().unwrap());
     }
     response
+}
+
+/// A partner endpoint that accepts connections and never answers, holding them open until
+/// `hang_up`: each request to it lasts the whole delivery timeout.
+pub struct SilentEndpoint {
+    pub url: String,
+    accepted: Arc<AtomicUsize>,
+    task: JoinHandle<()>,
+}
+
+impl SilentEndpoint {
+    pub async fn start() -> SilentEndpoint {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hooks/stuck", listener.local_addr().unwrap());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        let task = tokio::spawn(async move {
+            // Dropping a socket would answer the request with a closed connection.
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                held.push(socket);
+            }
+        });
+        SilentEndpoint {
+            url,
+            accepted,
+            task,
+        }
+    }
+
+    /// Connections accepted so far: one per request in flight, as none is ever answered.
+    pub fn connections(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Closes every connection (the requests waiting on them fail at once) and stops listening.
+    pub fn hang_up(&self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for SilentEndpoint {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }

@@ -15,6 +15,11 @@ use time::{OffsetDateTime, macros::datetime};
 
 use crate::helpers::{Backend, TestDatabase, payload_with_metadata};
 
+mod delivery_claims;
+
+/// A per-partner limit on claims that the tests of other things never reach.
+const UNCAPPED: i64 = 1_000;
+
 /// A fresh store on a database of its own; the database lives as long as the guard.
 async fn open(backend: Backend) -> (DynStore, TestDatabase) {
     let db = TestDatabase::new(backend).await;
@@ -571,21 +576,21 @@ async fn a_claim_is_exclusive_until_its_lease_lapses(backend: Backend) {
     assert_eq!(ids.len(), 3);
     let lease = time::Duration::seconds(60);
     let first = store
-        .claim_deliveries("a", t0, t0 + lease, 2)
+        .claim_deliveries("a", t0, t0 + lease, 2, UNCAPPED)
         .await
         .unwrap();
     assert_eq!(first.len(), 2);
     assert_eq!(first[0].event.company_id, "c1");
     assert_eq!(first[0].attempts, 0);
     let second = store
-        .claim_deliveries("b", t0, t0 + lease, 10)
+        .claim_deliveries("b", t0, t0 + lease, 10, UNCAPPED)
         .await
         .unwrap();
     assert_eq!(second.len(), 1, "only the unclaimed one");
     assert!(first.iter().all(|d| d.id != second[0].id));
     assert!(
         store
-            .claim_deliveries("c", t0, t0 + lease, 10)
+            .claim_deliveries("c", t0, t0 + lease, 10, UNCAPPED)
             .await
             .unwrap()
             .is_empty()
@@ -595,7 +600,7 @@ async fn a_claim_is_exclusive_until_its_lease_lapses(backend: Backend) {
     let later = t0 + lease;
     assert_eq!(
         store
-            .claim_deliveries("c", later, later + lease, 10)
+            .claim_deliveries("c", later, later + lease, 10, UNCAPPED)
             .await
             .unwrap()
             .len(),
@@ -605,7 +610,7 @@ async fn a_claim_is_exclusive_until_its_lease_lapses(backend: Backend) {
     assert_eq!(store.release_claims().await.unwrap(), 3);
     assert_eq!(
         store
-            .claim_deliveries("d", t0, t0 + lease, 10)
+            .claim_deliveries("d", t0, t0 + lease, 10, UNCAPPED)
             .await
             .unwrap()
             .len(),
@@ -619,12 +624,12 @@ async fn a_lapsed_claim_cannot_overwrite_its_successor(backend: Backend) {
     let id = deliveries_owed(&store, 1, t0).await.remove(0);
     let lease = time::Duration::seconds(60);
     store
-        .claim_deliveries("slow", t0, t0 + lease, 1)
+        .claim_deliveries("slow", t0, t0 + lease, 1, UNCAPPED)
         .await
         .unwrap();
     let later = t0 + lease;
     store
-        .claim_deliveries("fast", later, later + lease, 1)
+        .claim_deliveries("fast", later, later + lease, 1, UNCAPPED)
         .await
         .unwrap();
     assert!(
@@ -671,7 +676,7 @@ async fn replays_and_snapshots(backend: Backend) {
     );
     let lease = time::Duration::seconds(60);
     let claimed = store
-        .claim_deliveries("w", t0, t0 + lease, 1)
+        .claim_deliveries("w", t0, t0 + lease, 1, UNCAPPED)
         .await
         .unwrap();
     assert_eq!(claimed[0].id, id);
@@ -700,7 +705,7 @@ async fn replays_and_snapshots(backend: Backend) {
         ReplayOutcome::Replayed
     );
     let again = store
-        .claim_deliveries("w", t1, t1 + lease, 10)
+        .claim_deliveries("w", t1, t1 + lease, 10, UNCAPPED)
         .await
         .unwrap();
     let replayed = again.iter().find(|d| d.id == id).unwrap();

@@ -3,7 +3,8 @@
 //! A claim is `FOR UPDATE SKIP LOCKED` plus a lease: two workers never take the same row at once,
 //! and a row claimed by an instance that died becomes due again when its lease lapses. The lease
 //! outlasts the request timeout, and finishing an attempt is fenced on the claimant, so a worker
-//! that lost its lease cannot overwrite its successor's outcome.
+//! that lost its lease cannot overwrite its successor's outcome. Claims take turns on an
+//! advisory lock, so a partner's limit on live leases holds across instances.
 
 use sqlx::{PgPool, Row, postgres::PgRow};
 use time::OffsetDateTime;
@@ -13,18 +14,45 @@ use crate::store::{
     DELIVERY_PENDING, DeliveryFilter, DeliveryNext, DeliverySummary, ReplayOutcome,
 };
 
+/// Serialises delivery claims across instances (an arbitrary, fixed lock id; see `claim`).
+const CLAIM_LOCK: i64 = 0x6d61_6573_7472_6f02;
+
+/// Claims the oldest due deliveries, partner by partner within each one's free room (its limit
+/// less its live leases), then the oldest of those overall. Partner by partner (a `LATERAL`
+/// subquery) rather than one ranking of every due delivery: a partner's oldest due deliveries
+/// are an index range, so a claim stays short however long a stuck partner's backlog grows.
 pub(super) async fn claim(
     pool: &PgPool,
     claimant: &str,
     now: OffsetDateTime,
     lease_until: OffsetDateTime,
     limit: i64,
+    per_partner_limit: i64,
 ) -> Result<Vec<ClaimedDelivery>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    // Two instances claiming at once would each count the same free room and together exceed
+    // a partner's limit. Claims take turns instead; the lock is taken before the claim's
+    // statement, whose snapshot (READ COMMITTED) then holds every claim committed before it.
+    // No JIT: the planner cannot tell how few rows a partner's room admits, estimates a huge
+    // claim, and compiling it took ~170 ms where running it took 0.2 ms (200,000 due).
+    sqlx::query("SELECT set_config('jit', 'off', true), pg_advisory_xact_lock($1)")
+        .bind(CLAIM_LOCK)
+        .execute(&mut *tx)
+        .await?;
     let rows = sqlx::query(
-        "WITH due AS (\
-           SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $3 \
-           AND (lease_until IS NULL OR lease_until <= $3) \
-           ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED), \
+        "WITH room AS (\
+           SELECT p.id AS partner_id, least($5 - (SELECT count(*) FROM deliveries h \
+             WHERE h.partner_id = p.id AND h.status = 'pending' AND h.lease_until > $3), $4) \
+             AS free \
+           FROM partners p), \
+         due AS (\
+           SELECT oldest.id, oldest.next_attempt_at FROM room CROSS JOIN LATERAL (\
+             SELECT d.id, d.next_attempt_at FROM deliveries d \
+             WHERE d.partner_id = room.partner_id AND d.status = 'pending' \
+             AND d.next_attempt_at <= $3 AND (d.lease_until IS NULL OR d.lease_until <= $3) \
+             ORDER BY d.next_attempt_at LIMIT greatest(room.free, 0) \
+             FOR UPDATE SKIP LOCKED) oldest \
+           ORDER BY oldest.next_attempt_at, oldest.id LIMIT $4), \
          claimed AS (\
            UPDATE deliveries d SET lease_owner = $1, lease_until = $2 FROM due \
            WHERE d.id = due.id \
@@ -39,8 +67,10 @@ pub(super) async fn claim(
     .bind(lease_until)
     .bind(now)
     .bind(limit)
-    .fetch_all(pool)
+    .bind(per_partner_limit)
+    .fetch_all(&mut *tx)
     .await?;
+    tx.commit().await?;
     rows.iter()
         .map(|row| {
             Ok(ClaimedDelivery {

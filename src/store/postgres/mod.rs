@@ -50,6 +50,11 @@ const MIGRATIONS: &[migrations::EmbeddedMigration] = &[
     ),
     (4, "delivery", include_str!("migrations/0004_delivery.sql")),
     (5, "inbox", include_str!("migrations/0005_inbox.sql")),
+    (
+        6,
+        "delivery partner cap",
+        include_str!("migrations/0006_delivery_partner_cap.sql"),
+    ),
 ];
 
 pub struct PostgresStore {
@@ -256,6 +261,7 @@ impl Store for PostgresStore {
         now: time::OffsetDateTime,
         lease_until: time::OffsetDateTime,
         limit: i64,
+        per_partner_limit: i64,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
         self.timed(deliveries::claim(
             &self.pool,
@@ -263,6 +269,7 @@ impl Store for PostgresStore {
             now,
             lease_until,
             limit,
+            per_partner_limit,
         ))
         .await
     }

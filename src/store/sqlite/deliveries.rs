@@ -1,7 +1,8 @@
 //! Deliveries to postback URLs: claims, attempts, the admin's view, replays.
 //!
-//! Every write runs on the writer thread, so a claim here is atomic without row locks; the lease
-//! columns still matter when a previous process died holding a claim.
+//! Every write runs on the writer thread, so a claim here is atomic without row locks, and the
+//! live leases it counts per partner are all there are; the lease columns still matter when a
+//! previous process died holding a claim.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use time::OffsetDateTime;
@@ -12,25 +13,50 @@ use crate::store::{
     DELIVERY_PENDING, DeliveryFilter, DeliveryNext, DeliverySummary, ReplayOutcome,
 };
 
+/// Claims the oldest due deliveries, partner by partner within each one's free room (its limit
+/// less its live leases), then the oldest of those overall. Partner by partner rather than one
+/// ranking of every due delivery: a partner's oldest due deliveries are an index range, so a
+/// claim on the writer thread stays short however long a stuck partner's backlog grows.
 pub(super) fn claim(
     db: &Connection,
     claimant: &str,
     now: OffsetDateTime,
     lease_until: OffsetDateTime,
     limit: i64,
+    per_partner_limit: i64,
 ) -> rusqlite::Result<Vec<ClaimedDelivery>> {
-    let ids: Vec<String> = db
+    let now_ms = millis(now);
+    let room: Vec<(String, i64)> = db
         .prepare_cached(
-            "UPDATE deliveries SET lease_owner = ?1, lease_until_ms = ?2 WHERE id IN (\
-             SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_ms <= ?3 \
-             AND (lease_until_ms IS NULL OR lease_until_ms <= ?3) \
-             ORDER BY next_attempt_ms LIMIT ?4) RETURNING id",
+            "SELECT p.id, ?2 - (SELECT count(*) FROM deliveries d WHERE d.partner_id = p.id \
+             AND d.status = 'pending' AND d.lease_until_ms > ?1) FROM partners p",
         )?
-        .query_map(
-            params![claimant, millis(lease_until), millis(now), limit],
-            |row| row.get(0),
-        )?
+        .query_map(params![now_ms, per_partner_limit], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?
         .collect::<rusqlite::Result<_>>()?;
+    let mut oldest_due = db.prepare_cached(
+        "SELECT next_attempt_ms, id FROM deliveries WHERE partner_id = ?1 \
+         AND status = 'pending' AND next_attempt_ms <= ?2 \
+         AND (lease_until_ms IS NULL OR lease_until_ms <= ?2) \
+         ORDER BY next_attempt_ms LIMIT ?3",
+    )?;
+    let mut due: Vec<(i64, String)> = Vec::new();
+    for (partner_id, free) in room.iter().filter(|(_, free)| *free > 0) {
+        for row in oldest_due.query_map(params![partner_id, now_ms, (*free).min(limit)], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })? {
+            due.push(row?);
+        }
+    }
+    due.sort_unstable();
+    due.truncate(usize::try_from(limit).unwrap_or(0));
+    let mut take = db.prepare_cached(
+        "UPDATE deliveries SET lease_owner = ?1, lease_until_ms = ?2 WHERE id = ?3",
+    )?;
+    for (_, id) in &due {
+        take.execute(params![claimant, millis(lease_until), id])?;
+    }
     let mut statement = db.prepare_cached(
         "SELECT d.id, d.attempts, d.replayed_after, d.partner_id, p.postback_url, \
          p.postback_secret, e.id, e.object_type, e.event_type, e.company_id, e.user_login, \
@@ -38,8 +64,8 @@ pub(super) fn claim(
          FROM deliveries d JOIN company_events e ON e.id = d.event_id \
          JOIN partners p ON p.id = d.partner_id WHERE d.id = ?1",
     )?;
-    ids.iter()
-        .map(|id| {
+    due.iter()
+        .map(|(_, id)| {
             statement.query_row([id], |row| {
                 Ok(ClaimedDelivery {
                     id: row.get(0)?,

@@ -286,10 +286,13 @@ impl Store for SqliteStore {
         now: time::OffsetDateTime,
         lease_until: time::OffsetDateTime,
         limit: i64,
+        per_partner_limit: i64,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
         let claimant = claimant.to_owned();
         self.writer
-            .exclusive(move |tx| deliveries::claim(tx, &claimant, now, lease_until, limit))
+            .exclusive(move |tx| {
+                deliveries::claim(tx, &claimant, now, lease_until, limit, per_partner_limit)
+            })
             .await
     }
 

@@ -1,0 +1,144 @@
+//! Claims and the per-partner limit: no partner holds more than its share of deliveries under
+//! live leases, whoever holds them, so one that never answers cannot take every slot.
+
+use maestro::store::{
+    AttemptRecord, ClaimedDelivery, DeliveryNext, DynStore, NewCompanyEvent, Subscription,
+};
+use time::{Duration, OffsetDateTime, macros::datetime};
+
+use super::{import, open};
+use crate::helpers::Backend;
+
+crate::on_both_backends!(
+    a_partner_holds_at_most_its_limit_of_live_claims,
+    the_oldest_due_come_first_whatever_the_partner,
+);
+
+const LEASE: Duration = Duration::seconds(60);
+
+/// `partner`, subscribed to company c1's events of `object_type`, owed `count` deliveries
+/// due at `due`.
+async fn owed(
+    store: &DynStore,
+    partner: &str,
+    object_type: &str,
+    count: usize,
+    due: OffsetDateTime,
+) -> Vec<String> {
+    store
+        .import_partner(&import(partner, "{}", None))
+        .await
+        .unwrap();
+    store
+        .subscribe(&Subscription {
+            partner_id: partner.into(),
+            company_id: "c1".into(),
+            object_type: object_type.into(),
+        })
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for n in 0..count {
+        let recorded = store
+            .record_company_event(&NewCompanyEvent {
+                id: format!("evt_{partner}_{n}"),
+                object_type: object_type.into(),
+                event_type: "CREATE".into(),
+                company_id: "c1".into(),
+                user_login: Some("cm@example.com".into()),
+                trip_id: Some(format!("trip-{n}")),
+                occurred_at: due,
+                object: None,
+                received_at: due,
+            })
+            .await
+            .unwrap();
+        ids.extend(recorded.into_iter().map(|d| d.id));
+    }
+    ids
+}
+
+fn of(claimed: &[ClaimedDelivery], partner: &str) -> usize {
+    claimed.iter().filter(|d| d.partner_id == partner).count()
+}
+
+async fn a_partner_holds_at_most_its_limit_of_live_claims(backend: Backend) {
+    let (store, _db) = open(backend).await;
+    let t0 = datetime!(2026-11-24 10:00:00 UTC);
+    let limit = 3;
+    // The stuck partner's deliveries are the oldest: first in line.
+    let stuck = owed(&store, "stuck", "itinerary", 5, t0 - Duration::minutes(1)).await;
+    owed(&store, "healthy", "profile", 2, t0).await;
+
+    let first = store
+        .claim_deliveries("w1", t0, t0 + LEASE, 100, limit)
+        .await
+        .unwrap();
+    assert_eq!((of(&first, "stuck"), of(&first, "healthy")), (3, 2));
+
+    // Another claimant: the stuck partner's share is taken, whoever took it.
+    let second = store
+        .claim_deliveries("w2", t0, t0 + LEASE, 100, limit)
+        .await
+        .unwrap();
+    assert!(
+        second.is_empty(),
+        "two of its deliveries are due, none is taken"
+    );
+
+    // An attempt that ends gives its room back.
+    let ended = first.iter().find(|d| d.partner_id == "stuck").unwrap();
+    let attempt = AttemptRecord {
+        attempt: 1,
+        started_at: t0,
+        duration_ms: 15_000,
+        status_code: None,
+        error: Some("no answer within 15s".into()),
+        response_body: None,
+        outcome: "retry".into(),
+    };
+    assert!(
+        store
+            .finish_attempt(
+                "w1",
+                &ended.id,
+                &attempt,
+                DeliveryNext::RetryAt(t0 + Duration::hours(1))
+            )
+            .await
+            .unwrap()
+    );
+    let third = store
+        .claim_deliveries("w2", t0, t0 + LEASE, 100, limit)
+        .await
+        .unwrap();
+    assert_eq!(of(&third, "stuck"), 1);
+    assert!(stuck.contains(&third[0].id) && third[0].id != ended.id);
+
+    // Once the leases lapse they hold nothing: the partner's due deliveries are claimable again,
+    // up to its limit.
+    let later = t0 + LEASE;
+    let after_lapse = store
+        .claim_deliveries("w3", later, later + LEASE, 100, limit)
+        .await
+        .unwrap();
+    assert_eq!(
+        (of(&after_lapse, "stuck"), of(&after_lapse, "healthy")),
+        (3, 2)
+    );
+    assert!(after_lapse.iter().all(|d| d.id != ended.id), "not due yet");
+}
+
+async fn the_oldest_due_come_first_whatever_the_partner(backend: Backend) {
+    let (store, _db) = open(backend).await;
+    let t0 = datetime!(2026-11-24 10:00:00 UTC);
+    owed(&store, "newer", "itinerary", 3, t0).await;
+    let older = owed(&store, "older", "profile", 2, t0 - Duration::minutes(1)).await;
+    let claimed = store
+        .claim_deliveries("w", t0, t0 + LEASE, 3, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 3);
+    assert!(older.iter().all(|id| claimed.iter().any(|d| &d.id == id)));
+    assert_eq!(of(&claimed, "newer"), 1);
+}
