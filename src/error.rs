@@ -43,11 +43,13 @@ pub enum ErrorCode {
     RequestTimeout,
     MalformedBody,
     TooManyErrors,
+    UriTooLong,
+    HeadersTooLarge,
 }
 
 impl ErrorCode {
     /// The whole catalogue, in the order `docs/ERRORS.md` lists it.
-    pub const ALL: [ErrorCode; 32] = [
+    pub const ALL: [ErrorCode; 34] = [
         ErrorCode::InvalidJson,
         ErrorCode::MalformedBody,
         ErrorCode::MissingField,
@@ -75,7 +77,9 @@ impl ErrorCode {
         ErrorCode::DeliveryPending,
         ErrorCode::RequestTimeout,
         ErrorCode::PayloadTooLarge,
+        ErrorCode::UriTooLong,
         ErrorCode::UnsupportedMediaType,
+        ErrorCode::HeadersTooLarge,
         ErrorCode::RateLimited,
         ErrorCode::ServiceUnavailable,
         ErrorCode::UpstreamTimeout,
@@ -116,6 +120,8 @@ impl ErrorCode {
             ErrorCode::RequestTimeout => "REQUEST_TIMEOUT",
             ErrorCode::MalformedBody => "MALFORMED_BODY",
             ErrorCode::TooManyErrors => "TOO_MANY_ERRORS",
+            ErrorCode::UriTooLong => "URI_TOO_LONG",
+            ErrorCode::HeadersTooLarge => "HEADERS_TOO_LARGE",
         }
     }
 
@@ -148,6 +154,8 @@ impl ErrorCode {
             ErrorCode::RequestTimeout => 408,
             ErrorCode::AlertExists | ErrorCode::DeliveryPending => 409,
             ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::UriTooLong => 414,
+            ErrorCode::HeadersTooLarge => 431,
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::RateLimited => 429,
             ErrorCode::InternalError => 500,

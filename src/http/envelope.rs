@@ -86,6 +86,9 @@ pub async fn envelope(State(app): State<Arc<App>>, mut request: Request, next: N
     let span = tracing::info_span!("request", correlation_id = %correlation_id, %method, %route);
 
     let mut response = async {
+        if let Some(oversized) = super::server::oversized_head(&request) {
+            return oversized.into_response();
+        }
         // Load shedding: a request beyond the limit is refused at once rather than queued.
         if is_operational(&route) {
             return next.run(request).await;

@@ -14,6 +14,46 @@ use hyper_util::{
 };
 use tokio::{net::TcpListener, sync::Semaphore};
 
+use crate::error::{Error, ErrorCode};
+
+/// The longest request target (path and query) answered; longer is 414 `URI_TOO_LONG`.
+pub const MAX_TARGET_BYTES: usize = 8 * 1024;
+/// The most header fields, and header bytes, answered; more is 431 `HEADERS_TOO_LARGE`.
+pub const MAX_HEADERS: usize = 100;
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+/// Where hyper itself stops parsing (and answers 431 alone, without a body): above maestro's own
+/// limits, so that a request between the two still gets maestro's answer.
+const PARSER_MAX_HEADERS: usize = 2 * MAX_HEADERS;
+const PARSER_MAX_HEAD_BYTES: usize = 2 * (MAX_TARGET_BYTES + MAX_HEADER_BYTES);
+
+/// The error of a request whose target or headers are over maestro's limits, if they are.
+pub fn oversized_head(parts: &axum::http::Request<axum::body::Body>) -> Option<Error> {
+    let target = parts
+        .uri()
+        .path_and_query()
+        .map_or(0, |pq| pq.as_str().len());
+    if target > MAX_TARGET_BYTES {
+        return Some(Error::new(
+            ErrorCode::UriTooLong,
+            format!("The request target is longer than {MAX_TARGET_BYTES} bytes."),
+        ));
+    }
+    let headers = parts.headers();
+    let bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    (headers.len() > MAX_HEADERS || bytes > MAX_HEADER_BYTES).then(|| {
+        Error::new(
+            ErrorCode::HeadersTooLarge,
+            format!(
+                "The request has more than {MAX_HEADERS} header fields or {MAX_HEADER_BYTES} \
+                 bytes of them."
+            ),
+        )
+    })
+}
+
 /// What bounds the connections of one server.
 #[derive(Clone, Copy, Debug)]
 pub struct ConnectionLimits {
@@ -72,7 +112,9 @@ pub async fn serve_connections(
     let graceful = GracefulShutdown::new();
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
+        .header_read_timeout(limits.header_read_timeout)
+        .max_headers(PARSER_MAX_HEADERS)
+        .max_header_size(PARSER_MAX_HEAD_BYTES);
     let mut shutdown = std::pin::pin!(shutdown);
     let mut at_cap = false;
     loop {

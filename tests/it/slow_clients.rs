@@ -215,6 +215,55 @@ async fn a_malformed_chunked_body_is_400_not_413(backend: Backend) {
     assert!(body.contains("MALFORMED_BODY"), "{body}");
 }
 
+#[tokio::test]
+async fn oversized_heads_get_the_error_envelope_up_to_the_parsers_own_limits() {
+    let t = TestApp::spawn(Backend::Sqlite).await;
+    let many: String = (0..120).map(|i| format!("X-Extra-{i}: 1\r\n")).collect();
+    let big = format!("X-Big: {}\r\n", "a".repeat(40 * 1024));
+    for (request, status, code) in [
+        (
+            format!(
+                "GET /healthz?{} HTTP/1.1\r\nHost: x\r\n\r\n",
+                "a".repeat(9 * 1024)
+            ),
+            414,
+            Some("URI_TOO_LONG"),
+        ),
+        (
+            format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{many}\r\n"),
+            431,
+            Some("HEADERS_TOO_LARGE"),
+        ),
+        (
+            format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{big}\r\n"),
+            431,
+            Some("HEADERS_TOO_LARGE"),
+        ),
+        // Past the parser's own limits hyper answers alone, without a body (see the README).
+        (
+            format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70 * 1024)),
+            414,
+            None,
+        ),
+        ("NOT HTTP\r\n\r\n".to_owned(), 400, None),
+    ] {
+        let mut stream = connect(&t).await;
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let (answered, head, body) = answer(&mut stream).await;
+        assert_eq!(answered, status, "{head}");
+        match code {
+            Some(code) => {
+                assert!(body.contains(code), "{body}");
+                assert!(
+                    head.to_ascii_lowercase().contains("concur-correlationid"),
+                    "{head}"
+                );
+            }
+            None => assert!(body.is_empty(), "{body}"),
+        }
+    }
+}
+
 crate::on_both_backends!(
     a_token_without_the_scope_is_refused_before_its_body_is_sent,
     a_stalled_body_holds_no_work_permit,
