@@ -20,6 +20,9 @@ use crate::error::{Error, Result};
 /// Clock skew tolerated on `exp` and `nbf`.
 pub const LEEWAY_SECS: u64 = 60;
 
+/// The longest id, scope or role a token may carry.
+const MAX_CLAIM_CHARS: usize = 255;
+
 struct Verifier {
     algorithm: Algorithm,
     key: DecodingKey,
@@ -208,6 +211,13 @@ fn principal(claims: Claims) -> Result<Principal> {
             return Err(Error::unauthenticated(format!(
                 "The token's claims hold {}, a character this server does not accept.",
                 crate::input::text::code_point(c)
+            )));
+        }
+        // Ids and names, as long as the fields of a body that carry them: longer ones could
+        // not be stored (an index entry has a bounded size on PostgreSQL).
+        if text.chars().count() > MAX_CLAIM_CHARS {
+            return Err(Error::unauthenticated(format!(
+                "The token's claims hold a value longer than {MAX_CLAIM_CHARS} characters."
             )));
         }
     }
@@ -427,17 +437,22 @@ mod tests {
     }
 
     #[test]
-    fn claims_holding_forbidden_characters_are_refused() {
+    fn claims_holding_forbidden_characters_or_too_long_are_refused() {
         let ring = ring(None);
         for (claim, value) in [
             ("sub", json!("C\u{0}")),
             ("concur.appId", json!("app\u{1}")),
             ("concur.scopes", json!(["s", "x\u{1f}"])),
+            ("sub", json!("c".repeat(256))),
         ] {
             let mut claims = claims("company");
             claims[claim] = value;
             let token = sign(Algorithm::RS256, "server-1", &server_key_pem(), &claims);
-            assert!(refusal(&ring, &token).contains("U+00"), "{claim}");
+            let message = refusal(&ring, &token);
+            assert!(
+                message.contains("U+00") || message.contains("255"),
+                "{claim}"
+            );
         }
     }
 
