@@ -1,0 +1,55 @@
+//! `maestro partner import | list`: partner applications and their templates.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+
+use crate::{app::open_store, config::DatabaseArgs, partners::bundle};
+
+#[derive(Subcommand, Debug)]
+pub enum PartnerCommand {
+    /// Create or update a partner from a directory (partner.toml and templates/).
+    Import {
+        dir: PathBuf,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// List the registered partners.
+    List {
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+pub async fn run(command: PartnerCommand) -> anyhow::Result<()> {
+    match command {
+        PartnerCommand::Import { dir, database } => {
+            let import = bundle::from_dir(&dir)?;
+            let store = open_store(&database).await?;
+            let report = store.import_partner(&import).await?;
+            println!(
+                "{} partner {}",
+                if report.created { "created" } else { "updated" },
+                report.partner_id
+            );
+            for (template, version, changed) in report.templates {
+                let state = if changed { "new version" } else { "unchanged" };
+                println!("  template {template} v{version} ({state})");
+            }
+            Ok(())
+        }
+        PartnerCommand::List { database } => {
+            let store = open_store(&database).await?;
+            for partner in store.partners().await? {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    partner.id,
+                    partner.name,
+                    partner.allowed_url_domains.join(","),
+                    partner.postback_url.as_deref().unwrap_or("-")
+                );
+            }
+            Ok(())
+        }
+    }
+}
