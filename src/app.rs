@@ -8,6 +8,8 @@ use tokio::{net::TcpListener, sync::Semaphore};
 use crate::{
     Settings,
     alerts::AlertService,
+    apps::{Clients, Connections, GrantSettings, Grants, Revocations},
+    auth::Principal,
     auth::{KeyRing, signing},
     clock::Clock,
     http::server::{ConnectionLimits, connection_cap, serve_connections},
@@ -47,6 +49,12 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// Permits for requests in flight; when none is left the API answers 503.
     pub admission: Arc<Semaphore>,
+    /// The App Center: clients, company connections, the token endpoint's grants.
+    pub clients: Arc<Clients>,
+    pub connections: Connections,
+    pub grants: Grants,
+    /// Tokens refused after the fact; its loop runs with the API.
+    pub revocations: Arc<Revocations>,
 }
 
 impl App {
@@ -81,7 +89,21 @@ impl App {
         let gap_grace = (settings.database.database_timeout * 3).max(Duration::from_secs(5));
         let inbox_feed =
             InboxFeed::start(store.clone(), settings.inbox_poll_interval, gap_grace).await?;
+        let revocations = Revocations::load(store.clone(), settings.revocation_refresh()).await?;
+        let clients = Arc::new(Clients::new(store.clone()));
         Ok(Arc::new(App {
+            connections: Connections::new(store.clone(), clock.clone(), revocations.clone()),
+            grants: Grants::new(
+                store.clone(),
+                clients.clone(),
+                GrantSettings {
+                    access_ttl: settings.access_token_ttl,
+                    refresh_ttl: settings.refresh_token_ttl,
+                    issuer: settings.public_url.clone(),
+                },
+            ),
+            clients,
+            revocations,
             alerts: AlertService::new(
                 store.clone(),
                 catalog.clone(),
@@ -117,6 +139,15 @@ impl App {
     }
 }
 
+impl App {
+    /// The caller a bearer token speaks for: verified by the key ring, and not revoked since.
+    pub fn authenticate(&self, token: &str) -> crate::error::Result<Principal> {
+        let principal = self.keyring.verify(token)?;
+        self.revocations.check(&principal)?;
+        Ok(principal)
+    }
+}
+
 /// The store with its schema current and, if it has no partner yet, the bundled ones.
 pub async fn open_store(database: &crate::config::DatabaseArgs) -> anyhow::Result<DynStore> {
     let store = store::connect(database).await?;
@@ -141,6 +172,7 @@ pub async fn serve(
     let mut workers = Vec::new();
     if app.settings.role.serves_api() {
         workers.push(tokio::spawn(app.inbox_feed.clone().run(stop_rx.clone())));
+        workers.push(tokio::spawn(app.revocations.clone().run(stop_rx.clone())));
     }
     if app.settings.role.runs_workers() {
         workers.push(tokio::spawn(app.delivery.clone().run(stop_rx.clone())));

@@ -144,6 +144,12 @@ pub struct Settings {
     /// How long an expired alert (with its revisions) is kept before it is deleted.
     #[arg(long, env = "MAESTRO_EXPIRED_RETENTION", default_value = "7days", value_parser = humantime::parse_duration)]
     pub expired_retention: Duration,
+    /// How long an access token from the token endpoint lasts.
+    #[arg(long, env = "MAESTRO_ACCESS_TOKEN_TTL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub access_token_ttl: Duration,
+    /// How long a refresh token from the token endpoint lasts (each use replaces it).
+    #[arg(long, env = "MAESTRO_REFRESH_TOKEN_TTL", default_value = "180days", value_parser = humantime::parse_duration)]
+    pub refresh_token_ttl: Duration,
     /// How long in-flight requests get to finish after a shutdown signal.
     #[arg(long, env = "MAESTRO_SHUTDOWN_GRACE", default_value = "20s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
@@ -160,6 +166,12 @@ impl Settings {
     /// (the database, its WAL, logs) with room to spare.
     pub fn reserved_file_descriptors(&self) -> usize {
         128 + self.database.database_max_connections as usize + self.delivery_concurrency
+    }
+
+    /// How often an instance reads revocations made elsewhere: within the catalogue refresh,
+    /// and at most 5 s, as the SPEC promises for a disconnection.
+    pub fn revocation_refresh(&self) -> Duration {
+        self.catalog_refresh.min(Duration::from_secs(5))
     }
 
     /// Settings for a server on `listen` with every other value at its default.

@@ -45,11 +45,18 @@ pub enum ErrorCode {
     TooManyErrors,
     UriTooLong,
     HeadersTooLarge,
+    InvalidClient,
+    InvalidGrant,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+    InvalidScope,
+    AppNotFound,
+    AppNotConnectable,
 }
 
 impl ErrorCode {
     /// The whole catalogue, in the order `docs/ERRORS.md` lists it.
-    pub const ALL: [ErrorCode; 34] = [
+    pub const ALL: [ErrorCode; 41] = [
         ErrorCode::InvalidJson,
         ErrorCode::MalformedBody,
         ErrorCode::MissingField,
@@ -61,7 +68,12 @@ impl ErrorCode {
         ErrorCode::ExtRefImmutable,
         ErrorCode::TemplateRenderFailed,
         ErrorCode::TooManyErrors,
+        ErrorCode::InvalidGrant,
+        ErrorCode::UnauthorizedClient,
+        ErrorCode::UnsupportedGrantType,
+        ErrorCode::InvalidScope,
         ErrorCode::InvalidToken,
+        ErrorCode::InvalidClient,
         ErrorCode::InsufficientScope,
         ErrorCode::CompanyMismatch,
         ErrorCode::ApplicationMismatch,
@@ -71,10 +83,12 @@ impl ErrorCode {
         ErrorCode::AlertNotFound,
         ErrorCode::DeliveryNotFound,
         ErrorCode::ObjectNotFound,
+        ErrorCode::AppNotFound,
         ErrorCode::RouteNotFound,
         ErrorCode::MethodNotAllowed,
         ErrorCode::AlertExists,
         ErrorCode::DeliveryPending,
+        ErrorCode::AppNotConnectable,
         ErrorCode::RequestTimeout,
         ErrorCode::PayloadTooLarge,
         ErrorCode::UriTooLong,
@@ -122,6 +136,13 @@ impl ErrorCode {
             ErrorCode::TooManyErrors => "TOO_MANY_ERRORS",
             ErrorCode::UriTooLong => "URI_TOO_LONG",
             ErrorCode::HeadersTooLarge => "HEADERS_TOO_LARGE",
+            ErrorCode::InvalidClient => "INVALID_CLIENT",
+            ErrorCode::InvalidGrant => "INVALID_GRANT",
+            ErrorCode::UnauthorizedClient => "UNAUTHORIZED_CLIENT",
+            ErrorCode::UnsupportedGrantType => "UNSUPPORTED_GRANT_TYPE",
+            ErrorCode::InvalidScope => "INVALID_SCOPE",
+            ErrorCode::AppNotFound => "APP_NOT_FOUND",
+            ErrorCode::AppNotConnectable => "APP_NOT_CONNECTABLE",
         }
     }
 
@@ -138,8 +159,12 @@ impl ErrorCode {
             | ErrorCode::ExtRefImmutable
             | ErrorCode::TemplateRenderFailed
             | ErrorCode::MalformedBody
-            | ErrorCode::TooManyErrors => 400,
-            ErrorCode::InvalidToken => 401,
+            | ErrorCode::TooManyErrors
+            | ErrorCode::InvalidGrant
+            | ErrorCode::UnauthorizedClient
+            | ErrorCode::UnsupportedGrantType
+            | ErrorCode::InvalidScope => 400,
+            ErrorCode::InvalidToken | ErrorCode::InvalidClient => 401,
             ErrorCode::InsufficientScope
             | ErrorCode::CompanyMismatch
             | ErrorCode::ApplicationMismatch
@@ -149,10 +174,13 @@ impl ErrorCode {
             ErrorCode::AlertNotFound
             | ErrorCode::DeliveryNotFound
             | ErrorCode::ObjectNotFound
+            | ErrorCode::AppNotFound
             | ErrorCode::RouteNotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::RequestTimeout => 408,
-            ErrorCode::AlertExists | ErrorCode::DeliveryPending => 409,
+            ErrorCode::AlertExists | ErrorCode::DeliveryPending | ErrorCode::AppNotConnectable => {
+                409
+            }
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UriTooLong => 414,
             ErrorCode::HeadersTooLarge => 431,

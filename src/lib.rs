@@ -8,6 +8,7 @@
 
 pub mod alerts;
 pub mod app;
+pub mod apps;
 pub mod auth;
 pub mod cli;
 pub mod clock;

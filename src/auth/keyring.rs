@@ -236,6 +236,7 @@ fn principal(claims: Claims) -> Result<Principal> {
         scopes: claims.scopes,
         roles: claims.roles,
         accepted_until: claims.exp + LEEWAY_SECS as i64,
+        issued_at: claims.iat,
     })
 }
 

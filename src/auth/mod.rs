@@ -19,6 +19,21 @@ pub const SCOPE_INBOX_LOGIN: &str = "maestro.inbox.login";
 pub const SCOPE_EVENTS_PUBLISH: &str = "maestro.events.publish";
 pub const SCOPE_ADMIN: &str = "maestro.admin";
 
+/// The roles that make a user an administrator of their company.
+pub const ADMIN_ROLES: [&str; 3] = [
+    "CompanyAdministrator",
+    "WebServicesAdministrator",
+    "CanAdminister",
+];
+
+/// Every scope maestro grants.
+pub const SCOPES: [&str; 4] = [
+    SCOPE_ALERTS_WRITE,
+    SCOPE_INBOX,
+    SCOPE_EVENTS_PUBLISH,
+    SCOPE_ADMIN,
+];
+
 /// A caller whose token was verified.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Principal {
@@ -35,11 +50,23 @@ pub struct Principal {
     /// seconds since the Unix epoch): what a long-lived response, such as a live stream, may
     /// not outlast.
     pub accepted_until: i64,
+    /// When the token was issued (`iat`, seconds since the Unix epoch), if it says.
+    pub issued_at: Option<i64>,
 }
 
 impl Principal {
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s == scope)
+    }
+
+    /// A user of a company with one of the [`ADMIN_ROLES`].
+    pub fn is_company_admin(&self) -> bool {
+        self.kind == TokenKind::User
+            && self.company_id.is_some()
+            && self
+                .roles
+                .iter()
+                .any(|role| ADMIN_ROLES.contains(&role.as_str()))
     }
 
     /// 403 unless the token carries `scope`.

@@ -2,6 +2,7 @@
 //! event publish | inbox open-url | delivery list | delivery show | delivery replay`.
 //! These names and flags are a public interface that operators script; keep them stable.
 
+mod client;
 mod delivery;
 mod event;
 mod inbox;
@@ -12,6 +13,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+pub use client::ClientCommand;
 pub use delivery::DeliveryCommand;
 pub use event::EventCommand;
 pub use inbox::{InboxCommand, OpenUrlArgs};
@@ -70,6 +72,9 @@ pub enum Command {
     /// Partner applications and their templates.
     #[command(subcommand)]
     Partner(PartnerCommand),
+    /// OAuth2 clients that are not partners: internal producers of company events.
+    #[command(subcommand)]
+    Client(ClientCommand),
     /// Company events (legacy v1.0 notifications).
     #[command(subcommand)]
     Event(EventCommand),
@@ -113,6 +118,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         }
         Command::Token(command) => token::run(command).await,
         Command::Partner(command) => partner::run(command).await,
+        Command::Client(command) => client::run(command).await,
         Command::Event(command) => event::run(command).await,
         Command::Delivery(command) => delivery::run(command).await,
         Command::Inbox(command) => inbox::run(command).await,

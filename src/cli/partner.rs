@@ -1,10 +1,12 @@
-//! `maestro partner import | list`: partner applications and their templates.
+//! `maestro partner import | list | credentials`: partner applications, their templates, and
+//! their OAuth2 client credentials.
 
 use std::path::PathBuf;
 
 use clap::Subcommand;
 
-use crate::{app::open_store, config::DatabaseArgs, partners::bundle};
+use super::client::{RotationArgs, print_credentials};
+use crate::{app::open_store, apps::Clients, config::DatabaseArgs, partners::bundle};
 
 #[derive(Subcommand, Debug)]
 pub enum PartnerCommand {
@@ -16,6 +18,16 @@ pub enum PartnerCommand {
     },
     /// List the registered partners.
     List {
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Print the partner's OAuth2 client credentials as JSON ({"client_id", "client_secret"}):
+    /// made the first time; the secret is shown once and kept only as a hash, so after that
+    /// only --rotate makes (and shows) a new one.
+    Credentials {
+        partner: String,
+        #[command(flatten)]
+        rotation: RotationArgs,
         #[command(flatten)]
         database: DatabaseArgs,
     },
@@ -37,6 +49,17 @@ pub async fn run(command: PartnerCommand) -> anyhow::Result<()> {
                 println!("  template {template} v{version} ({state})");
             }
             Ok(())
+        }
+        PartnerCommand::Credentials {
+            partner,
+            rotation,
+            database,
+        } => {
+            let clients = Clients::new(open_store(&database).await?);
+            let credentials = clients
+                .partner_credentials(&partner, rotation.rotation())
+                .await?;
+            print_credentials(&credentials)
         }
         PartnerCommand::List { database } => {
             let store = open_store(&database).await?;

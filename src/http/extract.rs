@@ -31,7 +31,7 @@ impl FromRequestParts<Arc<App>> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Error> {
         let token = bearer_token(parts, &["Bearer"])?;
-        Ok(Caller(app.keyring.verify(token)?))
+        Ok(Caller(app.authenticate(token)?))
     }
 }
 
@@ -89,49 +89,61 @@ impl<T: JsonDocument> FromRequest<Arc<App>> for JsonBody<T> {
     type Rejection = Error;
 
     async fn from_request(request: Request, app: &Arc<App>) -> Result<Self, Error> {
-        let is_json = request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"));
-        if !is_json {
-            return Err(Error::new(
-                ErrorCode::UnsupportedMediaType,
-                "The body must be sent as Content-Type: application/json.",
-            ));
-        }
-        let limit = app.settings.max_body_bytes;
-        let too_large = || {
-            Error::Rejected(vec![
-                crate::Problem::new(
-                    ErrorCode::PayloadTooLarge,
-                    format!("The body is larger than the limit of {limit} bytes."),
-                )
-                .with_detail("limitBytes", limit),
-            ])
-        };
-        let declared = request
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
-        if declared.is_some_and(|length| length > limit) {
-            return Err(too_large());
-        }
-        // No permit is held while the body arrives (see `Admission`); the work after needs one.
-        let admission = request.extensions().get::<Admission>().cloned();
-        if let Some(admission) = &admission {
-            admission.release();
-        }
-        let receiving = app.metrics.receiving_body();
-        let bytes = read_body(request.into_body(), limit, too_large).await?;
-        drop(receiving);
-        if let Some(admission) = &admission {
-            admission.admit()?;
-        }
+        require_media_type(&request, "application/json")?;
+        let bytes = receive(request, app, app.settings.max_body_bytes).await?;
         crate::input::read_json(&bytes).map(JsonBody)
     }
+}
+
+/// 415 unless the body is declared as `media` (parameters such as a charset are fine).
+pub fn require_media_type(request: &Request, media: &str) -> Result<(), Error> {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|declared| declared.trim().eq_ignore_ascii_case(media));
+    if declared {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorCode::UnsupportedMediaType,
+        format!("The body must be sent as Content-Type: {media}."),
+    ))
+}
+
+/// The request's whole body, at most `limit` bytes (413 beyond, checked on `Content-Length`
+/// first), before the request's deadline (408). No work permit is held while it arrives (see
+/// `Admission`); the work after needs one, so it is taken again (503 when none is left).
+pub async fn receive(request: Request, app: &App, limit: usize) -> Result<Bytes, Error> {
+    let too_large = || {
+        Error::Rejected(vec![
+            crate::Problem::new(
+                ErrorCode::PayloadTooLarge,
+                format!("The body is larger than the limit of {limit} bytes."),
+            )
+            .with_detail("limitBytes", limit),
+        ])
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(too_large());
+    }
+    let admission = request.extensions().get::<Admission>().cloned();
+    if let Some(admission) = &admission {
+        admission.release();
+    }
+    let receiving = app.metrics.receiving_body();
+    let bytes = read_body(request.into_body(), limit, too_large).await?;
+    drop(receiving);
+    if let Some(admission) = &admission {
+        admission.admit()?;
+    }
+    Ok(bytes)
 }
 
 /// Query parameters read into `T`; a value that does not fit is a 400 in the error format of
@@ -229,7 +241,7 @@ impl FromRequestParts<Arc<App>> for InboxViewer {
 /// The verified token of an inbox request: the bearer header, or the page's cookie.
 fn inbox_principal(parts: &Parts, app: &App) -> Result<Principal, Error> {
     if parts.headers.contains_key(header::AUTHORIZATION) {
-        return app.keyring.verify(bearer_token(parts, &["Bearer"])?);
+        return app.authenticate(bearer_token(parts, &["Bearer"])?);
     }
     let Some(token) = cookie(parts, login::COOKIE) else {
         return Err(Error::unauthenticated(
@@ -246,7 +258,7 @@ fn inbox_principal(parts: &Parts, app: &App) -> Result<Principal, Error> {
             "A change made with the inbox cookie needs the X-Requested-With: maestro-inbox header.",
         ));
     }
-    app.keyring.verify(token)
+    app.authenticate(token)
 }
 
 /// The value of the cookie `name`, if the request carries it.

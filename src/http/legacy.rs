@@ -110,8 +110,7 @@ impl FromRequestParts<Arc<App>> for LegacyCaller {
         let token =
             bearer_token(parts, &["OAuth", "Bearer"]).map_err(|e| XmlError::new(e, parts))?;
         let principal = app
-            .keyring
-            .verify(token)
+            .authenticate(token)
             .map_err(|e| XmlError::new(e, parts))?;
         Ok(LegacyCaller(principal))
     }

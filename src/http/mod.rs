@@ -3,12 +3,14 @@
 
 pub mod admin;
 pub mod alerts;
+pub mod connections;
 pub mod envelope;
 pub mod error;
 pub mod events;
 pub mod extract;
 pub mod inbox;
 pub mod legacy;
+pub mod oauth;
 pub mod ops;
 pub mod page;
 pub mod server;
@@ -43,6 +45,7 @@ use crate::{
         (name = "inbox", description = "A user's alerts: the inbox, its marks and its live stream"),
         (name = "company events", description = "Internal producers of company events (legacy v1.0 notifications)"),
         (name = "admin", description = "Operators: deliveries of company notifications (maestro.admin)"),
+        (name = "app center", description = "Company connections of partner apps, and the OAuth2 token endpoint"),
         (name = "operations")
     )
 )]
@@ -87,6 +90,9 @@ fn documented_routes() -> (Router<Arc<App>>, utoipa::openapi::OpenApi) {
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::jwks))
+        .routes(routes!(connections::connect, connections::list))
+        .routes(routes!(connections::disconnect))
+        .routes(routes!(oauth::token))
         .split_for_parts()
 }
 

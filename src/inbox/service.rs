@@ -288,6 +288,7 @@ mod tests {
             scopes: vec![SCOPE_INBOX.into()],
             roles: vec![],
             accepted_until: 0,
+            issued_at: None,
         };
         assert_eq!(
             InboxService::owner(&user).unwrap(),

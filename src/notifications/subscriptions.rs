@@ -3,18 +3,14 @@
 use std::sync::Arc;
 
 use crate::{
-    auth::{Principal, TokenKind},
+    auth::Principal,
     error::{Error, ErrorCode, Problem, Result},
     partners::Catalog,
     store::{DynStore, Subscription},
 };
 
 /// The user roles that may subscribe a partner to their company's events.
-pub const ADMIN_ROLES: [&str; 3] = [
-    "CompanyAdministrator",
-    "WebServicesAdministrator",
-    "CanAdminister",
-];
+pub use crate::auth::ADMIN_ROLES;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ObjectType {
@@ -73,12 +69,7 @@ impl SubscriptionService {
         caller: &Principal,
         object_type: Option<&str>,
     ) -> Result<Subscription> {
-        let is_admin = caller.kind == TokenKind::User
-            && caller
-                .roles
-                .iter()
-                .any(|role| ADMIN_ROLES.contains(&role.as_str()));
-        if !is_admin {
+        if !caller.is_company_admin() {
             return Err(Error::new(
                 ErrorCode::RoleRequired,
                 "Only a user of the company with an administrative role (CompanyAdministrator, \

@@ -39,6 +39,11 @@ struct PartnerToml {
     postback_url: Option<String>,
     postback_secret: Option<String>,
     rate_limit: Option<RateLimitToml>,
+    /// What the partner's OAuth2 client may be granted.
+    scopes: Option<Vec<String>>,
+    /// Where a company connection sends the administrator (the first one).
+    #[serde(default)]
+    redirect_uris: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -131,6 +136,15 @@ pub fn from_files(files: &BTreeMap<PathBuf, String>) -> anyhow::Result<PartnerIm
             "postback_secret must hold at least 24 bytes"
         );
     }
+    let scopes = config.scopes.unwrap_or_else(|| {
+        crate::apps::clients::DEFAULT_PARTNER_SCOPES
+            .map(str::to_owned)
+            .to_vec()
+    });
+    crate::apps::clients::check_scopes(&scopes).context("scopes")?;
+    for uri in &config.redirect_uris {
+        crate::apps::clients::check_redirect_uri(uri).context("redirect_uris")?;
+    }
     let rate_limit = config
         .rate_limit
         .map(|r| {
@@ -198,6 +212,8 @@ pub fn from_files(files: &BTreeMap<PathBuf, String>) -> anyhow::Result<PartnerIm
         postback_secret: config.postback_secret,
         generated_secret: generate_secret(),
         rate_limit,
+        scopes,
+        redirect_uris: config.redirect_uris,
         templates,
     })
 }

@@ -3,6 +3,7 @@
 //! The domain talks only to [`Store`]; each backend owns its SQL and its migrations. The same
 //! conformance suite (`tests/it/store_conformance.rs`) runs against every backend.
 
+mod app_center;
 mod inbox;
 mod migrations;
 pub mod postgres;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+pub use app_center::*;
 pub use inbox::*;
 pub use types::*;
 
@@ -48,7 +50,7 @@ impl From<StoreError> for Error {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: AppCenterStore + Send + Sync + 'static {
     /// Answers when the database is reachable (readiness).
     async fn ping(&self) -> StoreResult<()>;
 

@@ -69,6 +69,10 @@ pub struct PartnerImport {
     pub postback_secret: Option<String>,
     pub generated_secret: String,
     pub rate_limit: Option<RateLimit>,
+    /// What the partner's OAuth2 client may be granted.
+    pub scopes: Vec<String>,
+    /// Where a company connection sends the administrator (the first one).
+    pub redirect_uris: Vec<String>,
     pub templates: Vec<TemplateSource>,
 }
 

@@ -10,9 +10,9 @@ use serde_json::Value;
 
 use crate::helpers::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_maestro");
+pub const BIN: &str = env!("CARGO_BIN_EXE_maestro");
 
-fn maestro(dir: &Path, args: &[&str]) -> std::process::Output {
+pub fn maestro(dir: &Path, args: &[&str]) -> std::process::Output {
     Command::new(BIN)
         .args(args)
         .current_dir(dir)
@@ -22,7 +22,7 @@ fn maestro(dir: &Path, args: &[&str]) -> std::process::Output {
 }
 
 /// The server's log lines, complete once the server has exited.
-type Log = std::thread::JoinHandle<Vec<String>>;
+pub type Log = std::thread::JoinHandle<Vec<String>>;
 
 /// Starts `maestro serve` on port 0 in `dir` and reads the bound address from its log; the rest
 /// of the log is collected.
@@ -30,7 +30,7 @@ fn start_server(dir: &Path) -> (Child, String, Log) {
     start_server_with(dir, &[])
 }
 
-fn start_server_with(dir: &Path, env: &[(&str, &str)]) -> (Child, String, Log) {
+pub fn start_server_with(dir: &Path, env: &[(&str, &str)]) -> (Child, String, Log) {
     let mut child = Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .current_dir(dir)
@@ -57,7 +57,7 @@ fn start_server_with(dir: &Path, env: &[(&str, &str)]) -> (Child, String, Log) {
     (child, format!("http://{addr}"), log)
 }
 
-fn issue_token(dir: &Path) -> String {
+pub fn issue_token(dir: &Path) -> String {
     let output = maestro(
         dir,
         &[
@@ -150,7 +150,7 @@ impl Drop for KillOnDrop {
     }
 }
 
-fn stop_gracefully(mut server: Child) {
+pub fn stop_gracefully(mut server: Child) {
     let status = Command::new("kill")
         .args(["-TERM", &server.id().to_string()])
         .status()

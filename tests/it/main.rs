@@ -1,8 +1,10 @@
 //! One integration-test binary (one link step) holding every black-box suite.
 
 mod alerts_api;
+mod app_center_helpers;
 mod browser;
 mod company_events;
+mod connections;
 mod deliveries;
 mod durability;
 mod helpers;
@@ -14,8 +16,10 @@ mod inbox_store;
 mod legacy_subscriptions;
 mod limits;
 mod multi_instance;
+mod onboarding_cli;
 mod ops;
 mod receiver;
 mod slow_clients;
 mod store_conformance;
+mod token_endpoint;
 mod tokens;

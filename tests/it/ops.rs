@@ -174,18 +174,22 @@ async fn the_openapi_document_matches_the_routes() {
     assert_eq!(
         documented,
         [
+            "DELETE /app-mgmt/v0/connections/{appId}",
             "GET /admin/v1/deliveries",
             "GET /admin/v1/deliveries/{deliveryId}",
+            "GET /app-mgmt/v0/connections",
             "GET /healthz",
             "GET /maestro/v4/inbox",
             "GET /maestro/v4/inbox/stream",
             "GET /oauth2/v0/jwks",
             "GET /readyz",
             "POST /admin/v1/deliveries/{deliveryId}/replay",
+            "POST /app-mgmt/v0/connections",
             "POST /internal/v1/company-events",
             "POST /maestro/v4/alerts",
             "POST /maestro/v4/inbox/{alertId}/dismiss",
             "POST /maestro/v4/inbox/{alertId}/read",
+            "POST /oauth2/v0/token",
             "PUT /maestro/v4/alerts",
             "PUT /maestro/v4/alerts/{alertId}",
         ]
@@ -196,7 +200,8 @@ async fn the_openapi_document_matches_the_routes() {
         let url = t.url(
             &path
                 .replace("{alertId}", "alt_x")
-                .replace("{deliveryId}", "msg_x"),
+                .replace("{deliveryId}", "msg_x")
+                .replace("{appId}", "groundspan"),
         );
         let response = t
             .client

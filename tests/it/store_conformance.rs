@@ -15,6 +15,7 @@ use time::{OffsetDateTime, macros::datetime};
 
 use crate::helpers::{Backend, TestDatabase, payload_with_metadata};
 
+mod app_center;
 mod delivery_claims;
 
 /// A per-partner limit on claims that the tests of other things never reach.
@@ -61,6 +62,8 @@ fn import(id: &str, schema: &str, secret: Option<&str>) -> PartnerImport {
             per_second: 5,
             burst: 10,
         }),
+        scopes: vec!["maestro.alerts.writeonly".into()],
+        redirect_uris: vec!["https://example.com/connect".into()],
         templates: vec![TemplateSource {
             template_id: "T".into(),
             schema_json: schema.into(),

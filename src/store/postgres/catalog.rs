@@ -93,6 +93,7 @@ pub(super) async fn import_partner(
     .bind(now)
     .fetch_one(&mut *tx)
     .await?;
+    super::app_center::register_partner(&mut tx, import).await?;
 
     let mut templates = Vec::with_capacity(import.templates.len());
     for template in &import.templates {

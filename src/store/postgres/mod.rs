@@ -8,6 +8,7 @@
 //! `MAESTRO_DATABASE_TIMEOUT`; either running out is a 504.
 
 mod alerts;
+mod app_center;
 mod catalog;
 mod deliveries;
 mod events;
@@ -54,6 +55,11 @@ const MIGRATIONS: &[migrations::EmbeddedMigration] = &[
         6,
         "delivery partner cap",
         include_str!("migrations/0006_delivery_partner_cap.sql"),
+    ),
+    (
+        8,
+        "app center",
+        include_str!("migrations/0008_app_center.sql"),
     ),
 ];
 

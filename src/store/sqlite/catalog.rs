@@ -71,6 +71,8 @@ pub(super) fn import_partner(
         ],
     )?;
 
+    super::app_center::register_partner(db, import)?;
+
     let mut templates = Vec::with_capacity(import.templates.len());
     for template in &import.templates {
         let latest: Option<(i64, String)> = db

@@ -17,6 +17,7 @@
 //! thread. PostgreSQL keeps sqlx: one crate per backend.
 
 mod alerts;
+mod app_center;
 mod catalog;
 mod checkpointer;
 mod connection;

@@ -1,0 +1,433 @@
+//! The App Center on PostgreSQL: clients, connections, request and refresh tokens. Redeeming a
+//! request token and rotating a refresh token each run in one transaction on row locks
+//! (`UPDATE … RETURNING`, `SELECT … FOR UPDATE`), so two instances never redeem one token twice.
+
+use async_trait::async_trait;
+use sqlx::{PgConnection, PgPool, Row, postgres::PgRow};
+use time::OffsetDateTime;
+
+use super::PostgresStore;
+use crate::store::{
+    AppCenterStore, ClientRecord, ClientRegistration, ConnectionRecord, NewRefreshToken,
+    NewRequestToken, PartnerImport, RefreshOutcome, Revocation, SecretChange, StoreResult,
+};
+
+fn decode_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, sqlx::Error> {
+    serde_json::from_str(text).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+fn encode_json<T: serde::Serialize>(value: &T) -> Result<String, sqlx::Error> {
+    serde_json::to_string(value).map_err(|e| sqlx::Error::Encode(Box::new(e)))
+}
+
+#[async_trait]
+impl AppCenterStore for PostgresStore {
+    async fn register_client(&self, client: &ClientRegistration) -> StoreResult<()> {
+        self.timed(async {
+            let mut db = self.pool.acquire().await?;
+            register(&mut db, client, true).await.map(drop)
+        })
+        .await
+    }
+
+    async fn create_client(&self, client: &ClientRegistration) -> StoreResult<bool> {
+        self.timed(async {
+            let mut db = self.pool.acquire().await?;
+            register(&mut db, client, false).await
+        })
+        .await
+    }
+
+    async fn client(&self, client_id: &str) -> StoreResult<Option<ClientRecord>> {
+        self.timed(async {
+            let row = sqlx::query(
+                "SELECT id, partner_id, scopes, redirect_uris, secret_hash, previous_secret_hash, \
+                 previous_secret_until FROM clients WHERE id = $1",
+            )
+            .bind(client_id)
+            .fetch_optional(&self.pool)
+            .await?;
+            row.as_ref().map(client_row).transpose()
+        })
+        .await
+    }
+
+    async fn change_client_secret(
+        &self,
+        change: &SecretChange,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        self.timed(change_secret(&self.pool, change, now)).await
+    }
+
+    async fn connect(&self, request: &NewRequestToken, now: OffsetDateTime) -> StoreResult<()> {
+        self.timed(connect(&self.pool, request, now)).await
+    }
+
+    async fn connections(&self, company_id: &str) -> StoreResult<Vec<ConnectionRecord>> {
+        self.timed(async {
+            let rows = sqlx::query(
+                "SELECT partner_id, company_id, connected_at, connected_by FROM connections \
+                 WHERE company_id = $1 AND disconnected_at IS NULL ORDER BY partner_id",
+            )
+            .bind(company_id)
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(ConnectionRecord {
+                        partner_id: row.try_get("partner_id")?,
+                        company_id: row.try_get("company_id")?,
+                        connected_at: row.try_get("connected_at")?,
+                        connected_by: row.try_get("connected_by")?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn disconnect(
+        &self,
+        partner_id: &str,
+        company_id: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        self.timed(disconnect(&self.pool, partner_id, company_id, now))
+            .await
+    }
+
+    async fn redeem_request_token(
+        &self,
+        token_hash: &str,
+        refresh: &NewRefreshToken,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<String>> {
+        self.timed(redeem(&self.pool, token_hash, refresh, now))
+            .await
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        token_hash: &str,
+        asked: Option<&[String]>,
+        next: &NewRefreshToken,
+        now: OffsetDateTime,
+    ) -> StoreResult<RefreshOutcome> {
+        self.timed(rotate(&self.pool, token_hash, asked, next, now))
+            .await
+    }
+
+    async fn revocations(&self) -> StoreResult<Vec<Revocation>> {
+        self.timed(async {
+            let rows = sqlx::query(
+                "SELECT partner_id AS client_id, company_id, revoked_before, \
+                 disconnected_at IS NOT NULL AS disconnected FROM connections \
+                 WHERE revoked_before IS NOT NULL \
+                 UNION ALL SELECT id, NULL, tokens_revoked_before, false FROM clients \
+                 WHERE tokens_revoked_before IS NOT NULL",
+            )
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(Revocation {
+                        client_id: row.try_get("client_id")?,
+                        company_id: row.try_get("company_id")?,
+                        revoked_before: row.try_get("revoked_before")?,
+                        disconnected: row.try_get("disconnected")?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn purge_expired_grants(&self, now: OffsetDateTime) -> StoreResult<u64> {
+        self.timed(async {
+            let request = sqlx::query("DELETE FROM request_tokens WHERE expires_at <= $1")
+                .bind(now)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+            let refresh = sqlx::query("DELETE FROM refresh_tokens WHERE expires_at <= $1")
+                .bind(now)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+            Ok(request + refresh)
+        })
+        .await
+    }
+}
+
+/// A partner's import registers it as a client, in the import's transaction.
+pub(super) async fn register_partner(
+    db: &mut PgConnection,
+    import: &PartnerImport,
+) -> Result<(), sqlx::Error> {
+    let client = ClientRegistration {
+        id: import.id.clone(),
+        partner_id: Some(import.id.clone()),
+        scopes: import.scopes.clone(),
+        redirect_uris: import.redirect_uris.clone(),
+    };
+    register(db, &client, true).await.map(drop)
+}
+
+/// Inserts the client, or (when `update`) updates its registration; true when inserted.
+async fn register(
+    db: &mut PgConnection,
+    client: &ClientRegistration,
+    update: bool,
+) -> Result<bool, sqlx::Error> {
+    let conflict = if update {
+        "DO UPDATE SET partner_id = EXCLUDED.partner_id, scopes = EXCLUDED.scopes, \
+         redirect_uris = EXCLUDED.redirect_uris, updated_at = EXCLUDED.updated_at"
+    } else {
+        "DO NOTHING"
+    };
+    let inserted: Option<bool> = sqlx::query_scalar(&format!(
+        "INSERT INTO clients (id, partner_id, scopes, redirect_uris, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (id) {conflict} RETURNING (xmax = 0)"
+    ))
+    .bind(&client.id)
+    .bind(&client.partner_id)
+    .bind(encode_json(&client.scopes)?)
+    .bind(encode_json(&client.redirect_uris)?)
+    .bind(OffsetDateTime::now_utc())
+    .fetch_optional(db)
+    .await?;
+    Ok(inserted.unwrap_or(false))
+}
+
+fn client_row(row: &PgRow) -> Result<ClientRecord, sqlx::Error> {
+    Ok(ClientRecord {
+        id: row.try_get("id")?,
+        partner_id: row.try_get("partner_id")?,
+        scopes: decode_json(&row.try_get::<String, _>("scopes")?)?,
+        redirect_uris: decode_json(&row.try_get::<String, _>("redirect_uris")?)?,
+        secret_hash: row.try_get("secret_hash")?,
+        previous_secret_hash: row.try_get("previous_secret_hash")?,
+        previous_secret_until: row.try_get("previous_secret_until")?,
+    })
+}
+
+async fn change_secret(
+    pool: &PgPool,
+    change: &SecretChange,
+    now: OffsetDateTime,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let changed = sqlx::query(
+        "UPDATE clients SET \
+         previous_secret_hash = CASE WHEN $3::timestamptz IS NULL THEN NULL ELSE secret_hash END, \
+         previous_secret_until = $3, secret_hash = $2, \
+         tokens_revoked_before = COALESCE($4, tokens_revoked_before), updated_at = $5 \
+         WHERE id = $1",
+    )
+    .bind(&change.client_id)
+    .bind(&change.secret_hash)
+    .bind(change.previous_valid_until)
+    .bind(change.revoke_tokens_before)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if changed == 1 && change.revoke_tokens_before.is_some() {
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $2 WHERE client_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(&change.client_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(changed == 1)
+}
+
+async fn connect(
+    pool: &PgPool,
+    request: &NewRequestToken,
+    now: OffsetDateTime,
+) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    // A pair connected again after a disconnection keeps its revocation: tokens issued before
+    // that disconnection stay refused.
+    sqlx::query(
+        "INSERT INTO connections (partner_id, company_id, connected_at, connected_by) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (partner_id, company_id) DO UPDATE SET \
+         connected_at = CASE WHEN connections.disconnected_at IS NULL \
+           THEN connections.connected_at ELSE EXCLUDED.connected_at END, \
+         connected_by = CASE WHEN connections.disconnected_at IS NULL \
+           THEN connections.connected_by ELSE EXCLUDED.connected_by END, \
+         disconnected_at = NULL",
+    )
+    .bind(&request.partner_id)
+    .bind(&request.company_id)
+    .bind(now)
+    .bind(&request.user_id)
+    .execute(&mut *tx)
+    .await?;
+    // Only the newest request token of a pair can be redeemed.
+    sqlx::query(
+        "DELETE FROM request_tokens WHERE partner_id = $1 AND company_id = $2 AND used_at IS NULL",
+    )
+    .bind(&request.partner_id)
+    .bind(&request.company_id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO request_tokens (token_hash, partner_id, company_id, user_id, expires_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&request.token_hash)
+    .bind(&request.partner_id)
+    .bind(&request.company_id)
+    .bind(&request.user_id)
+    .bind(request.expires_at)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
+}
+
+async fn disconnect(
+    pool: &PgPool,
+    partner_id: &str,
+    company_id: &str,
+    now: OffsetDateTime,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let disconnected = sqlx::query(
+        "UPDATE connections SET disconnected_at = $3, revoked_before = $3 \
+         WHERE partner_id = $1 AND company_id = $2 AND disconnected_at IS NULL",
+    )
+    .bind(partner_id)
+    .bind(company_id)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    sqlx::query("DELETE FROM request_tokens WHERE partner_id = $1 AND company_id = $2")
+        .bind(partner_id)
+        .bind(company_id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = $3 \
+         WHERE client_id = $1 AND company_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(partner_id)
+    .bind(company_id)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(disconnected == 1)
+}
+
+async fn redeem(
+    pool: &PgPool,
+    token_hash: &str,
+    refresh: &NewRefreshToken,
+    now: OffsetDateTime,
+) -> Result<Option<String>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let user_id: Option<String> = sqlx::query_scalar(
+        "UPDATE request_tokens SET used_at = $4 WHERE token_hash = $1 AND partner_id = $2 \
+         AND company_id = $3 AND used_at IS NULL AND expires_at > $4 \
+         AND EXISTS (SELECT 1 FROM connections c WHERE c.partner_id = $2 \
+                     AND c.company_id = $3 AND c.disconnected_at IS NULL) \
+         RETURNING user_id",
+    )
+    .bind(token_hash)
+    .bind(&refresh.client_id)
+    .bind(&refresh.company_id)
+    .bind(now)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if user_id.is_some() {
+        insert_refresh(&mut tx, refresh).await?;
+    }
+    tx.commit().await?;
+    Ok(user_id)
+}
+
+async fn insert_refresh(db: &mut PgConnection, token: &NewRefreshToken) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, chain_id, client_id, company_id, scopes, \
+         issued_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&token.token_hash)
+    .bind(&token.chain_id)
+    .bind(&token.client_id)
+    .bind(&token.company_id)
+    .bind(encode_json(&token.scopes)?)
+    .bind(token.issued_at)
+    .bind(token.expires_at)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+async fn rotate(
+    pool: &PgPool,
+    token_hash: &str,
+    asked: Option<&[String]>,
+    next: &NewRefreshToken,
+    now: OffsetDateTime,
+) -> Result<RefreshOutcome, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    // The row lock makes two presentations of one token take turns: the second sees it used.
+    let presented = sqlx::query(
+        "SELECT chain_id, company_id, scopes, expires_at, used_at, revoked_at \
+         FROM refresh_tokens WHERE token_hash = $1 AND client_id = $2 FOR UPDATE",
+    )
+    .bind(token_hash)
+    .bind(&next.client_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = presented else {
+        return Ok(RefreshOutcome::Invalid);
+    };
+    let chain_id: String = row.try_get("chain_id")?;
+    let expires_at: OffsetDateTime = row.try_get("expires_at")?;
+    let used_at: Option<OffsetDateTime> = row.try_get("used_at")?;
+    let revoked_at: Option<OffsetDateTime> = row.try_get("revoked_at")?;
+    if revoked_at.is_some() || expires_at <= now {
+        return Ok(RefreshOutcome::Invalid);
+    }
+    if used_at.is_some() {
+        // Used twice: one of the two holders is not the client. Nothing of the chain is
+        // trusted any more.
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $2 WHERE chain_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(&chain_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        return Ok(RefreshOutcome::Reused);
+    }
+    let company_id: String = row.try_get("company_id")?;
+    let scopes: Vec<String> = decode_json(&row.try_get::<String, _>("scopes")?)?;
+    if asked.is_some_and(|asked| asked.iter().any(|scope| !scopes.contains(scope))) {
+        return Ok(RefreshOutcome::ScopeNotHeld);
+    }
+    sqlx::query("UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1")
+        .bind(token_hash)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    let replacement = NewRefreshToken {
+        chain_id,
+        company_id: company_id.clone(),
+        scopes: scopes.clone(),
+        ..next.clone()
+    };
+    insert_refresh(&mut tx, &replacement).await?;
+    tx.commit().await?;
+    Ok(RefreshOutcome::Rotated { company_id, scopes })
+}
