@@ -9,8 +9,7 @@ use crate::{
     Settings,
     alerts::AlertService,
     apps::{Clients, Connections, GrantSettings, Grants, Revocations},
-    auth::Principal,
-    auth::{KeyRing, signing},
+    auth::{KeyRing, Principal, issuers::Issuers, signing},
     clock::Clock,
     http::server::{ConnectionLimits, connection_cap, serve_connections},
     inbox::{InboxFeed, InboxService, Sweeper},
@@ -63,10 +62,23 @@ impl App {
     pub async fn open(settings: Settings) -> anyhow::Result<Arc<App>> {
         let store = open_store(&settings.database).await?;
         let keys = signing::ensure_server_keys(&store).await?;
-        let keyring = KeyRing::new(&keys, settings.trusted_jwks.as_deref())?;
+        let clock = Arc::new(Clock::system());
+        // A worker instance verifies no token: it neither reads nor fetches the issuers' keys.
+        let issuers = match settings.role.serves_api() {
+            true => {
+                Issuers::load(
+                    &settings.trusted_jwks,
+                    settings.trusted_audience.as_deref(),
+                    settings.trusted_jwks_ca.as_deref(),
+                    clock.clone(),
+                )
+                .await?
+            }
+            false => Issuers::default(),
+        };
+        let keyring = KeyRing::new(&keys, Some(Arc::new(issuers)))?;
         let catalog = Arc::new(Catalog::new(store.clone(), settings.catalog_refresh));
         let metrics = Arc::new(Metrics::new());
-        let clock = Arc::new(Clock::system());
         let delivery = DeliveryWorker::new(
             store.clone(),
             DeliveryConfig {
@@ -173,6 +185,8 @@ pub async fn serve(
     if app.settings.role.serves_api() {
         workers.push(tokio::spawn(app.inbox_feed.clone().run(stop_rx.clone())));
         workers.push(tokio::spawn(app.revocations.clone().run(stop_rx.clone())));
+        let issuers = app.keyring.issuers().clone();
+        workers.push(tokio::spawn(issuers.run(stop_rx.clone())));
     }
     if app.settings.role.runs_workers() {
         workers.push(tokio::spawn(app.delivery.clone().run(stop_rx.clone())));

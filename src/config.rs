@@ -5,7 +5,7 @@ use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, FromArgMatches, ValueEnum};
 
-use crate::notifications::retry::RetrySchedule;
+use crate::{auth::issuers::TrustedSource, notifications::retry::RetrySchedule};
 
 /// Which parts of maestro an instance runs, so that API and workers can scale apart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -60,9 +60,18 @@ pub struct Settings {
     pub listen: String,
     #[command(flatten)]
     pub database: DatabaseArgs,
-    /// A JWKS file of external token issuers whose tokens are trusted.
-    #[arg(long, env = "MAESTRO_TRUSTED_JWKS")]
-    pub trusted_jwks: Option<PathBuf>,
+    /// External token issuers whose tokens are trusted: comma-separated `[ISSUER=]SOURCE`, where
+    /// SOURCE is a JWKS file or an `https://` URL. With `ISSUER=`, that source's tokens must
+    /// carry exactly that `iss` (and the trusted audience, when set).
+    #[arg(long, env = "MAESTRO_TRUSTED_JWKS", value_delimiter = ',')]
+    pub trusted_jwks: Vec<TrustedSource>,
+    /// The `aud` a token of a trusted JWKS source written `ISSUER=SOURCE` must carry.
+    #[arg(long, env = "MAESTRO_TRUSTED_AUDIENCE")]
+    pub trusted_audience: Option<String>,
+    /// PEM certificates of authorities trusted, besides the system's, for `https://` JWKS
+    /// sources (an IdP with a private certificate authority).
+    #[arg(long, env = "MAESTRO_TRUSTED_JWKS_CA")]
+    pub trusted_jwks_ca: Option<PathBuf>,
     /// The URL partners reach this server at (used in links maestro hands out).
     #[arg(
         long,
@@ -208,5 +217,44 @@ mod tests {
             Duration::from_secs(7 * 24 * 3600)
         );
         assert_eq!(DatabaseArgs::default().url, DEFAULT_DATABASE_URL);
+        assert!(settings.trusted_jwks.is_empty());
+        assert_eq!(settings.trusted_audience, None);
+    }
+
+    #[test]
+    fn trusted_jwks_is_a_comma_separated_list_of_sources() {
+        let settings: Settings = defaults(&[
+            "--trusted-jwks",
+            "https://idp.example.com=https://idp.example.com/jwks?x=1, /etc/a.jwks",
+            "--trusted-jwks",
+            "https://b.example.com/.well-known/jwks.json",
+            "--trusted-audience",
+            "https://maestro.example.com",
+        ]);
+        let shown: Vec<String> = settings
+            .trusted_jwks
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "https://idp.example.com=https://idp.example.com/jwks?x=1",
+                "/etc/a.jwks",
+                "https://b.example.com/.well-known/jwks.json",
+            ]
+        );
+        assert_eq!(
+            settings.trusted_jwks[0].issuer.as_deref(),
+            Some("https://idp.example.com")
+        );
+        assert_eq!(
+            settings.trusted_audience.as_deref(),
+            Some("https://maestro.example.com")
+        );
+        let refused = Settings::augment_args(clap::Command::new("maestro"))
+            .mut_args(|arg| arg.env(clap::builder::Resettable::Reset))
+            .try_get_matches_from(["maestro", "--trusted-jwks", "http://idp/jwks"]);
+        assert!(refused.unwrap_err().to_string().contains("https://"));
     }
 }

@@ -3,18 +3,25 @@
 //! Each trusted key is pinned to one algorithm (RS256, ES256 or EdDSA) when it is loaded; a token
 //! is checked with its key's algorithm only, so `alg: none`, HS256 and "HMAC keyed with the public
 //! key" tokens can never verify. A token must name its key (`kid`), be signed by it, carry `exp`,
-//! and be inside its `nbf`/`exp` window give or take [`LEEWAY_SECS`].
+//! and be inside its `nbf`/`exp` window give or take [`LEEWAY_SECS`]. Keys of external issuers
+//! come from [`Issuers`], with the `iss` and `aud` their source requires.
 
-use std::{collections::HashMap, path::Path, sync::RwLock};
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+};
 
 use anyhow::Context;
 use jsonwebtoken::{
-    Algorithm, DecodingKey, EncodingKey, Header, Validation,
-    errors::ErrorKind,
-    jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse},
+    Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind, jwk::JwkSet,
 };
 
-use super::{Claims, Principal, TokenKind, normalize_company_id, signing::ServerKey};
+use super::{
+    Claims, Principal, TokenKind,
+    issuers::{ExternalKey, Issuers},
+    normalize_company_id,
+    signing::ServerKey,
+};
 use crate::error::{Error, Result};
 
 /// Clock skew tolerated on `exp` and `nbf`.
@@ -31,15 +38,16 @@ struct Verifier {
 /// The keys this server trusts, and the one it signs with.
 pub struct KeyRing {
     verifiers: HashMap<String, Verifier>,
+    issuers: Arc<Issuers>,
     verified: VerifiedTokens,
     signer: (String, EncodingKey),
     public_jwks: JwkSet,
 }
 
 impl KeyRing {
-    /// Builds the ring from the server's keys (oldest first; the oldest signs) and an optional
-    /// JWKS file of external issuers.
-    pub fn new(server_keys: &[ServerKey], trusted_jwks: Option<&Path>) -> anyhow::Result<Self> {
+    /// Builds the ring from the server's keys (oldest first; the oldest signs) and the external
+    /// issuers, if any.
+    pub fn new(server_keys: &[ServerKey], issuers: Option<Arc<Issuers>>) -> anyhow::Result<Self> {
         let signer = server_keys
             .first()
             .context("the server has no signing key")?;
@@ -55,28 +63,25 @@ impl KeyRing {
             );
             public.push(key.public_jwk.clone());
         }
-        if let Some(path) = trusted_jwks {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading the trusted JWKS file {}", path.display()))?;
-            let set: JwkSet = serde_json::from_str(&text)
-                .with_context(|| format!("{} is not a JWKS document", path.display()))?;
-            for jwk in &set.keys {
-                let Some((kid, verifier)) = external_verifier(jwk)? else {
-                    continue;
-                };
-                anyhow::ensure!(
-                    !verifiers.contains_key(&kid),
-                    "key id {kid} appears twice among the trusted keys"
-                );
-                verifiers.insert(kid, verifier);
-            }
+        let issuers = issuers.unwrap_or_default();
+        for kid in verifiers.keys() {
+            anyhow::ensure!(
+                !issuers.publishes(kid),
+                "key id {kid} appears twice among the trusted keys"
+            );
         }
         Ok(KeyRing {
             verifiers,
+            issuers,
             verified: VerifiedTokens::default(),
             signer: (signer.kid.clone(), signer.encoding_key.clone()),
             public_jwks: JwkSet { keys: public },
         })
+    }
+
+    /// The external issuers' keys (refreshed by `Issuers::run`).
+    pub fn issuers(&self) -> &Arc<Issuers> {
+        &self.issuers
     }
 
     /// The server's own public keys, as published at `/oauth2/v0/jwks`.
@@ -95,18 +100,26 @@ impl KeyRing {
     ///
     /// A partner sends the same token with every request until it expires, and an RSA signature
     /// check costs more than the rest of a request; so a token that verified is remembered (by
-    /// its whole text) until its `exp`, and later uses re-check only the time window.
+    /// its whole text) until its `exp`, and later uses re-check only the time window and, for
+    /// an external key, that its source still publishes that very key. Only a token that passed
+    /// every check (its source's `iss` and `aud` included) is remembered.
     pub fn verify(&self, token: &str) -> Result<Principal> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        if let Some(principal) = self.verified.get(token, now) {
+        if let Some((principal, external)) = self.verified.get(token, now)
+            && external.is_none_or(|key| self.issuers.is_current(&key))
+        {
             return Ok(principal);
         }
-        let (principal, window) = self.verify_uncached(token)?;
-        self.verified.insert(token, principal.clone(), window);
+        let (principal, window, external) = self.verify_uncached(token)?;
+        self.verified
+            .insert(token, principal.clone(), window, external);
         Ok(principal)
     }
 
-    fn verify_uncached(&self, token: &str) -> Result<(Principal, Window)> {
+    fn verify_uncached(
+        &self,
+        token: &str,
+    ) -> Result<(Principal, Window, Option<Arc<ExternalKey>>)> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| Error::unauthenticated("The bearer token is not a well-formed JWT."))?;
         if !matches!(
@@ -127,26 +140,50 @@ impl KeyRing {
         let kid = header
             .kid
             .ok_or_else(|| Error::unauthenticated("The token names no key (kid)."))?;
-        let verifier = self
-            .verifiers
-            .get(&kid)
-            .ok_or_else(|| Error::unauthenticated("The token's key (kid) is not trusted."))?;
-        if verifier.algorithm != header.alg {
+        // The server's keys first: no external source can shadow one.
+        let external = if self.verifiers.contains_key(&kid) {
+            None
+        } else {
+            let key = self.issuers.key(&kid);
+            Some(
+                key.ok_or_else(|| Error::unauthenticated("The token's key (kid) is not trusted."))?,
+            )
+        };
+        let (algorithm, key) = match &external {
+            Some(external) => (external.algorithm(), external.decoding_key()),
+            None => (self.verifiers[&kid].algorithm, &self.verifiers[&kid].key),
+        };
+        if algorithm != header.alg {
             return Err(Error::unauthenticated(
                 "The token's algorithm does not match its key.",
             ));
         }
-        let mut validation = Validation::new(verifier.algorithm);
+        let mut validation = Validation::new(algorithm);
         validation.leeway = LEEWAY_SECS;
         validation.validate_nbf = true;
         validation.validate_aud = false;
         validation.set_required_spec_claims(&["exp", "sub"]);
-        let claims = jsonwebtoken::decode::<Claims>(token, &verifier.key, &validation)
+        if let Some(external) = &external {
+            external.restrict(&mut validation);
+        }
+        let claims = jsonwebtoken::decode::<Claims>(token, key, &validation)
             .map_err(|err| {
                 Error::unauthenticated(match err.kind() {
                     ErrorKind::ExpiredSignature => "The token has expired.",
                     ErrorKind::ImmatureSignature => "The token is not valid yet (nbf).",
                     ErrorKind::InvalidSignature => "The token's signature does not verify.",
+                    ErrorKind::InvalidIssuer => {
+                        "The token's issuer (iss) is not the one its key is trusted for."
+                    }
+                    ErrorKind::InvalidAudience => {
+                        "The token's audience (aud) does not name this server."
+                    }
+                    ErrorKind::MissingRequiredClaim(claim) if claim == "iss" => {
+                        "The token names no issuer (iss), which its key requires."
+                    }
+                    ErrorKind::MissingRequiredClaim(claim) if claim == "aud" => {
+                        "The token names no audience (aud), which its key requires."
+                    }
                     _ => "The token's claims are missing or malformed.",
                 })
             })?
@@ -155,7 +192,7 @@ impl KeyRing {
             not_before: claims.nbf,
             expires: claims.exp,
         };
-        Ok((principal(claims)?, window))
+        Ok((principal(claims)?, window, external))
     }
 }
 
@@ -173,27 +210,38 @@ impl Window {
     }
 }
 
-/// Tokens whose signature verified, by their whole text. Bounded: when full it starts over.
+/// Tokens whose signature verified, by their whole text, with the external key that verified
+/// them. Bounded: when full it starts over.
 #[derive(Default)]
 struct VerifiedTokens {
-    entries: RwLock<HashMap<Box<str>, (Principal, Window)>>,
+    entries: RwLock<HashMap<Box<str>, Remembered>>,
 }
+
+type Remembered = (Principal, Window, Option<Arc<ExternalKey>>);
 
 const VERIFIED_CAPACITY: usize = 4096;
 
 impl VerifiedTokens {
-    fn get(&self, token: &str, now: i64) -> Option<Principal> {
+    fn get(&self, token: &str, now: i64) -> Option<(Principal, Option<Arc<ExternalKey>>)> {
         let entries = self.entries.read().expect("token cache lock poisoned");
-        let (principal, window) = entries.get(token)?;
-        window.contains(now).then(|| principal.clone())
+        let (principal, window, external) = entries.get(token)?;
+        window
+            .contains(now)
+            .then(|| (principal.clone(), external.clone()))
     }
 
-    fn insert(&self, token: &str, principal: Principal, window: Window) {
+    fn insert(
+        &self,
+        token: &str,
+        principal: Principal,
+        window: Window,
+        external: Option<Arc<ExternalKey>>,
+    ) {
         let mut entries = self.entries.write().expect("token cache lock poisoned");
         if entries.len() >= VERIFIED_CAPACITY {
             entries.clear();
         }
-        entries.insert(token.into(), (principal, window));
+        entries.insert(token.into(), (principal, window, external));
     }
 }
 
@@ -238,50 +286,6 @@ fn principal(claims: Claims) -> Result<Principal> {
         accepted_until: claims.exp + LEEWAY_SECS as i64,
         issued_at: claims.iat,
     })
-}
-
-/// The algorithm an external key is pinned to, or `None` (with a warning) for keys maestro
-/// will not accept tokens from: symmetric keys, encryption keys, other algorithms or curves.
-fn external_verifier(jwk: &Jwk) -> anyhow::Result<Option<(String, Verifier)>> {
-    let kid = jwk
-        .common
-        .key_id
-        .clone()
-        .context("every trusted key needs a kid")?;
-    let inferred = match &jwk.algorithm {
-        AlgorithmParameters::RSA(_) => Some(Algorithm::RS256),
-        AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => {
-            Some(Algorithm::ES256)
-        }
-        AlgorithmParameters::OctetKeyPair(okp) if okp.curve == EllipticCurve::Ed25519 => {
-            Some(Algorithm::EdDSA)
-        }
-        _ => None,
-    };
-    let declared = match jwk.common.key_algorithm {
-        None => inferred,
-        Some(KeyAlgorithm::RS256) => Some(Algorithm::RS256),
-        Some(KeyAlgorithm::ES256) => Some(Algorithm::ES256),
-        Some(KeyAlgorithm::EdDSA) => Some(Algorithm::EdDSA),
-        Some(_) => None,
-    };
-    let usable = matches!(
-        jwk.common.public_key_use,
-        None | Some(PublicKeyUse::Signature)
-    );
-    match (declared, inferred) {
-        (Some(algorithm), Some(family)) if algorithm == family && usable => Ok(Some((
-            kid,
-            Verifier {
-                algorithm,
-                key: DecodingKey::from_jwk(jwk)?,
-            },
-        ))),
-        _ => {
-            tracing::warn!(%kid, "ignoring a trusted key: only RS256, ES256 (P-256) and EdDSA (Ed25519) signing keys are accepted");
-            Ok(None)
-        }
-    }
 }
 
 #[cfg(test)]

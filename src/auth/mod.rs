@@ -1,9 +1,11 @@
 //! Identity: who is calling, proven by a JWT.
 //!
-//! `keyring` verifies tokens against the server's own keys and the trusted external issuers;
-//! `signing` creates and loads the server's keys; `claims` is the token's wire format.
+//! `keyring` verifies tokens against the server's own keys and the trusted external issuers,
+//! whose keys `issuers` reads, fetches and refreshes; `signing` creates and loads the server's
+//! keys; `claims` is the token's wire format.
 
 pub mod claims;
+pub mod issuers;
 pub mod keyring;
 pub mod signing;
 

@@ -35,6 +35,11 @@ pub fn fixture_path(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// A `MAESTRO_TRUSTED_JWKS` entry, as the setting reads it.
+pub fn trusted_source(entry: &str) -> maestro::auth::issuers::TrustedSource {
+    entry.parse().unwrap()
+}
+
 pub fn fixture(name: &str) -> String {
     std::fs::read_to_string(fixture_path(name)).expect("fixture exists")
 }
@@ -281,7 +286,8 @@ impl TestApp {
     /// Spawns an instance on an existing test database (a second instance, or a restart).
     pub async fn spawn_on(db: Arc<TestDatabase>, configure: impl FnOnce(&mut Settings)) -> TestApp {
         let mut settings = Settings::with_database("127.0.0.1:0", &db.url);
-        settings.trusted_jwks = Some(fixture_path("keys/trusted_jwks.json"));
+        let fixture_jwks = fixture_path("keys/trusted_jwks.json");
+        settings.trusted_jwks = vec![trusted_source(&fixture_jwks.display().to_string())];
         // Tests drive the delivery worker one pass at a time; a test that wants the running
         // loop asks for `Role::All`.
         settings.role = maestro::config::Role::Api;

@@ -13,6 +13,8 @@ mod inbox_api;
 mod inbox_helpers;
 mod inbox_page;
 mod inbox_store;
+mod issuers;
+mod jwks_server;
 mod legacy_subscriptions;
 mod limits;
 mod multi_instance;

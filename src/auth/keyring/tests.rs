@@ -1,7 +1,5 @@
 //! The key ring's unit tests: what verifies and what is refused.
 
-use std::io::Write;
-
 use jsonwebtoken::EncodingKey;
 use serde_json::json;
 use time::OffsetDateTime;
@@ -9,14 +7,14 @@ use time::OffsetDateTime;
 use super::*;
 use crate::{auth::signing::server_key, error::ErrorCode, store::SigningKeyRecord};
 
-fn ring(trusted: Option<&Path>) -> KeyRing {
+fn ring(issuers: Option<Arc<Issuers>>) -> KeyRing {
     let record = SigningKeyRecord {
         kid: "server-1".into(),
         algorithm: "RS256".into(),
         private_pem: include_str!("../../../tests/fixtures/keys/rsa.pem").into(),
         created_at: OffsetDateTime::now_utc(),
     };
-    KeyRing::new(&[server_key(&record).unwrap()], trusted).unwrap()
+    KeyRing::new(&[server_key(&record).unwrap()], issuers).unwrap()
 }
 
 fn claims(kind: &str) -> serde_json::Value {
@@ -92,7 +90,8 @@ fn a_remembered_token_is_served_only_inside_its_window_and_only_for_its_exact_te
         not_before: Some(now - 5),
         expires: now + 5,
     };
-    ring.verified.insert("remembered", principal.clone(), valid);
+    ring.verified
+        .insert("remembered", principal.clone(), valid, None);
     assert_eq!(ring.verify("remembered").unwrap(), principal);
     assert!(
         ring.verify("remembered ").is_err(),
@@ -103,7 +102,7 @@ fn a_remembered_token_is_served_only_inside_its_window_and_only_for_its_exact_te
         expires: now - 1 - LEEWAY_SECS as i64,
     };
     ring.verified
-        .insert("remembered", principal.clone(), lapsed);
+        .insert("remembered", principal.clone(), lapsed, None);
     assert!(
         ring.verify("remembered").is_err(),
         "an expired entry is not served"
@@ -112,7 +111,7 @@ fn a_remembered_token_is_served_only_inside_its_window_and_only_for_its_exact_te
         not_before: Some(now + 1 + LEEWAY_SECS as i64),
         expires: now + 600,
     };
-    ring.verified.insert("remembered", principal, early);
+    ring.verified.insert("remembered", principal, early, None);
     assert!(
         ring.verify("remembered").is_err(),
         "a premature entry is not served"
@@ -191,33 +190,5 @@ fn a_user_token_must_name_its_company() {
     assert_eq!(
         ring.verify(&token).unwrap().company_id.as_deref(),
         Some("c1")
-    );
-}
-
-#[test]
-fn trusted_jwks_keep_only_pinnable_signing_keys() {
-    let mut file = tempfile::NamedTempFile::new().unwrap();
-    let fixture: serde_json::Value = serde_json::from_str(include_str!(
-        "../../../tests/fixtures/keys/trusted_jwks.json"
-    ))
-    .unwrap();
-    let rsa = fixture["keys"][0].clone();
-    let mut rs384 = rsa.clone();
-    rs384["kid"] = json!("rs384");
-    rs384["alg"] = json!("RS384");
-    let mut encryption = rsa.clone();
-    encryption["kid"] = json!("enc");
-    encryption["use"] = json!("enc");
-    let oct = json!({"kty": "oct", "kid": "hmac", "k": "c2VjcmV0"});
-    let set = json!({"keys": [rsa, rs384, encryption, oct]});
-    file.write_all(set.to_string().as_bytes()).unwrap();
-    let ring = ring(Some(file.path()));
-    let mut kids: Vec<_> = ring.verifiers.keys().cloned().collect();
-    kids.sort();
-    assert_eq!(kids, ["ext-rsa-1", "server-1"]);
-    assert_eq!(
-        ring.public_jwks().keys.len(),
-        1,
-        "only the server's own keys are published"
     );
 }
