@@ -44,6 +44,41 @@ pub struct DatabaseArgs {
     /// Connections in the pool (PostgreSQL; SQLite has one writer and a few readers).
     #[arg(long, env = "MAESTRO_DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
     pub database_max_connections: u32,
+    /// The key the stored secrets (signing keys, postback secrets) are encrypted under: 32
+    /// random bytes in standard base64 (`openssl rand -base64 32`). Required on PostgreSQL; on
+    /// SQLite, when not given, a key file beside the database (`PATH.key`) is made and used.
+    #[arg(long, env = "MAESTRO_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<Secret>,
+}
+
+/// A setting that is a secret: its `Debug` never shows it, so settings can be logged. It is
+/// checked where it is used (a malformed value is reported without being echoed, which clap's
+/// own value errors would do).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(value.to_owned()))
+    }
 }
 
 impl Default for DatabaseArgs {
@@ -196,5 +231,22 @@ mod tests {
             Duration::from_secs(7 * 24 * 3600)
         );
         assert_eq!(DatabaseArgs::default().url, DEFAULT_DATABASE_URL);
+        assert_eq!(DatabaseArgs::default().master_key, None);
+    }
+
+    #[test]
+    fn the_master_key_never_shows_in_the_settings_debug() {
+        let key = "q83vEjRWeJC6ze8SNFZ4kLrN7xI0VniQus3vEjRWeJA=";
+        let mut settings = Settings::with_database("127.0.0.1:0", "sqlite://x.db");
+        settings.database.master_key = Some(key.parse().unwrap());
+        let shown = format!("{settings:?} {settings:#?}");
+        assert!(
+            !shown.contains(key) && !shown.contains("q83vEjRW"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("master_key: Some(Secret(<redacted>))"),
+            "{shown}"
+        );
     }
 }

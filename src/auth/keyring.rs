@@ -5,17 +5,27 @@
 //! key" tokens can never verify. A token must name its key (`kid`), be signed by it, carry `exp`,
 //! and be inside its `nbf`/`exp` window give or take [`LEEWAY_SECS`].
 
-use std::{collections::HashMap, path::Path, sync::RwLock};
+use std::{
+    collections::HashMap,
+    path::Path,
+    sync::{Arc, RwLock},
+};
 
 use anyhow::Context;
 use jsonwebtoken::{
-    Algorithm, DecodingKey, EncodingKey, Header, Validation,
+    Algorithm, DecodingKey, Validation,
     errors::ErrorKind,
     jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse},
 };
 
-use super::{Claims, Principal, TokenKind, normalize_company_id, signing::ServerKey};
-use crate::error::{Error, Result};
+use super::{
+    Claims, Principal, TokenKind, normalize_company_id,
+    server_keys::{ServerKeys, Signer},
+};
+use crate::{
+    error::{Error, Result},
+    store::DynStore,
+};
 
 /// Clock skew tolerated on `exp` and `nbf`.
 pub const LEEWAY_SECS: u64 = 60;
@@ -23,38 +33,25 @@ pub const LEEWAY_SECS: u64 = 60;
 /// The longest id, scope or role a token may carry.
 const MAX_CLAIM_CHARS: usize = 255;
 
-struct Verifier {
-    algorithm: Algorithm,
-    key: DecodingKey,
+pub(super) struct Verifier {
+    pub(super) algorithm: Algorithm,
+    pub(super) key: DecodingKey,
 }
 
 /// The keys this server trusts, and the one it signs with.
 pub struct KeyRing {
+    /// The external issuers' keys.
     verifiers: HashMap<String, Verifier>,
     verified: VerifiedTokens,
-    signer: (String, EncodingKey),
-    public_jwks: JwkSet,
+    /// The server's own keys, reloaded by `refresh`.
+    server: ServerKeys,
 }
 
 impl KeyRing {
-    /// Builds the ring from the server's keys (oldest first; the oldest signs) and an optional
-    /// JWKS file of external issuers.
-    pub fn new(server_keys: &[ServerKey], trusted_jwks: Option<&Path>) -> anyhow::Result<Self> {
-        let signer = server_keys
-            .first()
-            .context("the server has no signing key")?;
+    /// Builds the ring from the server's keys and an optional JWKS file of external issuers.
+    pub fn new(server: ServerKeys, trusted_jwks: Option<&Path>) -> anyhow::Result<Self> {
+        let server_kids: Vec<String> = server.current().kids().map(str::to_owned).collect();
         let mut verifiers = HashMap::new();
-        let mut public = Vec::new();
-        for key in server_keys {
-            verifiers.insert(
-                key.kid.clone(),
-                Verifier {
-                    algorithm: key.algorithm,
-                    key: DecodingKey::from_jwk(&key.public_jwk)?,
-                },
-            );
-            public.push(key.public_jwk.clone());
-        }
         if let Some(path) = trusted_jwks {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading the trusted JWKS file {}", path.display()))?;
@@ -65,7 +62,7 @@ impl KeyRing {
                     continue;
                 };
                 anyhow::ensure!(
-                    !verifiers.contains_key(&kid),
+                    !verifiers.contains_key(&kid) && !server_kids.contains(&kid),
                     "key id {kid} appears twice among the trusted keys"
                 );
                 verifiers.insert(kid, verifier);
@@ -74,21 +71,39 @@ impl KeyRing {
         Ok(KeyRing {
             verifiers,
             verified: VerifiedTokens::default(),
-            signer: (signer.kid.clone(), signer.encoding_key.clone()),
-            public_jwks: JwkSet { keys: public },
+            server,
         })
     }
 
-    /// The server's own public keys, as published at `/oauth2/v0/jwks`.
-    pub fn public_jwks(&self) -> &JwkSet {
-        &self.public_jwks
+    /// The server's own public keys (every key not retired), as published at `/oauth2/v0/jwks`.
+    pub fn public_jwks(&self) -> Arc<JwkSet> {
+        self.server.public_jwks()
     }
 
-    /// Signs claims with the server's current key (RS256).
-    pub fn sign(&self, claims: &Claims) -> anyhow::Result<String> {
-        let mut header = Header::new(Algorithm::RS256);
-        header.kid = Some(self.signer.0.clone());
-        Ok(jsonwebtoken::encode(&header, claims, &self.signer.1)?)
+    /// Reloads the server's keys from the database: a rotated key signs from now on, and a
+    /// retired one verifies no more (tokens it signed are forgotten by the cache too).
+    pub async fn refresh(&self, store: &DynStore) -> anyhow::Result<()> {
+        let records = store.signing_keys().await?;
+        if self.server.update(&records)? {
+            self.verified.clear();
+        }
+        Ok(())
+    }
+
+    /// The key that signs now.
+    pub fn signer(&self) -> Arc<Signer> {
+        self.server.signer()
+    }
+
+    /// Signs `claims` with the current key if the database already records it as signing until
+    /// `claims.exp` or later; `None` if not. The half of [`super::signing::issue`] that needs
+    /// no database, for callers that cannot wait (tests): mint tokens with `issue`.
+    pub fn sign_recorded(&self, claims: &Claims) -> anyhow::Result<Option<String>> {
+        let signer = self.signer();
+        if !signer.covers(claims.exp) {
+            return Ok(None);
+        }
+        signer.sign(claims).map(Some)
     }
 
     /// Verifies a bearer token and returns who it speaks for.
@@ -127,9 +142,10 @@ impl KeyRing {
         let kid = header
             .kid
             .ok_or_else(|| Error::unauthenticated("The token names no key (kid)."))?;
-        let verifier = self
-            .verifiers
-            .get(&kid)
+        let server = self.server.current();
+        let verifier = server
+            .verifier(&kid)
+            .or_else(|| self.verifiers.get(&kid))
             .ok_or_else(|| Error::unauthenticated("The token's key (kid) is not trusted."))?;
         if verifier.algorithm != header.alg {
             return Err(Error::unauthenticated(
@@ -186,6 +202,13 @@ impl VerifiedTokens {
         let entries = self.entries.read().expect("token cache lock poisoned");
         let (principal, window) = entries.get(token)?;
         window.contains(now).then(|| principal.clone())
+    }
+
+    fn clear(&self) {
+        self.entries
+            .write()
+            .expect("token cache lock poisoned")
+            .clear();
     }
 
     fn insert(&self, token: &str, principal: Principal, window: Window) {

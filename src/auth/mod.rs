@@ -1,10 +1,14 @@
 //! Identity: who is calling, proven by a JWT.
 //!
 //! `keyring` verifies tokens against the server's own keys and the trusted external issuers;
-//! `signing` creates and loads the server's keys; `claims` is the token's wire format.
+//! `server_keys` is the running instance's reloadable set of the server's keys; `signing` mints
+//! tokens (`signing::issue`) and creates the first key; `rotation` is `maestro keys`; `claims`
+//! is the token's wire format.
 
 pub mod claims;
 pub mod keyring;
+pub mod rotation;
+pub mod server_keys;
 pub mod signing;
 
 pub use claims::{Claims, TokenKind};

@@ -1,10 +1,12 @@
-//! The command line: `maestro serve | migrate | token issue | partner import | partner list |
+//! The command line: `maestro serve | migrate | token issue | keys list | keys rotate |
+//! keys retire | partner import | partner list | partner show | partner rotate-secret |
 //! event publish | inbox open-url | delivery list | delivery show | delivery replay`.
 //! These names and flags are a public interface that operators script; keep them stable.
 
 mod delivery;
 mod event;
 mod inbox;
+mod keys;
 mod partner;
 mod token;
 
@@ -15,6 +17,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 pub use delivery::DeliveryCommand;
 pub use event::EventCommand;
 pub use inbox::{InboxCommand, OpenUrlArgs};
+pub use keys::KeysCommand;
 pub use partner::PartnerCommand;
 pub use token::{IssueArgs, TokenCommand};
 
@@ -67,6 +70,9 @@ pub enum Command {
     /// Tokens signed with the server's own key.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// The server's token signing keys: list, rotate, retire.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Partner applications and their templates.
     #[command(subcommand)]
     Partner(PartnerCommand),
@@ -112,6 +118,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token(command) => token::run(command).await,
+        Command::Keys(command) => keys::run(command).await,
         Command::Partner(command) => partner::run(command).await,
         Command::Event(command) => event::run(command).await,
         Command::Delivery(command) => delivery::run(command).await,
