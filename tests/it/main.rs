@@ -16,6 +16,8 @@ mod limits;
 mod multi_instance;
 mod ops;
 mod receiver;
+mod rotation;
+mod secrets_at_rest;
 mod slow_clients;
 mod store_conformance;
 mod tokens;
