@@ -125,8 +125,8 @@ pub struct Settings {
     /// connections wait to be accepted.
     #[arg(long, env = "MAESTRO_MAX_CONNECTIONS", default_value_t = 8192)]
     pub max_connections: usize,
-    /// How long partner and template changes made by `maestro partner import` may take to reach a
-    /// running server.
+    /// How long partner and template changes made by `maestro partner import`, and signing keys
+    /// rotated or retired by `maestro keys`, may take to reach a running server.
     #[arg(long, env = "MAESTRO_CATALOG_REFRESH", default_value = "5s", value_parser = humantime::parse_duration)]
     pub catalog_refresh: Duration,
     /// What this instance runs: `all` (API and background workers), `api`, or `worker`

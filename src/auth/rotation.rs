@@ -134,6 +134,8 @@ fn accepted_until(signed_until: OffsetDateTime) -> OffsetDateTime {
     signed_until + Duration::seconds(LEEWAY_SECS as i64)
 }
 
+/// RFC 3339 to the second, as an operator reads it.
 pub fn format_time(at: OffsetDateTime) -> String {
+    let at = at.replace_nanosecond(0).unwrap_or(at);
     at.format(&Rfc3339).unwrap_or_else(|_| at.to_string())
 }

@@ -199,6 +199,13 @@ impl Secrets {
         }
     }
 
+    pub(super) fn open_partners(
+        &self,
+        partners: Vec<PartnerRecord>,
+    ) -> anyhow::Result<Vec<PartnerRecord>> {
+        partners.into_iter().map(|p| self.open_partner(p)).collect()
+    }
+
     pub(super) fn open_partner(&self, mut partner: PartnerRecord) -> anyhow::Result<PartnerRecord> {
         let open = |stored: &str| self.open(Column::PostbackSecret, &partner.id, stored);
         partner.postback_secret = open(&partner.postback_secret)?;
@@ -210,15 +217,20 @@ impl Secrets {
         Ok(partner)
     }
 
-    pub(super) fn open_claim(&self, mut claim: ClaimedDelivery) -> anyhow::Result<ClaimedDelivery> {
-        let open = |stored: &str| self.open(Column::PostbackSecret, &claim.partner_id, stored);
-        claim.postback_secret = open(&claim.postback_secret)?;
-        claim.previous_postback_secret = claim
-            .previous_postback_secret
-            .as_deref()
-            .map(open)
-            .transpose()?;
-        Ok(claim)
+    pub(super) fn open_claims(
+        &self,
+        mut claims: Vec<ClaimedDelivery>,
+    ) -> anyhow::Result<Vec<ClaimedDelivery>> {
+        for claim in &mut claims {
+            let open = |stored: &str| self.open(Column::PostbackSecret, &claim.partner_id, stored);
+            claim.postback_secret = open(&claim.postback_secret)?;
+            claim.previous_postback_secret = claim
+                .previous_postback_secret
+                .as_deref()
+                .map(open)
+                .transpose()?;
+        }
+        Ok(claims)
     }
 }
 

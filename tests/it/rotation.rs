@@ -143,8 +143,12 @@ async fn retiring_waits_for_live_tokens_unless_forced_and_then_refuses_them(back
 }
 
 async fn a_second_instance_takes_in_a_rotation_and_a_retirement_at_its_refresh(backend: Backend) {
-    let a = TestApp::spawn(backend).await;
-    let b = TestApp::spawn_on(a.db.clone(), |_| {}).await;
+    // Only the refreshes the test calls: the periodic one must not beat the assertions to it.
+    let no_periodic_refresh = |s: &mut maestro::Settings| {
+        s.catalog_refresh = std::time::Duration::from_secs(3600);
+    };
+    let a = TestApp::spawn_with(backend, no_periodic_refresh).await;
+    let b = TestApp::spawn_on(a.db.clone(), no_periodic_refresh).await;
     let old_token = a.groundspan_token();
     let new = ok(&a, &["keys", "rotate"]).await.trim().to_owned();
     refresh(&a).await;

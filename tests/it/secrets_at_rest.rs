@@ -45,7 +45,12 @@ async fn the_database_holds_no_plaintext_private_key_or_postback_secret(backend:
     let t = TestApp::spawn(backend).await;
     t.import_partner("acme", &format!("postback_secret = \"{SECRET}\""))
         .await;
-    t.db.cli(&["partner", "rotate-secret", "acme"]).await;
+    assert!(
+        t.db.cli(&["partner", "rotate-secret", "acme"])
+            .await
+            .status
+            .success()
+    );
     maestro::auth::rotation::rotate(&t.app.store).await.unwrap();
     let stored = stored_secrets(&t.db).await;
     assert_eq!(

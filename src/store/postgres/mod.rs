@@ -209,10 +209,7 @@ impl Store for PostgresStore {
 
     async fn partners(&self) -> StoreResult<Vec<PartnerRecord>> {
         let sealed = self.timed(catalog::partners(&self.pool)).await?;
-        sealed
-            .into_iter()
-            .map(|partner| Ok(self.secrets.open_partner(partner)?))
-            .collect()
+        Ok(self.secrets.open_partners(sealed)?)
     }
 
     async fn partner_with_templates(
@@ -222,10 +219,10 @@ impl Store for PostgresStore {
         let found = self
             .timed(catalog::partner_with_templates(&self.pool, partner_id))
             .await?;
-        Ok(match found {
-            Some((partner, templates)) => Some((self.secrets.open_partner(partner)?, templates)),
-            None => None,
-        })
+        let Some((partner, templates)) = found else {
+            return Ok(None);
+        };
+        Ok(Some((self.secrets.open_partner(partner)?, templates)))
     }
 
     async fn create_alert(&self, alert: &NewAlert) -> StoreResult<CreateOutcome> {
@@ -348,10 +345,7 @@ impl Store for PostgresStore {
                 per_partner_limit,
             ))
             .await?;
-        sealed
-            .into_iter()
-            .map(|claim| Ok(self.secrets.open_claim(claim)?))
-            .collect()
+        Ok(self.secrets.open_claims(sealed)?)
     }
 
     async fn finish_attempt(

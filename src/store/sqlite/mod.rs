@@ -194,10 +194,7 @@ impl Store for SqliteStore {
 
     async fn partners(&self) -> StoreResult<Vec<PartnerRecord>> {
         let sealed = self.readers.read(catalog::partners).await?;
-        sealed
-            .into_iter()
-            .map(|partner| Ok(self.secrets.open_partner(partner)?))
-            .collect()
+        Ok(self.secrets.open_partners(sealed)?)
     }
 
     async fn partner_with_templates(
@@ -209,10 +206,10 @@ impl Store for SqliteStore {
             .readers
             .read(move |db| catalog::partner_with_templates(db, &partner_id))
             .await?;
-        Ok(match found {
-            Some((partner, templates)) => Some((self.secrets.open_partner(partner)?, templates)),
-            None => None,
-        })
+        let Some((partner, templates)) = found else {
+            return Ok(None);
+        };
+        Ok(Some((self.secrets.open_partner(partner)?, templates)))
     }
 
     async fn create_alert(&self, alert: &NewAlert) -> StoreResult<CreateOutcome> {
@@ -364,10 +361,7 @@ impl Store for SqliteStore {
                 deliveries::claim(tx, &claimant, now, lease_until, limit, per_partner_limit)
             })
             .await?;
-        sealed
-            .into_iter()
-            .map(|claim| Ok(self.secrets.open_claim(claim)?))
-            .collect()
+        Ok(self.secrets.open_claims(sealed)?)
     }
 
     async fn finish_attempt(
