@@ -189,8 +189,12 @@ async fn run(args: &Args, database: &Database, dir: &Path) -> anyhow::Result<Rep
         .as_deref()
         .and_then(Path::to_str)
         .unwrap_or(env!("CARGO_BIN_EXE_maestro"));
+    // PostgreSQL requires a master key; every command of the run gets the same one.
+    let master_key = std::env::var("MAESTRO_MASTER_KEY")
+        .unwrap_or_else(|_| maestro::store::secrets::MasterKey::generate().to_base64());
     let output = Command::new(binary)
         .args(["migrate", "--database-url", &database.url])
+        .env("MAESTRO_MASTER_KEY", &master_key)
         .output()?;
     anyhow::ensure!(output.status.success(), "migrate failed: {output:?}");
     if args.preload > 0 {
@@ -206,12 +210,13 @@ async fn run(args: &Args, database: &Database, dir: &Path) -> anyhow::Result<Rep
         .server_log
         .clone()
         .unwrap_or_else(|| dir.join("server.log"));
-    let mut server = Server::start(binary, &database.url, &log)?;
+    let mut server = Server::start(binary, &database.url, &master_key, &log)?;
     let token = String::from_utf8(
         Command::new(binary)
             .args(["token", "issue", "--type", "company", "--subject", COMPANY])
             .args(["--app", "groundspan", "--scope", "maestro.alerts.writeonly"])
             .args(["--database-url", &database.url, "--ttl", "86400"])
+            .env("MAESTRO_MASTER_KEY", &master_key)
             .output()?
             .stdout,
     )?
@@ -256,10 +261,11 @@ struct Server {
 }
 
 impl Server {
-    fn start(binary: &str, url: &str, log: &Path) -> anyhow::Result<Server> {
+    fn start(binary: &str, url: &str, master_key: &str, log: &Path) -> anyhow::Result<Server> {
         let log = std::fs::File::create(log)?;
         let mut child = Command::new(binary)
             .args(["serve", "--listen", "127.0.0.1:0", "--database-url", url])
+            .env("MAESTRO_MASTER_KEY", master_key)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()?;

@@ -61,7 +61,6 @@ impl App {
     /// one, and loads the signing keys (generating the first).
     pub async fn open(settings: Settings) -> anyhow::Result<Arc<App>> {
         let store = open_store(&settings.database).await?;
-        let keys = signing::ensure_server_keys(&store).await?;
         let clock = Arc::new(Clock::system());
         // A worker instance verifies no token: it neither reads nor fetches the issuers' keys.
         let issuers = match settings.role.serves_api() {
@@ -76,7 +75,7 @@ impl App {
             }
             false => Issuers::default(),
         };
-        let keyring = KeyRing::new(&keys, Some(Arc::new(issuers)))?;
+        let keyring = KeyRing::new(signing::server_keys(&store).await?, Some(Arc::new(issuers)))?;
         let catalog = Arc::new(Catalog::new(store.clone(), settings.catalog_refresh));
         let metrics = Arc::new(Metrics::new());
         let delivery = DeliveryWorker::new(
@@ -160,6 +159,21 @@ impl App {
     }
 }
 
+/// Reloads the server's keys every `catalog_refresh` until shutdown, so that a key rotated or
+/// retired by the CLI or another instance is taken in without a restart. A failed reload keeps
+/// the keys the instance has.
+async fn refresh_keys(app: Arc<App>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|stopped| *stopped) => break,
+            () = tokio::time::sleep(app.settings.catalog_refresh) => {}
+        }
+        if let Err(err) = app.keyring.refresh(&app.store).await {
+            tracing::warn!(error = %err, "reloading the server's signing keys failed; will retry");
+        }
+    }
+}
+
 /// The store with its schema current and, if it has no partner yet, the bundled ones.
 pub async fn open_store(database: &crate::config::DatabaseArgs) -> anyhow::Result<DynStore> {
     let store = store::connect(database).await?;
@@ -187,6 +201,7 @@ pub async fn serve(
         workers.push(tokio::spawn(app.revocations.clone().run(stop_rx.clone())));
         let issuers = app.keyring.issuers().clone();
         workers.push(tokio::spawn(issuers.run(stop_rx.clone())));
+        workers.push(tokio::spawn(refresh_keys(app.clone(), stop_rx.clone())));
     }
     if app.settings.role.runs_workers() {
         workers.push(tokio::spawn(app.delivery.clone().run(stop_rx.clone())));

@@ -44,6 +44,41 @@ pub struct DatabaseArgs {
     /// Connections in the pool (PostgreSQL; SQLite has one writer and a few readers).
     #[arg(long, env = "MAESTRO_DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
     pub database_max_connections: u32,
+    /// The key the stored secrets (signing keys, postback secrets) are encrypted under: 32
+    /// random bytes in standard base64 (`openssl rand -base64 32`). Required on PostgreSQL; on
+    /// SQLite, when not given, a key file beside the database (`PATH.key`) is made and used.
+    #[arg(long, env = "MAESTRO_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<Secret>,
+}
+
+/// A setting that is a secret: its `Debug` never shows it, so settings can be logged. It is
+/// checked where it is used (a malformed value is reported without being echoed, which clap's
+/// own value errors would do).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(value.to_owned()))
+    }
 }
 
 impl Default for DatabaseArgs {
@@ -99,8 +134,8 @@ pub struct Settings {
     /// connections wait to be accepted.
     #[arg(long, env = "MAESTRO_MAX_CONNECTIONS", default_value_t = 8192)]
     pub max_connections: usize,
-    /// How long partner and template changes made by `maestro partner import` may take to reach a
-    /// running server.
+    /// How long partner and template changes made by `maestro partner import`, and signing keys
+    /// rotated or retired by `maestro keys`, may take to reach a running server.
     #[arg(long, env = "MAESTRO_CATALOG_REFRESH", default_value = "5s", value_parser = humantime::parse_duration)]
     pub catalog_refresh: Duration,
     /// What this instance runs: `all` (API and background workers), `api`, or `worker`
@@ -219,6 +254,7 @@ mod tests {
         assert_eq!(DatabaseArgs::default().url, DEFAULT_DATABASE_URL);
         assert!(settings.trusted_jwks.is_empty());
         assert_eq!(settings.trusted_audience, None);
+        assert_eq!(DatabaseArgs::default().master_key, None);
     }
 
     #[test]
@@ -256,5 +292,21 @@ mod tests {
             .mut_args(|arg| arg.env(clap::builder::Resettable::Reset))
             .try_get_matches_from(["maestro", "--trusted-jwks", "http://idp/jwks"]);
         assert!(refused.unwrap_err().to_string().contains("https://"));
+    }
+
+    #[test]
+    fn the_master_key_never_shows_in_the_settings_debug() {
+        let key = "q83vEjRWeJC6ze8SNFZ4kLrN7xI0VniQus3vEjRWeJA=";
+        let mut settings = Settings::with_database("127.0.0.1:0", "sqlite://x.db");
+        settings.database.master_key = Some(key.parse().unwrap());
+        let shown = format!("{settings:?} {settings:#?}");
+        assert!(
+            !shown.contains(key) && !shown.contains("q83vEjRW"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("master_key: Some(Secret(<redacted>))"),
+            "{shown}"
+        );
     }
 }

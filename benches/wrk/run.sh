@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # An independent load generator's view of ingestion: starts BINARY on a fresh SQLite database
-# (or the PostgreSQL URL in MAESTRO_DATABASE_URL), then runs wrk against /healthz and against
-# POST /maestro/v4/alerts (distinct extRefs), and prints wrk's figures.
+# (or the PostgreSQL URL in MAESTRO_DATABASE_URL, with MAESTRO_MASTER_KEY), then runs wrk
+# against /healthz and against POST /maestro/v4/alerts (distinct extRefs), and prints wrk's
+# figures.
 #
 #   benches/wrk/run.sh target/release/maestro [THREADS] [CONNECTIONS] [DURATION]
 #   benches/wrk/run.sh /tmp/maestro-before 2 64 10s

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use super::{Clients, secrets, throttle::Throttle};
 use crate::{
-    auth::{Claims, KeyRing, TokenKind, normalize_company_id},
+    auth::{Claims, KeyRing, TokenKind, normalize_company_id, signing},
     error::{Error, ErrorCode, Problem, Result},
     store::{ClientRecord, DynStore, NewRefreshToken, RefreshOutcome},
 };
@@ -218,6 +218,7 @@ impl Grants {
                     ));
                 }
                 self.company_token(keyring, &client, company_id, scopes, now, refresh, &token)
+                    .await
             }
             Grant::RefreshToken { refresh_token } => {
                 let (refresh, next) = self.new_refresh(&client, now);
@@ -260,12 +261,13 @@ impl Grants {
                     ..next
                 };
                 self.company_token(keyring, &client, &company_id, scopes, now, refresh, &next)
+                    .await
             }
             Grant::ClientCredentials => {
                 let scopes = granted(request.scope.as_deref(), &client.scopes)?;
                 let claims = self.claims(&client, TokenKind::App, &client.id, &scopes, now);
                 Ok(Issued {
-                    access_token: keyring.sign(&claims)?,
+                    access_token: signing::issue(&self.store, keyring, &claims).await?,
                     expires_in: self.settings.access_ttl,
                     refresh: None,
                     scopes,
@@ -293,7 +295,7 @@ impl Grants {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn company_token(
+    async fn company_token(
         &self,
         keyring: &KeyRing,
         client: &ClientRecord,
@@ -305,7 +307,7 @@ impl Grants {
     ) -> Result<Issued> {
         let claims = self.claims(client, TokenKind::Company, company_id, &scopes, now);
         Ok(Issued {
-            access_token: keyring.sign(&claims)?,
+            access_token: signing::issue(&self.store, keyring, &claims).await?,
             expires_in: self.settings.access_ttl,
             refresh: Some((refresh, stored.expires_at)),
             scopes,

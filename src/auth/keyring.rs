@@ -11,18 +11,18 @@ use std::{
     sync::{Arc, RwLock},
 };
 
-use anyhow::Context;
-use jsonwebtoken::{
-    Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind, jwk::JwkSet,
-};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind, jwk::JwkSet};
 
 use super::{
     Claims, Principal, TokenKind,
     issuers::{ExternalKey, Issuers},
     normalize_company_id,
-    signing::ServerKey,
+    server_keys::{ServerKeys, Signer},
 };
-use crate::error::{Error, Result};
+use crate::{
+    error::{Error, Result},
+    store::DynStore,
+};
 
 /// Clock skew tolerated on `exp` and `nbf`.
 pub const LEEWAY_SECS: u64 = 60;
@@ -30,52 +30,34 @@ pub const LEEWAY_SECS: u64 = 60;
 /// The longest id, scope or role a token may carry.
 const MAX_CLAIM_CHARS: usize = 255;
 
-struct Verifier {
-    algorithm: Algorithm,
-    key: DecodingKey,
+pub(super) struct Verifier {
+    pub(super) algorithm: Algorithm,
+    pub(super) key: DecodingKey,
 }
 
 /// The keys this server trusts, and the one it signs with.
 pub struct KeyRing {
-    verifiers: HashMap<String, Verifier>,
+    /// The server's own keys, reloaded by `refresh`.
+    server: ServerKeys,
+    /// The external issuers' keys (refreshed by `Issuers::run`).
     issuers: Arc<Issuers>,
     verified: VerifiedTokens,
-    signer: (String, EncodingKey),
-    public_jwks: JwkSet,
 }
 
 impl KeyRing {
-    /// Builds the ring from the server's keys (oldest first; the oldest signs) and the external
-    /// issuers, if any.
-    pub fn new(server_keys: &[ServerKey], issuers: Option<Arc<Issuers>>) -> anyhow::Result<Self> {
-        let signer = server_keys
-            .first()
-            .context("the server has no signing key")?;
-        let mut verifiers = HashMap::new();
-        let mut public = Vec::new();
-        for key in server_keys {
-            verifiers.insert(
-                key.kid.clone(),
-                Verifier {
-                    algorithm: key.algorithm,
-                    key: DecodingKey::from_jwk(&key.public_jwk)?,
-                },
-            );
-            public.push(key.public_jwk.clone());
-        }
+    /// Builds the ring from the server's keys and the external issuers, if any.
+    pub fn new(server: ServerKeys, issuers: Option<Arc<Issuers>>) -> anyhow::Result<Self> {
         let issuers = issuers.unwrap_or_default();
-        for kid in verifiers.keys() {
+        for kid in server.current().kids() {
             anyhow::ensure!(
                 !issuers.publishes(kid),
                 "key id {kid} appears twice among the trusted keys"
             );
         }
         Ok(KeyRing {
-            verifiers,
+            server,
             issuers,
             verified: VerifiedTokens::default(),
-            signer: (signer.kid.clone(), signer.encoding_key.clone()),
-            public_jwks: JwkSet { keys: public },
         })
     }
 
@@ -84,16 +66,35 @@ impl KeyRing {
         &self.issuers
     }
 
-    /// The server's own public keys, as published at `/oauth2/v0/jwks`.
-    pub fn public_jwks(&self) -> &JwkSet {
-        &self.public_jwks
+    /// The server's own public keys (every key not retired), as published at `/oauth2/v0/jwks`.
+    pub fn public_jwks(&self) -> Arc<JwkSet> {
+        self.server.public_jwks()
     }
 
-    /// Signs claims with the server's current key (RS256).
-    pub fn sign(&self, claims: &Claims) -> anyhow::Result<String> {
-        let mut header = Header::new(Algorithm::RS256);
-        header.kid = Some(self.signer.0.clone());
-        Ok(jsonwebtoken::encode(&header, claims, &self.signer.1)?)
+    /// Reloads the server's keys from the database: a rotated key signs from now on, and a
+    /// retired one verifies no more (tokens it signed are forgotten by the cache too).
+    pub async fn refresh(&self, store: &DynStore) -> anyhow::Result<()> {
+        let records = store.signing_keys().await?;
+        if self.server.update(&records)? {
+            self.verified.clear();
+        }
+        Ok(())
+    }
+
+    /// The key that signs now.
+    pub fn signer(&self) -> Arc<Signer> {
+        self.server.signer()
+    }
+
+    /// Signs `claims` with the current key if the database already records it as signing until
+    /// `claims.exp` or later; `None` if not. The half of [`super::signing::issue`] that needs
+    /// no database, for callers that cannot wait (tests): mint tokens with `issue`.
+    pub fn sign_recorded(&self, claims: &Claims) -> anyhow::Result<Option<String>> {
+        let signer = self.signer();
+        if !signer.covers(claims.exp) {
+            return Ok(None);
+        }
+        signer.sign(claims).map(Some)
     }
 
     /// Verifies a bearer token and returns who it speaks for.
@@ -141,17 +142,20 @@ impl KeyRing {
             .kid
             .ok_or_else(|| Error::unauthenticated("The token names no key (kid)."))?;
         // The server's keys first: no external source can shadow one.
-        let external = if self.verifiers.contains_key(&kid) {
-            None
-        } else {
-            let key = self.issuers.key(&kid);
-            Some(
-                key.ok_or_else(|| Error::unauthenticated("The token's key (kid) is not trusted."))?,
-            )
+        let server = self.server.current();
+        let (external, own) = match server.verifier(&kid) {
+            Some(own) => (None, Some(own)),
+            None => {
+                let key = self.issuers.key(&kid).ok_or_else(|| {
+                    Error::unauthenticated("The token's key (kid) is not trusted.")
+                })?;
+                (Some(key), None)
+            }
         };
-        let (algorithm, key) = match &external {
-            Some(external) => (external.algorithm(), external.decoding_key()),
-            None => (self.verifiers[&kid].algorithm, &self.verifiers[&kid].key),
+        let (algorithm, key) = match (&external, own) {
+            (Some(external), _) => (external.algorithm(), external.decoding_key()),
+            (None, Some(own)) => (own.algorithm, &own.key),
+            (None, None) => unreachable!("one of the two was found"),
         };
         if algorithm != header.alg {
             return Err(Error::unauthenticated(
@@ -228,6 +232,13 @@ impl VerifiedTokens {
         window
             .contains(now)
             .then(|| (principal.clone(), external.clone()))
+    }
+
+    fn clear(&self) {
+        self.entries
+            .write()
+            .expect("token cache lock poisoned")
+            .clear();
     }
 
     fn insert(

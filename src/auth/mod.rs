@@ -1,12 +1,15 @@
 //! Identity: who is calling, proven by a JWT.
 //!
 //! `keyring` verifies tokens against the server's own keys and the trusted external issuers,
-//! whose keys `issuers` reads, fetches and refreshes; `signing` creates and loads the server's
-//! keys; `claims` is the token's wire format.
+//! whose keys `issuers` reads, fetches and refreshes; `server_keys` is the running instance's
+//! reloadable set of the server's keys; `signing` mints tokens (`signing::issue`) and creates the
+//! first key; `rotation` is `maestro keys`; `claims` is the token's wire format.
 
 pub mod claims;
 pub mod issuers;
 pub mod keyring;
+pub mod rotation;
+pub mod server_keys;
 pub mod signing;
 
 pub use claims::{Claims, TokenKind};

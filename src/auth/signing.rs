@@ -1,29 +1,58 @@
-//! The server's own signing keys: RSA-2048 for RS256, generated on first use, stored in the
-//! database so that every instance and `maestro token issue` share them.
+//! Minting tokens, and the server's signing keys: RSA-2048 for RS256, generated on first use,
+//! stored (encrypted) in the database so that every instance and the CLI share them.
 
 use anyhow::Context;
-use jsonwebtoken::{
-    Algorithm, EncodingKey,
-    jwk::{Jwk, PublicKeyUse},
-};
 use rsa::pkcs8::{EncodePrivateKey, LineEnding};
 use time::OffsetDateTime;
 
-use super::{Claims, TokenKind};
+use super::{Claims, KeyRing, TokenKind, server_keys::ServerKeys};
 use crate::store::{DynStore, SigningKeyRecord};
 
 const RSA_BITS: usize = 2048;
 
-pub struct ServerKey {
-    pub kid: String,
-    pub algorithm: Algorithm,
-    pub encoding_key: EncodingKey,
-    pub public_jwk: Jwk,
+/// A recorded lifetime is rounded up to a whole hour: most signings then find it recorded and
+/// write nothing; the price is that retiring a key may wait up to an hour longer.
+const RECORD_GRANULARITY_SECS: i64 = 3600;
+
+/// Mints a token: signs `claims` with the server's current key (RS256, the newest key not
+/// retired), after making sure the database records that this key signed a token valid until
+/// `claims.exp` (`signed_until`, rounded up to the hour; written, before the token exists, only
+/// when the recorded value falls short). `maestro keys retire` relies on that record to refuse
+/// retiring a key while a token it signed may still be live, so **every token maestro hands out
+/// is minted here**: `maestro token issue`, inbox sign-in links and sessions, the token endpoint.
+///
+/// Should the key have been retired since this instance loaded it, the keys are reloaded and
+/// the newest signs. Fails when the database cannot record the lifetime: no token is made then.
+pub async fn issue(store: &DynStore, keyring: &KeyRing, claims: &Claims) -> anyhow::Result<String> {
+    if let Some(token) = keyring.sign_recorded(claims)? {
+        return Ok(token);
+    }
+    let until = round_up(claims.exp);
+    let at =
+        OffsetDateTime::from_unix_timestamp(until).context("the token's exp is out of range")?;
+    for _ in 0..3 {
+        let signer = keyring.signer();
+        if store.record_signed_until(signer.kid(), at).await? {
+            signer.recorded(until);
+            return signer.sign(claims);
+        }
+        keyring.refresh(store).await?;
+    }
+    anyhow::bail!("the server's signing keys kept changing while a token was being signed; retry")
 }
 
-/// Loads the server's keys, generating the first one if the database has none. The oldest key
-/// signs; instances starting together store only one first key, so they all share it.
-pub async fn ensure_server_keys(store: &DynStore) -> anyhow::Result<Vec<ServerKey>> {
+fn round_up(exp: i64) -> i64 {
+    let rest = exp.rem_euclid(RECORD_GRANULARITY_SECS);
+    if rest == 0 {
+        exp
+    } else {
+        exp.saturating_add(RECORD_GRANULARITY_SECS - rest)
+    }
+}
+
+/// The server's keys, generating the first one if the database has none. Instances starting
+/// together store only one first key, so they all share it.
+pub async fn server_keys(store: &DynStore) -> anyhow::Result<ServerKeys> {
     let mut records = store.signing_keys().await?;
     if records.is_empty() {
         let record = tokio::task::spawn_blocking(generate).await??;
@@ -32,38 +61,19 @@ pub async fn ensure_server_keys(store: &DynStore) -> anyhow::Result<Vec<ServerKe
         }
         records = store.signing_keys().await?;
     }
-    records.iter().map(server_key).collect()
+    ServerKeys::from_records(&records)
 }
 
-fn generate() -> anyhow::Result<SigningKeyRecord> {
+/// A new RSA-2048 key (slow: run it on a blocking thread).
+pub(super) fn generate() -> anyhow::Result<SigningKeyRecord> {
     let private = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, RSA_BITS)?;
     let pem = private.to_pkcs8_pem(LineEnding::LF)?;
-    Ok(SigningKeyRecord {
-        kid: format!("maestro-{}", uuid::Uuid::new_v4().simple()),
-        algorithm: "RS256".to_owned(),
-        private_pem: pem.to_string(),
-        created_at: OffsetDateTime::now_utc(),
-    })
-}
-
-pub(crate) fn server_key(record: &SigningKeyRecord) -> anyhow::Result<ServerKey> {
-    anyhow::ensure!(
-        record.algorithm == "RS256",
-        "signing key {} uses {}, which this version cannot sign with",
-        record.kid,
-        record.algorithm
-    );
-    let encoding_key = EncodingKey::from_rsa_pem(record.private_pem.as_bytes())
-        .with_context(|| format!("signing key {} is not a valid RSA key", record.kid))?;
-    let mut public_jwk = Jwk::from_encoding_key(&encoding_key, Algorithm::RS256)?;
-    public_jwk.common.key_id = Some(record.kid.clone());
-    public_jwk.common.public_key_use = Some(PublicKeyUse::Signature);
-    Ok(ServerKey {
-        kid: record.kid.clone(),
-        algorithm: Algorithm::RS256,
-        encoding_key,
-        public_jwk,
-    })
+    Ok(SigningKeyRecord::new(
+        &format!("maestro-{}", uuid::Uuid::new_v4().simple()),
+        "RS256",
+        pem.to_string(),
+        OffsetDateTime::now_utc(),
+    ))
 }
 
 /// What `maestro token issue` is asked for.
@@ -99,5 +109,17 @@ impl TokenRequest {
             nbf: Some(now),
             jti: Some(uuid::Uuid::new_v4().to_string()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifetimes_are_recorded_rounded_up_to_the_hour() {
+        assert_eq!(round_up(7200), 7200);
+        assert_eq!(round_up(7201), 10800);
+        assert_eq!(round_up(10799), 10800);
     }
 }

@@ -41,18 +41,17 @@ pub async fn run(command: InboxCommand) -> anyhow::Result<()> {
     match command {
         InboxCommand::OpenUrl(args) => {
             let store = open_store(&args.database).await?;
-            let keys = signing::ensure_server_keys(&store).await?;
-            let keyring = KeyRing::new(&keys, None)?;
-            println!(
-                "{}",
-                crate::inbox::login::sign_in_link(
-                    &keyring,
-                    &args.public_url,
-                    &args.user,
-                    &args.company,
-                    args.ttl,
-                )?
-            );
+            let keyring = KeyRing::new(signing::server_keys(&store).await?, None)?;
+            let link = crate::inbox::login::sign_in_link(
+                &store,
+                &keyring,
+                &args.public_url,
+                &args.user,
+                &args.company,
+                args.ttl,
+            )
+            .await?;
+            println!("{link}");
             Ok(())
         }
     }

@@ -1,4 +1,5 @@
-//! The command line: `maestro serve | migrate | token issue | partner import | partner list |
+//! The command line: `maestro serve | migrate | token issue | keys list | keys rotate |
+//! keys retire | partner import | partner list | partner show | partner rotate-secret |
 //! event publish | inbox open-url | delivery list | delivery show | delivery replay`.
 //! These names and flags are a public interface that operators script; keep them stable.
 
@@ -6,6 +7,7 @@ mod client;
 mod delivery;
 mod event;
 mod inbox;
+mod keys;
 mod partner;
 mod token;
 
@@ -17,6 +19,7 @@ pub use client::ClientCommand;
 pub use delivery::DeliveryCommand;
 pub use event::EventCommand;
 pub use inbox::{InboxCommand, OpenUrlArgs};
+pub use keys::KeysCommand;
 pub use partner::PartnerCommand;
 pub use token::{IssueArgs, TokenCommand};
 
@@ -69,6 +72,9 @@ pub enum Command {
     /// Tokens signed with the server's own key.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// The server's token signing keys: list, rotate, retire.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Partner applications and their templates.
     #[command(subcommand)]
     Partner(PartnerCommand),
@@ -117,6 +123,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token(command) => token::run(command).await,
+        Command::Keys(command) => keys::run(command).await,
         Command::Partner(command) => partner::run(command).await,
         Command::Client(command) => client::run(command).await,
         Command::Event(command) => event::run(command).await,

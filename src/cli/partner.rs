@@ -1,12 +1,17 @@
-//! `maestro partner import | list | credentials`: partner applications, their templates, and
-//! their OAuth2 client credentials.
+//! `maestro partner import | list | show | rotate-secret | credentials`: partner applications,
+//! their templates, their postback secrets and their OAuth2 client credentials.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, time::Duration};
 
+use anyhow::Context;
 use clap::Subcommand;
+use time::OffsetDateTime;
 
 use super::client::{RotationArgs, print_credentials};
-use crate::{app::open_store, apps::Clients, config::DatabaseArgs, partners::bundle};
+use crate::{
+    app::open_store, apps::Clients, auth::rotation::format_time, config::DatabaseArgs,
+    partners::bundle, store::DynStore,
+};
 
 #[derive(Subcommand, Debug)]
 pub enum PartnerCommand {
@@ -18,6 +23,26 @@ pub enum PartnerCommand {
     },
     /// List the registered partners.
     List {
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Show a partner and its templates, without its secrets; with --secret, print its current
+    /// postback secret (and nothing else) to hand over to the partner.
+    Show {
+        partner: String,
+        /// Print only the current postback secret.
+        #[arg(long)]
+        secret: bool,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Give the partner a new postback secret and print it (nothing else on stdout). Deliveries
+    /// carry a signature with each secret until the previous one's grace period ends.
+    RotateSecret {
+        partner: String,
+        /// How long the previous secret keeps signing deliveries, beside the new one.
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        grace: Duration,
         #[command(flatten)]
         database: DatabaseArgs,
     },
@@ -50,17 +75,6 @@ pub async fn run(command: PartnerCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        PartnerCommand::Credentials {
-            partner,
-            rotation,
-            database,
-        } => {
-            let clients = Clients::new(open_store(&database).await?);
-            let credentials = clients
-                .partner_credentials(&partner, rotation.rotation())
-                .await?;
-            print_credentials(&credentials)
-        }
         PartnerCommand::List { database } => {
             let store = open_store(&database).await?;
             for partner in store.partners().await? {
@@ -74,5 +88,76 @@ pub async fn run(command: PartnerCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        PartnerCommand::Credentials {
+            partner,
+            rotation,
+            database,
+        } => {
+            let clients = Clients::new(open_store(&database).await?);
+            let credentials = clients
+                .partner_credentials(&partner, rotation.rotation())
+                .await?;
+            print_credentials(&credentials)
+        }
+        PartnerCommand::Show {
+            partner,
+            secret,
+            database,
+        } => show(&open_store(&database).await?, &partner, secret).await,
+        PartnerCommand::RotateSecret {
+            partner,
+            grace,
+            database,
+        } => {
+            let store = open_store(&database).await?;
+            let secret = bundle::generate_secret();
+            let previous_until = OffsetDateTime::now_utc() + grace;
+            if !store
+                .rotate_postback_secret(&partner, &secret, previous_until)
+                .await?
+            {
+                anyhow::bail!("there is no partner {partner}");
+            }
+            println!("{secret}");
+            eprintln!(
+                "the previous secret also signs deliveries until {}",
+                format_time(previous_until)
+            );
+            Ok(())
+        }
     }
+}
+
+async fn show(store: &DynStore, partner_id: &str, secret_only: bool) -> anyhow::Result<()> {
+    let (partner, templates) = store
+        .partner_with_templates(partner_id)
+        .await?
+        .with_context(|| format!("there is no partner {partner_id}"))?;
+    if secret_only {
+        println!("{}", partner.postback_secret);
+        return Ok(());
+    }
+    println!("id\t{}", partner.id);
+    println!("name\t{}", partner.name);
+    println!(
+        "allowed_url_domains\t{}",
+        partner.allowed_url_domains.join(",")
+    );
+    println!(
+        "postback_url\t{}",
+        partner.postback_url.as_deref().unwrap_or("-")
+    );
+    let grace = partner.previous_secret_until.filter(|until| {
+        *until > OffsetDateTime::now_utc() && partner.previous_postback_secret.is_some()
+    });
+    if let Some(until) = grace {
+        println!("previous_secret_valid_until\t{}", format_time(until));
+    }
+    if let Some(limit) = partner.rate_limit {
+        println!("rate_limit\t{}/s, burst {}", limit.per_second, limit.burst);
+    }
+    for template in templates {
+        println!("template\t{} v{}", template.template_id, template.version);
+    }
+    Ok(())
 }

@@ -51,8 +51,7 @@ pub async fn run(command: TokenCommand) -> anyhow::Result<()> {
     match command {
         TokenCommand::Issue(args) => {
             let store = open_store(&args.database).await?;
-            let keys = signing::ensure_server_keys(&store).await?;
-            let keyring = KeyRing::new(&keys, None)?;
+            let keyring = KeyRing::new(signing::server_keys(&store).await?, None)?;
             let request = signing::TokenRequest {
                 kind: args.kind,
                 subject: args.subject,
@@ -62,7 +61,8 @@ pub async fn run(command: TokenCommand) -> anyhow::Result<()> {
                 roles: args.roles,
                 ttl_secs: args.ttl,
             };
-            println!("{}", keyring.sign(&request.claims(&args.public_url)?)?);
+            let claims = request.claims(&args.public_url)?;
+            println!("{}", signing::issue(&store, &keyring, &claims).await?);
             Ok(())
         }
     }

@@ -34,7 +34,7 @@ pub async fn readyz(State(app): State<Arc<App>>) -> Result<Json<Health>, Error> 
 #[utoipa::path(get, path = "/oauth2/v0/jwks", tag = "operations",
     responses((status = 200, description = "A JWK Set", content_type = "application/json", body = Object)))]
 pub async fn jwks(State(app): State<Arc<App>>) -> impl IntoResponse {
-    Json(app.keyring.public_jwks().clone())
+    Json(app.keyring.public_jwks().as_ref().clone())
 }
 
 /// Prometheus text exposition.

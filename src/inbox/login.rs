@@ -2,13 +2,17 @@
 //! token is short-lived and good for one thing only (scope `maestro.inbox.login`: exchanging it
 //! for the inbox cookie, never calling the API). `GET /inbox/login?token=…` exchanges it for a
 //! session: a user token with the inbox scope, kept in an `HttpOnly`, `SameSite=Strict` cookie.
-//! Both are JWTs signed with the server's key, so any instance accepts them.
+//! Both are JWTs minted with the server's key (`signing::issue`), so any instance accepts them.
 
 use std::time::Duration;
 
 use crate::{
-    auth::{KeyRing, Principal, SCOPE_INBOX, SCOPE_INBOX_LOGIN, TokenKind, signing::TokenRequest},
+    auth::{
+        KeyRing, Principal, SCOPE_INBOX, SCOPE_INBOX_LOGIN, TokenKind,
+        signing::{self, TokenRequest},
+    },
     error::{Error, Result},
+    store::DynStore,
 };
 
 /// The cookie that carries the session.
@@ -17,7 +21,8 @@ pub const COOKIE: &str = "maestro_inbox";
 pub const LOGIN_PATH: &str = "/inbox/login";
 
 /// A sign-in link to the inbox of `user` in `company`, valid for `ttl`.
-pub fn sign_in_link(
+pub async fn sign_in_link(
+    store: &DynStore,
     keyring: &KeyRing,
     public_url: &str,
     user: &str,
@@ -37,7 +42,7 @@ pub fn sign_in_link(
     Ok(format!(
         "{}{LOGIN_PATH}?token={}",
         public_url.trim_end_matches('/'),
-        keyring.sign(&claims)?
+        signing::issue(store, keyring, &claims).await?
     ))
 }
 
@@ -49,7 +54,8 @@ pub struct Session {
 
 /// Exchanges a sign-in link's token for a session of `ttl`. Only a verified user token with the
 /// sign-in scope will do.
-pub fn exchange(
+pub async fn exchange(
+    store: &DynStore,
     keyring: &KeyRing,
     public_url: &str,
     link_token: &str,
@@ -73,7 +79,9 @@ pub fn exchange(
     .claims(public_url)
     .map_err(Error::Internal)?;
     Ok(Session {
-        token: keyring.sign(&claims).map_err(Error::Internal)?,
+        token: signing::issue(store, keyring, &claims)
+            .await
+            .map_err(Error::Internal)?,
         max_age: ttl,
     })
 }

@@ -311,15 +311,15 @@ impl DeliveryWorker {
         let body = document::notification(&self.config.public_url, &delivery.event);
         // The wall clock, not the app's: partners check it against theirs.
         let timestamp = OffsetDateTime::now_utc().unix_timestamp();
-        let signed = match signature::sign(
-            &delivery.postback_secret,
-            &delivery.id,
-            timestamp,
-            body.as_bytes(),
-        ) {
-            Ok(signed) => signed,
-            Err(err) => return Sent::Impossible(err.to_string()),
-        };
+        // The new secret first; the previous one while its grace period lasts.
+        let secrets: Vec<&str> = std::iter::once(delivery.postback_secret.as_str())
+            .chain(delivery.previous_postback_secret.as_deref())
+            .collect();
+        let signed =
+            match signature::sign_with_each(&secrets, &delivery.id, timestamp, body.as_bytes()) {
+                Ok(signed) => signed,
+                Err(err) => return Sent::Impossible(err.to_string()),
+            };
         let request = self
             .client
             .post(target)

@@ -16,6 +16,30 @@ pub struct SignedHeaders {
 /// Signs `body` for delivery `id` at `timestamp` (unix seconds) with a `whsec_…` secret:
 /// `v1,` and the base64 HMAC-SHA256 of `id.timestamp.body` under the secret's decoded bytes.
 pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> anyhow::Result<SignedHeaders> {
+    sign_with_each(&[secret], id, timestamp, body)
+}
+
+/// Signs with each secret, the signatures space-separated in the given order, as Standard
+/// Webhooks allows: while a rotated secret's grace period lasts, a partner that still checks
+/// with the previous secret and one that already checks with the new one both accept.
+pub fn sign_with_each(
+    secrets: &[&str],
+    id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> anyhow::Result<SignedHeaders> {
+    let signatures = secrets
+        .iter()
+        .map(|secret| signature(secret, id, timestamp, body))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(SignedHeaders {
+        id: id.to_owned(),
+        timestamp: timestamp.to_string(),
+        signature: signatures.join(" "),
+    })
+}
+
+fn signature(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> anyhow::Result<String> {
     let key = STANDARD
         .decode(secret.strip_prefix("whsec_").unwrap_or(secret))
         .map_err(|_| anyhow::anyhow!("the partner's postback secret is not whsec_<base64>"))?;
@@ -25,11 +49,10 @@ pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> anyhow::Resu
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    Ok(SignedHeaders {
-        id: id.to_owned(),
-        timestamp: timestamp.to_string(),
-        signature: format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes())),
-    })
+    Ok(format!(
+        "v1,{}",
+        STANDARD.encode(mac.finalize().into_bytes())
+    ))
 }
 
 #[cfg(test)]
@@ -50,6 +73,19 @@ mod tests {
             signed.signature,
             "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
         );
+    }
+
+    #[test]
+    fn several_secrets_give_space_separated_signatures_in_order() {
+        let (new, old) = (
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        );
+        let body = br#"{"test": 2432232314}"#;
+        let both = sign_with_each(&[new, old], "msg_1", 1614265330, body).unwrap();
+        let first = sign(new, "msg_1", 1614265330, body).unwrap().signature;
+        let second = sign(old, "msg_1", 1614265330, body).unwrap().signature;
+        assert_eq!(both.signature, format!("{first} {second}"));
     }
 
     #[test]

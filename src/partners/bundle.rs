@@ -250,7 +250,7 @@ fn content_hash(schema: &str, sources: &BTreeMap<String, String>) -> String {
 }
 
 /// A Standard Webhooks signing secret: `whsec_` and 32 random bytes in base64.
-fn generate_secret() -> String {
+pub fn generate_secret() -> String {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     format!(

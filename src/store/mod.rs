@@ -5,8 +5,11 @@
 
 mod app_center;
 mod inbox;
+pub mod key_file;
+mod keys;
 mod migrations;
 pub mod postgres;
+pub mod secrets;
 pub mod sqlite;
 mod types;
 
@@ -17,6 +20,7 @@ use time::OffsetDateTime;
 
 pub use app_center::*;
 pub use inbox::*;
+pub use keys::*;
 pub use types::*;
 
 use crate::{config::DatabaseArgs, error::Error};
@@ -55,16 +59,41 @@ pub trait Store: AppCenterStore + Send + Sync + 'static {
     async fn ping(&self) -> StoreResult<()>;
 
     // --- signing keys -------------------------------------------------------------------
+    /// Every key, retired ones too, oldest first (by `created_at`, then kid).
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
     /// Stores `key` unless the database already has a signing key (atomically, so that instances
     /// starting together settle on one key). True when `key` was stored.
     async fn add_first_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<bool>;
+    /// Stores another key (a rotation): being the newest, it signs from then on.
+    async fn add_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()>;
+    /// Raises the key's `signed_until` to `until` unless it is later already, provided the key
+    /// is not retired. False when it is retired (or unknown): nothing may be signed with it.
+    async fn record_signed_until(&self, kid: &str, until: OffsetDateTime) -> StoreResult<bool>;
+    /// Retires the key at `at`, unless it is the signing key (the newest not retired) or,
+    /// without `force`, its `signed_until` is after `expired_before` (a token it signed may
+    /// still be accepted). Atomic with `record_signed_until`.
+    async fn retire_signing_key(
+        &self,
+        kid: &str,
+        at: OffsetDateTime,
+        expired_before: OffsetDateTime,
+        force: bool,
+    ) -> StoreResult<RetireOutcome>;
 
     // --- partners and templates ---------------------------------------------------------
     async fn partner_count(&self) -> StoreResult<i64>;
     /// Creates or updates a partner; a template whose content changed gets a new version.
     async fn import_partner(&self, import: &PartnerImport) -> StoreResult<ImportReport>;
     async fn partners(&self) -> StoreResult<Vec<PartnerRecord>>;
+    /// Makes `secret` the partner's postback secret; the one it replaces stays valid until
+    /// `previous_until` (deliveries are signed with both meanwhile). False when there is no
+    /// such partner.
+    async fn rotate_postback_secret(
+        &self,
+        partner_id: &str,
+        secret: &str,
+        previous_until: OffsetDateTime,
+    ) -> StoreResult<bool>;
     /// The partner with the latest version of each of its templates.
     async fn partner_with_templates(
         &self,
@@ -187,16 +216,22 @@ pub trait Store: AppCenterStore + Send + Sync + 'static {
 
 pub type DynStore = Arc<dyn Store>;
 
-/// Opens (creating and migrating where needed) the database a URL names.
+/// Opens (creating and migrating where needed) the database a URL names, with its master key
+/// (see `key_file`), encrypts the secrets still stored in the clear, and checks that the key
+/// opens every stored secret: a wrong key stops start-up, not the first delivery.
 pub async fn connect(database: &DatabaseArgs) -> anyhow::Result<DynStore> {
     let url = database.url.as_str();
-    if url.starts_with("sqlite:") {
-        Ok(Arc::new(
-            sqlite::SqliteStore::connect(url, database.database_timeout).await?,
-        ))
+    let store: DynStore = if url.starts_with("sqlite:") {
+        let path = sqlite::database_path(url)?;
+        let secrets = key_file::for_sqlite(database.master_key.as_ref(), &path)?;
+        Arc::new(sqlite::SqliteStore::connect(&path, database.database_timeout, secrets).await?)
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        Ok(Arc::new(postgres::PostgresStore::connect(database).await?))
+        let secrets = key_file::required(database.master_key.as_ref())?;
+        Arc::new(postgres::PostgresStore::connect(database, secrets).await?)
     } else {
         anyhow::bail!("unsupported database URL scheme (expected sqlite: or postgres:)")
-    }
+    };
+    store.signing_keys().await?;
+    store.partners().await?;
+    Ok(store)
 }

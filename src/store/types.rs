@@ -4,22 +4,33 @@ use std::{collections::BTreeMap, ops::Range, sync::Arc};
 
 use time::OffsetDateTime;
 
-#[derive(Clone, Debug, PartialEq)]
-pub struct SigningKeyRecord {
-    pub kid: String,
-    pub algorithm: String,
-    pub private_pem: String,
-    pub created_at: OffsetDateTime,
-}
-
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct PartnerRecord {
     pub id: String,
     pub name: String,
     pub allowed_url_domains: Vec<String>,
     pub postback_url: Option<String>,
+    /// Stored encrypted; in the clear here.
     pub postback_secret: String,
+    /// The secret before the latest rotation, which deliveries also sign with until
+    /// `previous_secret_until`.
+    pub previous_postback_secret: Option<String>,
+    pub previous_secret_until: Option<OffsetDateTime>,
     pub rate_limit: Option<RateLimit>,
+}
+
+/// Never the secrets.
+impl std::fmt::Debug for PartnerRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartnerRecord")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("allowed_url_domains", &self.allowed_url_domains)
+            .field("postback_url", &self.postback_url)
+            .field("previous_secret_until", &self.previous_secret_until)
+            .field("rate_limit", &self.rate_limit)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -266,7 +277,7 @@ pub struct CompanyEventRecord {
 }
 
 /// A delivery a worker has claimed, with what it needs to send it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ClaimedDelivery {
     pub id: String,
     /// Attempts made before this one.
@@ -276,7 +287,24 @@ pub struct ClaimedDelivery {
     pub partner_id: String,
     pub postback_url: Option<String>,
     pub postback_secret: String,
+    /// The secret before the latest rotation, while its grace period lasts at the claim's
+    /// `now`: the delivery is signed with both.
+    pub previous_postback_secret: Option<String>,
     pub event: CompanyEventRecord,
+}
+
+/// Never the secrets.
+impl std::fmt::Debug for ClaimedDelivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClaimedDelivery")
+            .field("id", &self.id)
+            .field("attempts", &self.attempts)
+            .field("replayed_after", &self.replayed_after)
+            .field("partner_id", &self.partner_id)
+            .field("postback_url", &self.postback_url)
+            .field("event", &self.event)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One attempt to deliver, as the worker saw it.

@@ -62,7 +62,7 @@ async fn the_inbox_page_shows_a_card_marks_it_read_and_updates_live() {
     cdp.call(
         Some(page),
         "Page.navigate",
-        json!({"url": t.sign_in_link(SEED_USER, COMPANY)}),
+        json!({"url": t.sign_in_link(SEED_USER, COMPANY).await}),
     )
     .await;
     let inbox_url = t.url("/inbox");

@@ -19,12 +19,12 @@ use crate::{
     receiver::{Answer, Receiver, SilentEndpoint},
 };
 
-const PARTNER: &str = "acme";
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+pub(crate) const PARTNER: &str = "acme";
+pub(crate) const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const TRIP: &str = "naIzQJ0y2DBWjCIQOb2SHTsozwBsHDkdP";
 
 /// An app with the receiver's loopback address allowed and a short retry schedule.
-async fn spawn(backend: Backend, receiver: &Receiver) -> TestApp {
+pub(crate) async fn spawn(backend: Backend, receiver: &Receiver) -> TestApp {
     let t = TestApp::spawn_with(backend, allow_loopback).await;
     register(&t, receiver).await;
     t
@@ -37,7 +37,7 @@ fn allow_loopback(settings: &mut maestro::Settings) {
 }
 
 /// The partner with the receiver as its postback URL.
-async fn register(t: &TestApp, receiver: &Receiver) {
+pub(crate) async fn register(t: &TestApp, receiver: &Receiver) {
     t.import_partner(
         PARTNER,
         &format!(
@@ -73,7 +73,7 @@ fn app_token(t: &TestApp, scopes: &[&str]) -> String {
     })
 }
 
-async fn subscribe(t: &TestApp, object_type: &str) {
+pub(crate) async fn subscribe(t: &TestApp, object_type: &str) {
     subscribe_partner(t, PARTNER, object_type).await;
 }
 
@@ -88,7 +88,7 @@ async fn subscribe_partner(t: &TestApp, partner: &str, object_type: &str) {
     assert_eq!(response.status(), 200);
 }
 
-fn event(object_type: &str) -> Value {
+pub(crate) fn event(object_type: &str) -> Value {
     let mut body = json!({
         "type": object_type, "eventType": "CREATE", "companyId": COMPANY,
         "userLogin": "cm@example.com", "occurredAt": "2013-02-13T08:12:35Z"
@@ -100,7 +100,7 @@ fn event(object_type: &str) -> Value {
 }
 
 /// Publishes an event; returns its delivery ids.
-async fn publish(t: &TestApp, body: &Value) -> Vec<String> {
+pub(crate) async fn publish(t: &TestApp, body: &Value) -> Vec<String> {
     let response = t
         .send_json(
             reqwest::Method::POST,
@@ -120,7 +120,7 @@ async fn publish(t: &TestApp, body: &Value) -> Vec<String> {
     deliveries.into_iter().map(|d| d.id).collect()
 }
 
-async fn pass(t: &TestApp, now: OffsetDateTime) -> Pass {
+pub(crate) async fn pass(t: &TestApp, now: OffsetDateTime) -> Pass {
     t.app.delivery.run_once(now).await.unwrap()
 }
 

@@ -30,7 +30,7 @@ fn start_server(dir: &Path) -> (Child, String, Log) {
     start_server_with(dir, &[])
 }
 
-pub fn start_server_with(dir: &Path, env: &[(&str, &str)]) -> (Child, String, Log) {
+pub(crate) fn start_server_with(dir: &Path, env: &[(&str, &str)]) -> (Child, String, Log) {
     let mut child = Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .current_dir(dir)
@@ -150,7 +150,7 @@ impl Drop for KillOnDrop {
     }
 }
 
-pub fn stop_gracefully(mut server: Child) {
+pub(crate) fn stop_gracefully(mut server: Child) {
     let status = Command::new("kill")
         .args(["-TERM", &server.id().to_string()])
         .status()

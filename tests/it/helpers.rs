@@ -8,8 +8,13 @@ use sqlx::{Connection, Executor};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use maestro::{
     App, Settings,
-    auth::{TokenKind, signing::TokenRequest},
+    auth::{
+        TokenKind,
+        signing::{self, TokenRequest},
+    },
+    config::{DatabaseArgs, Secret},
     partners::bundle,
+    store::secrets::MasterKey,
 };
 use reqwest::{Client, Response};
 use serde_json::{Value, json};
@@ -132,6 +137,9 @@ async fn postgres_available() -> bool {
 pub struct TestDatabase {
     pub backend: Backend,
     pub url: String,
+    /// `MAESTRO_MASTER_KEY` for this database: PostgreSQL requires one; SQLite uses the key file
+    /// beside the database instead, as it does by default.
+    pub master_key: Option<String>,
     _dir: TempDir,
     schema: Option<String>,
 }
@@ -143,6 +151,7 @@ impl TestDatabase {
             Backend::Sqlite => TestDatabase {
                 backend,
                 url: format!("sqlite://{}", dir.path().join("maestro.db").display()),
+                master_key: None,
                 _dir: dir,
                 schema: None,
             },
@@ -157,11 +166,44 @@ impl TestDatabase {
                 TestDatabase {
                     backend,
                     url: format!("{}?options[search_path]={schema}", test_database_url()),
+                    master_key: Some(MasterKey::generate().to_base64()),
                     _dir: dir,
                     schema: Some(schema),
                 }
             }
         }
+    }
+
+    /// What the app and the CLI are given to open this database.
+    pub fn database_args(&self) -> DatabaseArgs {
+        DatabaseArgs {
+            url: self.url.clone(),
+            master_key: self.master_key.as_deref().map(Secret::new),
+            ..DatabaseArgs::default()
+        }
+    }
+
+    /// The folder of the SQLite file (where its key file is), the CLI's working directory.
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
+    /// Runs the real `maestro` binary on this database (`--database-url` appended, the master
+    /// key in `MAESTRO_MASTER_KEY` where the database has one), off the test's runtime.
+    pub async fn cli(&self, args: &[&str]) -> std::process::Output {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_maestro"));
+        command
+            .args(args)
+            .args(["--database-url", &self.url])
+            .current_dir(self._dir.path())
+            .env_remove("MAESTRO_DATABASE_URL")
+            .env_remove("MAESTRO_MASTER_KEY");
+        if let Some(key) = &self.master_key {
+            command.env("MAESTRO_MASTER_KEY", key);
+        }
+        tokio::task::spawn_blocking(move || command.output().unwrap())
+            .await
+            .unwrap()
     }
 
     /// A connection of the test's own to the same database (to break or lock it).
@@ -197,6 +239,28 @@ pub enum SideConnection {
 }
 
 impl SideConnection {
+    /// The first column of every row `sql` returns, as text (NULL as the empty string).
+    pub async fn strings(&mut self, sql: &str) -> Vec<String> {
+        match self {
+            SideConnection::Sqlite(conn) => conn
+                .prepare(sql)
+                .and_then(|mut statement| {
+                    statement
+                        .query_map([], |row| row.get::<_, Option<String>>(0))?
+                        .map(|value| value.map(Option::unwrap_or_default))
+                        .collect()
+                })
+                .unwrap_or_else(|err| panic!("{sql}: {err}")),
+            SideConnection::Postgres(conn) => sqlx::query_scalar::<_, Option<String>>(sql)
+                .fetch_all(conn)
+                .await
+                .unwrap_or_else(|err| panic!("{sql}: {err}"))
+                .into_iter()
+                .map(Option::unwrap_or_default)
+                .collect(),
+        }
+    }
+
     pub async fn execute(&mut self, sql: &str) {
         match self {
             SideConnection::Sqlite(conn) => conn
@@ -286,6 +350,7 @@ impl TestApp {
     /// Spawns an instance on an existing test database (a second instance, or a restart).
     pub async fn spawn_on(db: Arc<TestDatabase>, configure: impl FnOnce(&mut Settings)) -> TestApp {
         let mut settings = Settings::with_database("127.0.0.1:0", &db.url);
+        settings.database = db.database_args();
         let fixture_jwks = fixture_path("keys/trusted_jwks.json");
         settings.trusted_jwks = vec![trusted_source(&fixture_jwks.display().to_string())];
         // Tests drive the delivery worker one pass at a time; a test that wants the running
@@ -295,6 +360,7 @@ impl TestApp {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let app = App::open(settings).await.unwrap();
+        cover_test_tokens(&app).await;
         let (tx, rx) = oneshot::channel();
         let server = tokio::spawn(maestro::serve(app.clone(), listener, async {
             let _ = rx.await;
@@ -321,12 +387,25 @@ impl TestApp {
         format!("{}{}", self.base, path)
     }
 
-    /// A token signed by the server's own key.
+    /// A token signed by the server's own key, without waiting: the key's recorded lifetime
+    /// covers it (see [`cover_test_tokens`]). After a rotation, mint with [`TestApp::issue`].
     pub fn token(&self, request: TokenRequest) -> String {
         self.app
             .keyring
-            .sign(&request.claims("http://test").unwrap())
+            .sign_recorded(&request.claims("http://test").unwrap())
             .unwrap()
+            .expect("the signing key's recorded lifetime covers test tokens")
+    }
+
+    /// A token minted as maestro mints every token (`signing::issue`).
+    pub async fn issue(&self, request: TokenRequest) -> String {
+        signing::issue(
+            &self.app.store,
+            &self.app.keyring,
+            &request.claims("http://test").unwrap(),
+        )
+        .await
+        .unwrap()
     }
 
     /// The company token a partner uses to submit alerts.
@@ -448,6 +527,25 @@ impl TestApp {
             .await
             .unwrap()
     }
+}
+
+/// Records that the signing key signs tokens of up to two days from now, as minting one does,
+/// so that the harness can sign tokens without awaiting (`TestApp::token`).
+async fn cover_test_tokens(app: &App) {
+    let claims = TokenRequest {
+        kind: TokenKind::App,
+        subject: "harness".into(),
+        app_id: None,
+        scopes: vec![],
+        company: None,
+        roles: vec![],
+        ttl_secs: 2 * 24 * 3600,
+    }
+    .claims("http://test")
+    .unwrap();
+    signing::issue(&app.store, &app.keyring, &claims)
+        .await
+        .unwrap();
 }
 
 /// Reads `{"errors": [...]}` into (code, field) pairs.

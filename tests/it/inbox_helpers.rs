@@ -60,14 +60,16 @@ impl TestApp {
     }
 
     /// A sign-in link of the seed user, as `maestro inbox open-url` prints it.
-    pub fn sign_in_link(&self, user: &str, company: &str) -> String {
+    pub async fn sign_in_link(&self, user: &str, company: &str) -> String {
         maestro::inbox::login::sign_in_link(
+            &self.app.store,
             &self.app.keyring,
             &self.base,
             user,
             company,
             Duration::from_secs(300),
         )
+        .await
         .unwrap()
     }
 
@@ -75,7 +77,7 @@ impl TestApp {
     pub async fn sign_in(&self, user: &str, company: &str) -> String {
         let response = self
             .client
-            .get(self.sign_in_link(user, company))
+            .get(self.sign_in_link(user, company).await)
             .send()
             .await
             .unwrap();

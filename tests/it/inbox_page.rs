@@ -28,7 +28,7 @@ async fn a_sign_in_link_leaves_a_strict_http_only_cookie_that_opens_the_page() {
 
     let response = t
         .client
-        .get(t.sign_in_link(SEED_USER, COMPANY))
+        .get(t.sign_in_link(SEED_USER, COMPANY).await)
         .send()
         .await
         .unwrap();
@@ -102,12 +102,14 @@ async fn the_cookie_is_secure_when_the_public_url_is_https() {
     })
     .await;
     let link = maestro::inbox::login::sign_in_link(
+        &t.app.store,
         &t.app.keyring,
         &t.app.settings.public_url,
         SEED_USER,
         COMPANY,
         std::time::Duration::from_secs(60),
     )
+    .await
     .unwrap();
     let path = link.strip_prefix("https://maestro.example").unwrap();
     let response = t.client.get(t.url(path)).send().await.unwrap();
@@ -150,7 +152,7 @@ async fn without_a_session_the_page_asks_for_a_link_and_bad_links_do_not_sign_in
         assert!(response.headers().get("set-cookie").is_none());
     }
     // And a sign-in link's token opens nothing but the page.
-    let link = t.sign_in_link(SEED_USER, COMPANY);
+    let link = t.sign_in_link(SEED_USER, COMPANY).await;
     let link_token = link.split("token=").nth(1).unwrap();
     expect_error(t.inbox(link_token, "").await, 403, "INSUFFICIENT_SCOPE").await;
     let cookie = format!("maestro_inbox={link_token}");

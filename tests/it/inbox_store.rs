@@ -2,13 +2,10 @@
 //! boundary, and the sweeper's two steps, written against the `Store` trait and run on every
 //! backend.
 
-use maestro::{
-    config::DatabaseArgs,
-    store::{
-        AlertChange, AlertContent, AlertOwner, AlertSelector, AlertTarget, DynStore,
-        EVENT_ALERT_DISMISSED, EVENT_ALERT_EXPIRED, EVENT_ALERT_READ, InboxFilter, InboxMark,
-        InboxOwner, InboxQuery, NewAlert, Rendering,
-    },
+use maestro::store::{
+    AlertChange, AlertContent, AlertOwner, AlertSelector, AlertTarget, DynStore,
+    EVENT_ALERT_DISMISSED, EVENT_ALERT_EXPIRED, EVENT_ALERT_READ, InboxFilter, InboxMark,
+    InboxOwner, InboxQuery, NewAlert, Rendering,
 };
 use time::{Duration, OffsetDateTime, macros::datetime};
 
@@ -27,12 +24,7 @@ const NOW: OffsetDateTime = datetime!(2030-01-01 12:00 UTC);
 
 async fn open(backend: Backend) -> (DynStore, TestDatabase) {
     let db = TestDatabase::new(backend).await;
-    let store = maestro::store::connect(&DatabaseArgs {
-        url: db.url.clone(),
-        ..DatabaseArgs::default()
-    })
-    .await
-    .unwrap();
+    let store = maestro::store::connect(&db.database_args()).await.unwrap();
     (store, db)
 }
 

@@ -21,6 +21,8 @@ mod multi_instance;
 mod onboarding_cli;
 mod ops;
 mod receiver;
+mod rotation;
+mod secrets_at_rest;
 mod slow_clients;
 mod store_conformance;
 mod token_endpoint;

@@ -9,7 +9,11 @@ use crate::helpers::*;
 
 async fn instances_starting_together_migrate_once_and_share_one_key(backend: Backend) {
     let db = TestDatabase::new(backend).await;
-    let open = || App::open(Settings::with_database("127.0.0.1:0", &db.url));
+    let open = || {
+        let mut settings = Settings::with_database("127.0.0.1:0", &db.url);
+        settings.database = db.database_args();
+        App::open(settings)
+    };
     let (a, b) = tokio::join!(open(), open());
     let (a, b) = (a.unwrap(), b.unwrap());
     let kids = |app: &Arc<App>| {

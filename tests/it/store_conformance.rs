@@ -3,8 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use maestro::config::DatabaseArgs;
-
 use maestro::store::{
     AlertChange, AlertContent, AlertOwner, AlertSelector, AlertTarget, AttemptRecord,
     CreateOutcome, DeliveryFilter, DeliveryNext, DynStore, EVENT_ALERT_CREATED,
@@ -17,6 +15,7 @@ use crate::helpers::{Backend, TestDatabase, payload_with_metadata};
 
 mod app_center;
 mod delivery_claims;
+mod key_rotation;
 
 /// A per-partner limit on claims that the tests of other things never reach.
 const UNCAPPED: i64 = 1_000;
@@ -24,12 +23,7 @@ const UNCAPPED: i64 = 1_000;
 /// A fresh store on a database of its own; the database lives as long as the guard.
 async fn open(backend: Backend) -> (DynStore, TestDatabase) {
     let db = TestDatabase::new(backend).await;
-    let store = maestro::store::connect(&DatabaseArgs {
-        url: db.url.clone(),
-        ..DatabaseArgs::default()
-    })
-    .await
-    .unwrap();
+    let store = maestro::store::connect(&db.database_args()).await.unwrap();
     (store, db)
 }
 
@@ -125,12 +119,12 @@ fn change(ext_ref: &str, body: &str) -> AlertChange {
 async fn signing_keys_round_trip(backend: Backend) {
     let (store, _db) = open(backend).await;
     assert!(store.signing_keys().await.unwrap().is_empty());
-    let key = SigningKeyRecord {
-        kid: "k1".into(),
-        algorithm: "RS256".into(),
-        private_pem: "-----BEGIN PRIVATE KEY-----".into(),
-        created_at: datetime!(2030-01-01 00:00 UTC),
-    };
+    let key = SigningKeyRecord::new(
+        "k1",
+        "RS256",
+        "-----BEGIN PRIVATE KEY-----".into(),
+        datetime!(2030-01-01 00:00 UTC),
+    );
     assert!(store.add_first_signing_key(&key).await.unwrap());
     let second = SigningKeyRecord {
         kid: "k2".into(),

@@ -7,7 +7,7 @@ use tempfile::NamedTempFile;
 
 use super::*;
 use crate::{
-    auth::{KeyRing, signing::server_key},
+    auth::{KeyRing, server_keys::ServerKeys},
     store::SigningKeyRecord,
 };
 
@@ -74,14 +74,14 @@ async fn a_source_keeps_only_pinnable_signing_keys() {
     let issuers = Arc::new(load(&[&file]).await.unwrap());
     assert_eq!(kids(&issuers), owned(&[("rsa", 0)]));
 
-    let record = SigningKeyRecord {
-        kid: "server-1".into(),
-        algorithm: "RS256".into(),
-        private_pem: include_str!("../../../tests/fixtures/keys/rsa.pem").into(),
-        created_at: OffsetDateTime::now_utc(),
-    };
-    let server = [server_key(&record).unwrap()];
-    let ring = KeyRing::new(&server, Some(issuers)).unwrap();
+    let record = SigningKeyRecord::new(
+        "server-1",
+        "RS256",
+        include_str!("../../../tests/fixtures/keys/rsa.pem").into(),
+        OffsetDateTime::now_utc(),
+    );
+    let server = || ServerKeys::from_records(std::slice::from_ref(&record)).unwrap();
+    let ring = KeyRing::new(server(), Some(issuers)).unwrap();
     assert_eq!(
         ring.public_jwks().keys.len(),
         1,
@@ -93,7 +93,7 @@ async fn a_source_keeps_only_pinnable_signing_keys() {
             .await
             .unwrap(),
     );
-    let err = KeyRing::new(&server, Some(clash)).err().unwrap();
+    let err = KeyRing::new(server(), Some(clash)).err().unwrap();
     assert!(err.to_string().contains("server-1"), "{err}");
 }
 

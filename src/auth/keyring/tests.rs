@@ -1,20 +1,20 @@
 //! The key ring's unit tests: what verifies and what is refused.
 
-use jsonwebtoken::EncodingKey;
+use jsonwebtoken::{EncodingKey, Header};
 use serde_json::json;
 use time::OffsetDateTime;
 
 use super::*;
-use crate::{auth::signing::server_key, error::ErrorCode, store::SigningKeyRecord};
+use crate::{error::ErrorCode, store::SigningKeyRecord};
 
 fn ring(issuers: Option<Arc<Issuers>>) -> KeyRing {
-    let record = SigningKeyRecord {
-        kid: "server-1".into(),
-        algorithm: "RS256".into(),
-        private_pem: include_str!("../../../tests/fixtures/keys/rsa.pem").into(),
-        created_at: OffsetDateTime::now_utc(),
-    };
-    KeyRing::new(&[server_key(&record).unwrap()], issuers).unwrap()
+    let record = SigningKeyRecord::new(
+        "server-1",
+        "RS256",
+        include_str!("../../../tests/fixtures/keys/rsa.pem").into(),
+        OffsetDateTime::now_utc(),
+    );
+    KeyRing::new(ServerKeys::from_records(&[record]).unwrap(), issuers).unwrap()
 }
 
 fn claims(kind: &str) -> serde_json::Value {
@@ -47,7 +47,7 @@ fn server_key_pem() -> EncodingKey {
 fn a_token_the_server_signed_verifies_into_its_principal() {
     let ring = ring(None);
     let claims: Claims = serde_json::from_value(claims("company")).unwrap();
-    let principal = ring.verify(&ring.sign(&claims).unwrap()).unwrap();
+    let principal = ring.verify(&ring.signer().sign(&claims).unwrap()).unwrap();
     assert_eq!(principal.kind, TokenKind::Company);
     assert_eq!(principal.company_id.as_deref(), Some("abc-company"));
     assert_eq!(principal.app_id.as_deref(), Some("app"));

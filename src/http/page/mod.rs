@@ -106,11 +106,13 @@ pub async fn login(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Re
         .map(|(_, value)| value.into_owned())
         .unwrap_or_default();
     let session = login::exchange(
+        &app.store,
         &app.keyring,
         &app.settings.public_url,
         &token,
         app.settings.inbox_session_ttl,
-    );
+    )
+    .await;
     match session {
         Ok(session) => {
             let mut response = notice(

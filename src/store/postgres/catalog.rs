@@ -1,16 +1,11 @@
-//! Signing keys, partners and templates.
+//! Partners (with their postback secrets) and templates.
 
 use std::collections::BTreeMap;
 
 use sqlx::{PgPool, Row, postgres::PgRow};
 use time::OffsetDateTime;
 
-use crate::store::{
-    ImportReport, PartnerImport, PartnerRecord, RateLimit, SigningKeyRecord, TemplateRecord,
-};
-
-/// Serialises first-key generation across instances (an arbitrary, fixed lock id).
-const FIRST_KEY_LOCK: i64 = 0x6d61_6573_7472_6f01;
+use crate::store::{ImportReport, PartnerImport, PartnerRecord, RateLimit, TemplateRecord};
 
 fn decode_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, sqlx::Error> {
     serde_json::from_str(text).map_err(|e| sqlx::Error::Decode(Box::new(e)))
@@ -18,49 +13,6 @@ fn decode_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, sqlx::Er
 
 fn encode_json<T: serde::Serialize>(value: &T) -> Result<String, sqlx::Error> {
     serde_json::to_string(value).map_err(|e| sqlx::Error::Encode(Box::new(e)))
-}
-
-pub(super) async fn signing_keys(pool: &PgPool) -> Result<Vec<SigningKeyRecord>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT kid, algorithm, private_pem, created_at FROM signing_keys ORDER BY created_at, kid",
-    )
-    .fetch_all(pool)
-    .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(SigningKeyRecord {
-                kid: row.try_get("kid")?,
-                algorithm: row.try_get("algorithm")?,
-                private_pem: row.try_get("private_pem")?,
-                created_at: row.try_get("created_at")?,
-            })
-        })
-        .collect()
-}
-
-pub(super) async fn add_first_signing_key(
-    pool: &PgPool,
-    key: &SigningKeyRecord,
-) -> Result<bool, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    // Without the lock, two instances could both see an empty table and both insert.
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(FIRST_KEY_LOCK)
-        .execute(&mut *tx)
-        .await?;
-    let inserted = sqlx::query(
-        "INSERT INTO signing_keys (kid, algorithm, private_pem, created_at) \
-         SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM signing_keys)",
-    )
-    .bind(&key.kid)
-    .bind(&key.algorithm)
-    .bind(&key.private_pem)
-    .bind(key.created_at)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    tx.commit().await?;
-    Ok(inserted == 1)
 }
 
 pub(super) async fn import_partner(
@@ -136,6 +88,7 @@ pub(super) async fn import_partner(
 }
 
 const PARTNER_COLUMNS: &str = "id, name, allowed_url_domains, postback_url, postback_secret, \
+                               previous_postback_secret, previous_secret_until, \
                                rate_limit_per_sec, rate_limit_burst";
 
 fn partner_row(row: &PgRow) -> Result<PartnerRecord, sqlx::Error> {
@@ -147,8 +100,31 @@ fn partner_row(row: &PgRow) -> Result<PartnerRecord, sqlx::Error> {
         allowed_url_domains: decode_json(row.try_get("allowed_url_domains")?)?,
         postback_url: row.try_get("postback_url")?,
         postback_secret: row.try_get("postback_secret")?,
+        previous_postback_secret: row.try_get("previous_postback_secret")?,
+        previous_secret_until: row.try_get("previous_secret_until")?,
         rate_limit: RateLimit::from_columns(per_second, burst),
     })
+}
+
+/// The current secret becomes the previous one (still sealed: both are bound to the partner),
+/// valid until `previous_until`; a previous one still in its grace period is dropped.
+pub(super) async fn rotate_postback_secret(
+    pool: &PgPool,
+    partner_id: &str,
+    sealed_secret: &str,
+    previous_until: OffsetDateTime,
+) -> Result<bool, sqlx::Error> {
+    let changed = sqlx::query(
+        "UPDATE partners SET previous_postback_secret = postback_secret, \
+         previous_secret_until = $3, postback_secret = $2, updated_at = now() WHERE id = $1",
+    )
+    .bind(partner_id)
+    .bind(sealed_secret)
+    .bind(previous_until)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(changed == 1)
 }
 
 pub(super) async fn partners(pool: &PgPool) -> Result<Vec<PartnerRecord>, sqlx::Error> {

@@ -59,7 +59,9 @@ pub(super) async fn claim(
            RETURNING d.id, d.attempts, d.replayed_after, d.partner_id, d.event_id) \
          SELECT c.id, c.attempts, c.replayed_after, c.partner_id, p.postback_url, \
            p.postback_secret, e.id AS event_id, e.object_type, e.event_type, e.company_id, \
-           e.user_login, e.trip_id, e.occurred_at \
+           e.user_login, e.trip_id, e.occurred_at, \
+           CASE WHEN p.previous_secret_until > $3 THEN p.previous_postback_secret END \
+             AS previous_postback_secret \
          FROM claimed c JOIN company_events e ON e.id = c.event_id \
          JOIN partners p ON p.id = c.partner_id",
     )
@@ -80,6 +82,7 @@ pub(super) async fn claim(
                 partner_id: row.try_get("partner_id")?,
                 postback_url: row.try_get("postback_url")?,
                 postback_secret: row.try_get("postback_secret")?,
+                previous_postback_secret: row.try_get("previous_postback_secret")?,
                 event: CompanyEventRecord {
                     id: row.try_get("event_id")?,
                     object_type: row.try_get("object_type")?,

@@ -13,6 +13,7 @@ mod catalog;
 mod deliveries;
 mod events;
 mod inbox;
+mod keys;
 mod subscriptions;
 
 use std::{future::Future, str::FromStr, time::Duration};
@@ -28,8 +29,9 @@ use time::OffsetDateTime;
 use super::{
     AlertChange, AlertOwner, AlertRecord, AlertTarget, CreateOutcome, ImportReport, InboxItem,
     InboxMark, InboxOwner, InboxPage, InboxQuery, NewAlert, OutboxEvent, PartnerImport,
-    PartnerRecord, RevisionRecord, SigningKeyRecord, Store, StoreError, StoreResult, Subscription,
-    TemplateRecord, UpdateOutcome, migrations,
+    PartnerRecord, RetireOutcome, RevisionRecord, SigningKeyRecord, Store, StoreError, StoreResult,
+    Subscription, TemplateRecord, UpdateOutcome, migrations,
+    secrets::{Column, Secrets},
     types::{
         AttemptRecord, ClaimedDelivery, DeliveryFilter, DeliveryNext, DeliveryRecord,
         DeliverySummary, NewCompanyEvent, ReplayOutcome, SnapshotKey,
@@ -57,6 +59,11 @@ const MIGRATIONS: &[migrations::EmbeddedMigration] = &[
         include_str!("migrations/0006_delivery_partner_cap.sql"),
     ),
     (
+        7,
+        "key and secret rotation",
+        include_str!("migrations/0007_key_and_secret_rotation.sql"),
+    ),
+    (
         8,
         "app center",
         include_str!("migrations/0008_app_center.sql"),
@@ -66,10 +73,13 @@ const MIGRATIONS: &[migrations::EmbeddedMigration] = &[
 pub struct PostgresStore {
     pool: PgPool,
     timeout: Duration,
+    /// Seals the secrets on their way in, opens them on their way out.
+    secrets: Secrets,
 }
 
 impl PostgresStore {
-    pub async fn connect(database: &DatabaseArgs) -> anyhow::Result<Self> {
+    /// Connects, migrates, and seals the secrets still stored in the clear.
+    pub async fn connect(database: &DatabaseArgs, secrets: Secrets) -> anyhow::Result<Self> {
         let timeout = database.database_timeout;
         let options = PgConnectOptions::from_str(&database.url)?.options([(
             "statement_timeout",
@@ -81,7 +91,15 @@ impl PostgresStore {
             .connect_with(options)
             .await?;
         migrations::migrator(MIGRATIONS).await?.run(&pool).await?;
-        Ok(PostgresStore { pool, timeout })
+        let sealed = keys::seal_plaintext(&pool, &secrets).await?;
+        if sealed > 0 {
+            tracing::info!(sealed, "encrypted the secrets stored in the clear");
+        }
+        Ok(PostgresStore {
+            pool,
+            timeout,
+            secrets,
+        })
     }
 
     /// Runs one database call under the configured timeout, translating its failure. The
@@ -125,12 +143,41 @@ impl Store for PostgresStore {
     }
 
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
-        self.timed(catalog::signing_keys(&self.pool)).await
+        let sealed = self.timed(keys::signing_keys(&self.pool)).await?;
+        Ok(self.secrets.open_keys(sealed)?)
     }
 
     async fn add_first_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<bool> {
-        self.timed(catalog::add_first_signing_key(&self.pool, key))
+        let key = self.secrets.seal_key(key);
+        self.timed(keys::add_first_signing_key(&self.pool, &key))
             .await
+    }
+
+    async fn add_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()> {
+        let key = self.secrets.seal_key(key);
+        self.timed(keys::add_signing_key(&self.pool, &key)).await
+    }
+
+    async fn record_signed_until(&self, kid: &str, until: OffsetDateTime) -> StoreResult<bool> {
+        self.timed(keys::record_signed_until(&self.pool, kid, until))
+            .await
+    }
+
+    async fn retire_signing_key(
+        &self,
+        kid: &str,
+        at: OffsetDateTime,
+        expired_before: OffsetDateTime,
+        force: bool,
+    ) -> StoreResult<RetireOutcome> {
+        self.timed(keys::retire_signing_key(
+            &self.pool,
+            kid,
+            at,
+            expired_before,
+            force,
+        ))
+        .await
     }
 
     async fn partner_count(&self) -> StoreResult<i64> {
@@ -143,20 +190,45 @@ impl Store for PostgresStore {
     }
 
     async fn import_partner(&self, import: &PartnerImport) -> StoreResult<ImportReport> {
-        self.timed(catalog::import_partner(&self.pool, import))
+        let import = self.secrets.seal_import(import);
+        self.timed(catalog::import_partner(&self.pool, &import))
             .await
     }
 
+    async fn rotate_postback_secret(
+        &self,
+        partner_id: &str,
+        secret: &str,
+        previous_until: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let sealed = self
+            .secrets
+            .seal(Column::PostbackSecret, partner_id, secret);
+        self.timed(catalog::rotate_postback_secret(
+            &self.pool,
+            partner_id,
+            &sealed,
+            previous_until,
+        ))
+        .await
+    }
+
     async fn partners(&self) -> StoreResult<Vec<PartnerRecord>> {
-        self.timed(catalog::partners(&self.pool)).await
+        let sealed = self.timed(catalog::partners(&self.pool)).await?;
+        Ok(self.secrets.open_partners(sealed)?)
     }
 
     async fn partner_with_templates(
         &self,
         partner_id: &str,
     ) -> StoreResult<Option<(PartnerRecord, Vec<TemplateRecord>)>> {
-        self.timed(catalog::partner_with_templates(&self.pool, partner_id))
-            .await
+        let found = self
+            .timed(catalog::partner_with_templates(&self.pool, partner_id))
+            .await?;
+        let Some((partner, templates)) = found else {
+            return Ok(None);
+        };
+        Ok(Some((self.secrets.open_partner(partner)?, templates)))
     }
 
     async fn create_alert(&self, alert: &NewAlert) -> StoreResult<CreateOutcome> {
@@ -269,15 +341,17 @@ impl Store for PostgresStore {
         limit: i64,
         per_partner_limit: i64,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
-        self.timed(deliveries::claim(
-            &self.pool,
-            claimant,
-            now,
-            lease_until,
-            limit,
-            per_partner_limit,
-        ))
-        .await
+        let sealed = self
+            .timed(deliveries::claim(
+                &self.pool,
+                claimant,
+                now,
+                lease_until,
+                limit,
+                per_partner_limit,
+            ))
+            .await?;
+        Ok(self.secrets.open_claims(sealed)?)
     }
 
     async fn finish_attempt(

@@ -1,43 +1,12 @@
-//! Signing keys, partners and templates.
+//! Partners (with their postback secrets) and templates.
 
 use std::collections::BTreeMap;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use time::OffsetDateTime;
 
-use super::rows::{decode_json, encode_json, parse_ts, ts};
-use crate::store::{
-    ImportReport, PartnerImport, PartnerRecord, RateLimit, SigningKeyRecord, TemplateRecord,
-};
-
-pub(super) fn signing_keys(db: &Connection) -> rusqlite::Result<Vec<SigningKeyRecord>> {
-    let mut statement = db.prepare_cached(
-        "SELECT kid, algorithm, private_pem, created_at FROM signing_keys ORDER BY created_at, kid",
-    )?;
-    statement
-        .query_map([], |row| {
-            Ok(SigningKeyRecord {
-                kid: row.get("kid")?,
-                algorithm: row.get("algorithm")?,
-                private_pem: row.get("private_pem")?,
-                created_at: parse_ts(&row.get::<_, String>("created_at")?)?,
-            })
-        })?
-        .collect()
-}
-
-/// Inside the writer's IMMEDIATE transaction, check and insert are atomic.
-pub(super) fn add_first_signing_key(
-    db: &Connection,
-    key: &SigningKeyRecord,
-) -> rusqlite::Result<bool> {
-    let inserted = db.execute(
-        "INSERT INTO signing_keys (kid, algorithm, private_pem, created_at) \
-         SELECT ?1, ?2, ?3, ?4 WHERE NOT EXISTS (SELECT 1 FROM signing_keys)",
-        params![key.kid, key.algorithm, key.private_pem, ts(key.created_at)],
-    )?;
-    Ok(inserted == 1)
-}
+use super::rows::{decode_json, encode_json, from_millis, millis, ts};
+use crate::store::{ImportReport, PartnerImport, PartnerRecord, RateLimit, TemplateRecord};
 
 pub(super) fn import_partner(
     db: &Connection,
@@ -113,6 +82,7 @@ pub(super) fn import_partner(
 }
 
 const PARTNER_COLUMNS: &str = "id, name, allowed_url_domains, postback_url, postback_secret, \
+                               previous_postback_secret, previous_secret_until_ms, \
                                rate_limit_per_sec, rate_limit_burst";
 
 fn partner_row(row: &Row<'_>) -> rusqlite::Result<PartnerRecord> {
@@ -124,8 +94,34 @@ fn partner_row(row: &Row<'_>) -> rusqlite::Result<PartnerRecord> {
         allowed_url_domains: decode_json(&row.get::<_, String>("allowed_url_domains")?)?,
         postback_url: row.get("postback_url")?,
         postback_secret: row.get("postback_secret")?,
+        previous_postback_secret: row.get("previous_postback_secret")?,
+        previous_secret_until: row
+            .get::<_, Option<i64>>("previous_secret_until_ms")?
+            .map(from_millis)
+            .transpose()?,
         rate_limit: RateLimit::from_columns(per_second, burst),
     })
+}
+
+/// The current secret becomes the previous one (still sealed: both are bound to the partner),
+/// valid until `previous_until`; a previous one still in its grace period is dropped.
+pub(super) fn rotate_postback_secret(
+    db: &Connection,
+    partner_id: &str,
+    sealed_secret: &str,
+    previous_until: OffsetDateTime,
+) -> rusqlite::Result<bool> {
+    let changed = db.execute(
+        "UPDATE partners SET previous_postback_secret = postback_secret, \
+         previous_secret_until_ms = ?3, postback_secret = ?2, updated_at = ?4 WHERE id = ?1",
+        params![
+            partner_id,
+            sealed_secret,
+            millis(previous_until),
+            ts(OffsetDateTime::now_utc())
+        ],
+    )?;
+    Ok(changed == 1)
 }
 
 pub(super) fn partner_count(db: &Connection) -> rusqlite::Result<i64> {

@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_renderings.sql"),
     include_str!("migrations/0007_metadata_documents.sql"),
     include_str!("migrations/0008_delivery_partner_cap.sql"),
+    include_str!("migrations/0009_key_and_secret_rotation.sql"),
     include_str!("migrations/0010_app_center.sql"),
 ];
 

@@ -60,13 +60,14 @@ pub(super) fn claim(
     let mut statement = db.prepare_cached(
         "SELECT d.id, d.attempts, d.replayed_after, d.partner_id, p.postback_url, \
          p.postback_secret, e.id, e.object_type, e.event_type, e.company_id, e.user_login, \
-         e.trip_id, e.occurred_at \
+         e.trip_id, e.occurred_at, \
+         CASE WHEN p.previous_secret_until_ms > ?2 THEN p.previous_postback_secret END \
          FROM deliveries d JOIN company_events e ON e.id = d.event_id \
          JOIN partners p ON p.id = d.partner_id WHERE d.id = ?1",
     )?;
     due.iter()
         .map(|(_, id)| {
-            statement.query_row([id], |row| {
+            statement.query_row(params![id, now_ms], |row| {
                 Ok(ClaimedDelivery {
                     id: row.get(0)?,
                     attempts: row.get(1)?,
@@ -74,6 +75,7 @@ pub(super) fn claim(
                     partner_id: row.get(3)?,
                     postback_url: row.get(4)?,
                     postback_secret: row.get(5)?,
+                    previous_postback_secret: row.get(13)?,
                     event: CompanyEventRecord {
                         id: row.get(6)?,
                         object_type: row.get(7)?,

@@ -24,12 +24,16 @@ mod connection;
 mod deliveries;
 mod events;
 mod inbox;
+mod keys;
 mod read_pool;
 mod rows;
 mod subscriptions;
 mod writer;
 
-use std::{path::PathBuf, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use async_trait::async_trait;
 use rusqlite::ErrorCode;
@@ -39,8 +43,9 @@ use time::OffsetDateTime;
 use super::{
     AlertChange, AlertOwner, AlertRecord, AlertTarget, CreateOutcome, ImportReport, InboxItem,
     InboxMark, InboxOwner, InboxPage, InboxQuery, NewAlert, OutboxEvent, PartnerImport,
-    PartnerRecord, RevisionRecord, SigningKeyRecord, Store, StoreError, StoreResult, Subscription,
-    TemplateRecord, UpdateOutcome,
+    PartnerRecord, RetireOutcome, RevisionRecord, SigningKeyRecord, Store, StoreError, StoreResult,
+    Subscription, TemplateRecord, UpdateOutcome,
+    secrets::{Column, Secrets},
     types::{
         AttemptRecord, ClaimedDelivery, DeliveryFilter, DeliveryNext, DeliveryRecord,
         DeliverySummary, NewCompanyEvent, ReplayOutcome, SnapshotKey,
@@ -52,28 +57,38 @@ const READ_CONNECTIONS: usize = 4;
 pub struct SqliteStore {
     writer: writer::Writer,
     readers: read_pool::ReadPool,
+    /// Seals the secrets on their way in, opens them on their way out.
+    secrets: Secrets,
     _checkpointer: checkpointer::Checkpointer,
 }
 
 impl SqliteStore {
-    /// Opens the database file named by a `sqlite://PATH` (or `sqlite:PATH`) URL, creating and
-    /// migrating it when needed.
-    pub async fn connect(url: &str, timeout: Duration) -> anyhow::Result<Self> {
-        let path = database_path(url)?;
+    /// Opens the database file (see [`database_path`]), creating and migrating it when needed,
+    /// and seals the secrets still stored in the clear.
+    pub async fn connect(path: &Path, timeout: Duration, secrets: Secrets) -> anyhow::Result<Self> {
         let catch_up = checkpointer::CatchUp::default();
-        let writer = writer::Writer::start(&path, timeout, catch_up.clone()).await?;
+        let writer = writer::Writer::start(path, timeout, catch_up.clone()).await?;
+        let sealing = secrets.clone();
+        let sealed = writer
+            .exclusive(move |tx| keys::seal_plaintext(tx, &sealing))
+            .await?;
+        if sealed > 0 {
+            tracing::info!(sealed, "encrypted the secrets stored in the clear");
+        }
         let readers = (0..READ_CONNECTIONS)
-            .map(|_| connection::open(&path, timeout, true))
+            .map(|_| connection::open(path, timeout, true))
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(SqliteStore {
             writer,
             readers: read_pool::ReadPool::new(readers),
-            _checkpointer: checkpointer::Checkpointer::start(&path, timeout, catch_up)?,
+            secrets,
+            _checkpointer: checkpointer::Checkpointer::start(path, timeout, catch_up)?,
         })
     }
 }
 
-fn database_path(url: &str) -> anyhow::Result<PathBuf> {
+/// The file a `sqlite://PATH` (or `sqlite:PATH`) URL names.
+pub fn database_path(url: &str) -> anyhow::Result<PathBuf> {
     let path = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
@@ -112,13 +127,41 @@ impl Store for SqliteStore {
     }
 
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
-        self.readers.read(catalog::signing_keys).await
+        let sealed = self.readers.read(keys::signing_keys).await?;
+        Ok(self.secrets.open_keys(sealed)?)
     }
 
     async fn add_first_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<bool> {
-        let key = key.clone();
+        let key = self.secrets.seal_key(key);
         self.writer
-            .exclusive(move |tx| catalog::add_first_signing_key(tx, &key))
+            .exclusive(move |tx| keys::add_first_signing_key(tx, &key))
+            .await
+    }
+
+    async fn add_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()> {
+        let key = self.secrets.seal_key(key);
+        self.writer
+            .exclusive(move |tx| keys::add_signing_key(tx, &key))
+            .await
+    }
+
+    async fn record_signed_until(&self, kid: &str, until: OffsetDateTime) -> StoreResult<bool> {
+        let kid = kid.to_owned();
+        self.writer
+            .exclusive(move |tx| keys::record_signed_until(tx, &kid, until))
+            .await
+    }
+
+    async fn retire_signing_key(
+        &self,
+        kid: &str,
+        at: OffsetDateTime,
+        expired_before: OffsetDateTime,
+        force: bool,
+    ) -> StoreResult<RetireOutcome> {
+        let kid = kid.to_owned();
+        self.writer
+            .exclusive(move |tx| keys::retire_signing_key(tx, &kid, at, expired_before, force))
             .await
     }
 
@@ -127,14 +170,32 @@ impl Store for SqliteStore {
     }
 
     async fn import_partner(&self, import: &PartnerImport) -> StoreResult<ImportReport> {
-        let import = import.clone();
+        let import = self.secrets.seal_import(import);
         self.writer
             .exclusive(move |tx| catalog::import_partner(tx, &import))
             .await
     }
 
+    async fn rotate_postback_secret(
+        &self,
+        partner_id: &str,
+        secret: &str,
+        previous_until: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let sealed = self
+            .secrets
+            .seal(Column::PostbackSecret, partner_id, secret);
+        let partner_id = partner_id.to_owned();
+        self.writer
+            .exclusive(move |tx| {
+                catalog::rotate_postback_secret(tx, &partner_id, &sealed, previous_until)
+            })
+            .await
+    }
+
     async fn partners(&self) -> StoreResult<Vec<PartnerRecord>> {
-        self.readers.read(catalog::partners).await
+        let sealed = self.readers.read(catalog::partners).await?;
+        Ok(self.secrets.open_partners(sealed)?)
     }
 
     async fn partner_with_templates(
@@ -142,9 +203,14 @@ impl Store for SqliteStore {
         partner_id: &str,
     ) -> StoreResult<Option<(PartnerRecord, Vec<TemplateRecord>)>> {
         let partner_id = partner_id.to_owned();
-        self.readers
+        let found = self
+            .readers
             .read(move |db| catalog::partner_with_templates(db, &partner_id))
-            .await
+            .await?;
+        let Some((partner, templates)) = found else {
+            return Ok(None);
+        };
+        Ok(Some((self.secrets.open_partner(partner)?, templates)))
     }
 
     async fn create_alert(&self, alert: &NewAlert) -> StoreResult<CreateOutcome> {
@@ -290,11 +356,13 @@ impl Store for SqliteStore {
         per_partner_limit: i64,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
         let claimant = claimant.to_owned();
-        self.writer
+        let sealed = self
+            .writer
             .exclusive(move |tx| {
                 deliveries::claim(tx, &claimant, now, lease_until, limit, per_partner_limit)
             })
-            .await
+            .await?;
+        Ok(self.secrets.open_claims(sealed)?)
     }
 
     async fn finish_attempt(

@@ -28,6 +28,11 @@ pub(super) fn from_millis(ms: i64) -> rusqlite::Result<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).map_err(undecodable)
 }
 
+/// Token lifetimes (`exp`) are unix seconds.
+pub(super) fn from_secs(secs: i64) -> rusqlite::Result<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp(secs).map_err(undecodable)
+}
+
 pub(super) fn decode_json<T: serde::de::DeserializeOwned>(text: &str) -> rusqlite::Result<T> {
     serde_json::from_str(text).map_err(undecodable)
 }
