@@ -74,8 +74,12 @@ pub struct ConnectionList {
     pub connections: Vec<ConnectionItem>,
 }
 
+/// To the second: the API's other times are written so.
 fn rfc3339(at: time::OffsetDateTime) -> String {
-    at.format(&Rfc3339).unwrap_or_default()
+    at.replace_nanosecond(0)
+        .unwrap_or(at)
+        .format(&Rfc3339)
+        .unwrap_or_default()
 }
 
 #[utoipa::path(
