@@ -5,6 +5,19 @@ use serde_json::{Value, json};
 
 use crate::{app_center_helpers::*, helpers::*};
 
+/// `GET /app-mgmt/v0/connections` as `admin`.
+async fn connected_apps(t: &TestApp, admin: &str) -> Value {
+    let response = t
+        .client
+        .get(t.url("/app-mgmt/v0/connections"))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
 async fn an_administrator_connects_lists_and_disconnects_an_app(backend: Backend) {
     let t = TestApp::spawn(backend).await;
     let admin = t.admin_token(COMPANY);
@@ -30,32 +43,14 @@ async fn an_administrator_connects_lists_and_disconnects_an_app(backend: Backend
     let hours = (expires - time::OffsetDateTime::now_utc()).whole_minutes() as f64 / 60.0;
     assert!((23.9..=24.0).contains(&hours), "{hours}");
 
-    let listed: Value = t
-        .client
-        .get(t.url("/app-mgmt/v0/connections"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = connected_apps(&t, &admin).await;
     let connections = listed["connections"].as_array().unwrap();
     assert_eq!(connections.len(), 1, "{listed}");
     assert_eq!(connections[0]["appId"], GROUNDSPAN);
     assert_eq!(connections[0]["connectedBy"], ADMIN_USER);
     assert!(connections[0]["connectedAt"].as_str().is_some());
     // Another company sees none of it.
-    let other: Value = t
-        .client
-        .get(t.url("/app-mgmt/v0/connections"))
-        .bearer_auth(t.admin_token(OTHER_COMPANY))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let other = connected_apps(&t, &t.admin_token(OTHER_COMPANY)).await;
     assert_eq!(other["connections"], json!([]));
 
     for _ in 0..2 {
@@ -68,16 +63,7 @@ async fn an_administrator_connects_lists_and_disconnects_an_app(backend: Backend
             .unwrap();
         assert_eq!(gone.status(), 204, "idempotent");
     }
-    let listed: Value = t
-        .client
-        .get(t.url("/app-mgmt/v0/connections"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = connected_apps(&t, &admin).await;
     assert_eq!(listed["connections"], json!([]));
 }
 

@@ -6,19 +6,14 @@ use async_trait::async_trait;
 use sqlx::{PgConnection, PgPool, Row, postgres::PgRow};
 use time::OffsetDateTime;
 
-use super::PostgresStore;
+use super::{
+    PostgresStore,
+    json::{decode_json, encode_json},
+};
 use crate::store::{
     AppCenterStore, ClientRecord, ClientRegistration, ConnectionRecord, NewRefreshToken,
     NewRequestToken, PartnerImport, RefreshOutcome, Revocation, SecretChange, StoreResult,
 };
-
-fn decode_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, sqlx::Error> {
-    serde_json::from_str(text).map_err(|e| sqlx::Error::Decode(Box::new(e)))
-}
-
-fn encode_json<T: serde::Serialize>(value: &T) -> Result<String, sqlx::Error> {
-    serde_json::to_string(value).map_err(|e| sqlx::Error::Encode(Box::new(e)))
-}
 
 #[async_trait]
 impl AppCenterStore for PostgresStore {

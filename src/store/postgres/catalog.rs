@@ -5,15 +5,8 @@ use std::collections::BTreeMap;
 use sqlx::{PgPool, Row, postgres::PgRow};
 use time::OffsetDateTime;
 
+use super::json::{decode_json, encode_json};
 use crate::store::{ImportReport, PartnerImport, PartnerRecord, RateLimit, TemplateRecord};
-
-fn decode_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, sqlx::Error> {
-    serde_json::from_str(text).map_err(|e| sqlx::Error::Decode(Box::new(e)))
-}
-
-fn encode_json<T: serde::Serialize>(value: &T) -> Result<String, sqlx::Error> {
-    serde_json::to_string(value).map_err(|e| sqlx::Error::Encode(Box::new(e)))
-}
 
 pub(super) async fn import_partner(
     pool: &PgPool,

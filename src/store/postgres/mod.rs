@@ -13,6 +13,7 @@ mod catalog;
 mod deliveries;
 mod events;
 mod inbox;
+mod json;
 mod keys;
 mod subscriptions;
 
