@@ -24,13 +24,27 @@ use crate::{
 };
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeliveryQuery {
-    /// `pending`, `delivered` or `failed`.
+    /// Only deliveries in this state.
+    #[param(value_type = Option<DeliveryStatusDoc>, inline)]
     pub status: Option<String>,
     /// Only this partner's deliveries.
+    #[param(min_length = 1, max_length = 64)]
     pub partner: Option<String>,
-    /// At most this many (1–500, default 50).
+    /// At most this many (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
+}
+
+/// A delivery's state (documentation of the `status` parameter; the domain checks it).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(as = DeliveryStatus, rename_all = "lowercase")]
+pub enum DeliveryStatusDoc {
+    Pending,
+    Delivered,
+    Failed,
 }
 
 /// A delivery: its id is the `webhook-id` the partner sees on every attempt.
@@ -123,6 +137,7 @@ impl From<AttemptRecord> for Attempt {
 
 /// Deliveries, newest first.
 #[utoipa::path(
+    operation_id = "listDeliveries",
     get, path = "/admin/v1/deliveries", tag = "admin", params(DeliveryQuery),
     responses(
         (status = 200, body = DeliveryList),
@@ -151,6 +166,7 @@ pub async fn list_deliveries(
 
 /// One delivery with every attempt (time, status, latency, the start of the answer).
 #[utoipa::path(
+    operation_id = "getDelivery",
     get, path = "/admin/v1/deliveries/{deliveryId}", tag = "admin",
     params(("deliveryId" = String, Path, description = "The delivery's id (its webhook-id)")),
     responses(
@@ -174,6 +190,7 @@ pub async fn show_delivery(
 
 /// Sends an ended delivery again, now, with the same `webhook-id` (a fresh retry schedule).
 #[utoipa::path(
+    operation_id = "replayDelivery",
     post, path = "/admin/v1/deliveries/{deliveryId}/replay", tag = "admin",
     params(("deliveryId" = String, Path, description = "The delivery's id (its webhook-id)")),
     responses(

@@ -25,7 +25,7 @@ use crate::{
 pub struct AlertResponse {
     pub alert_id: String,
     /// `received` for a create (or an identical retry), `updated` for an update.
-    #[schema(example = "received")]
+    #[schema(example = "received", value_type = ReceiptStatusDoc)]
     pub status: &'static str,
     pub message: &'static str,
 }
@@ -43,6 +43,15 @@ impl From<Receipt> for AlertResponse {
     }
 }
 
+/// What became of a submission (documentation of `status`).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(as = ReceiptStatus, rename_all = "lowercase")]
+pub enum ReceiptStatusDoc {
+    Received,
+    Updated,
+}
+
 /// The alert submission (documentation of the body; the server parses it field by field so that
 /// it can report every problem at once).
 #[derive(ToSchema)]
@@ -50,27 +59,38 @@ impl From<Receipt> for AlertResponse {
 #[schema(as = AlertRequest, rename_all = "camelCase")]
 pub struct AlertRequestDoc {
     /// Unique per (partner, company); identifies the alert for retries and updates.
+    #[schema(min_length = 1, max_length = 255)]
     ext_ref: String,
+    /// The user the alert is for (compared without regard to case).
+    #[schema(min_length = 1, max_length = 255)]
     user_id: String,
     /// Required only when the token carries no company; must match it otherwise.
+    #[schema(min_length = 1, max_length = 255)]
     company_id: Option<String>,
-    /// RFC 3339.
+    #[schema(format = DateTime)]
     created_at: String,
-    /// Checked against the template's JSON Schema.
+    /// Checked against the template's JSON Schema (`GET /maestro/v4/templates/{templateId}`).
     #[schema(value_type = Object)]
     metadata: serde_json::Value,
+    #[schema(min_length = 1, max_length = 128)]
     template_id: String,
     /// May be empty.
+    #[schema(max_length = 64)]
     msg_type: String,
-    /// RFC 3339, later than now and than createdAt.
+    /// Later than now and than createdAt.
+    #[schema(format = DateTime)]
     expires_at: String,
+    #[schema(max_length = 255)]
     topic: Option<String>,
+    #[schema(max_length = 500)]
     title: Option<String>,
     /// Must equal the token's concur.appId when given.
+    #[schema(min_length = 1, max_length = 128)]
     application_id: Option<String>,
 }
 
 #[utoipa::path(
+    operation_id = "createAlert",
     post, path = "/maestro/v4/alerts", tag = "alerts",
     request_body(content = AlertRequestDoc, content_type = "application/json"),
     responses(
@@ -92,6 +112,7 @@ pub async fn create_alert(
 }
 
 #[utoipa::path(
+    operation_id = "updateAlertByExtRef",
     put, path = "/maestro/v4/alerts", tag = "alerts",
     request_body(content = AlertRequestDoc, content_type = "application/json"),
     responses(
@@ -114,6 +135,7 @@ pub async fn update_alert_by_ext_ref(
 }
 
 #[utoipa::path(
+    operation_id = "updateAlertById",
     put, path = "/maestro/v4/alerts/{alertId}", tag = "alerts",
     params(("alertId" = String, Path, description = "The id returned when the alert was created")),
     request_body(content = AlertRequestDoc, content_type = "application/json"),

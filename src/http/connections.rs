@@ -83,6 +83,7 @@ fn rfc3339(at: time::OffsetDateTime) -> String {
 }
 
 #[utoipa::path(
+    operation_id = "connectApp",
     post, path = "/app-mgmt/v0/connections", tag = "app center",
     request_body(content = ConnectRequestDoc, content_type = "application/json"),
     responses(
@@ -113,6 +114,7 @@ pub async fn connect(
 }
 
 #[utoipa::path(
+    operation_id = "listConnections",
     get, path = "/app-mgmt/v0/connections", tag = "app center",
     responses(
         (status = 200, body = ConnectionList),
@@ -138,6 +140,7 @@ pub async fn list(
 }
 
 #[utoipa::path(
+    operation_id = "disconnectApp",
     delete, path = "/app-mgmt/v0/connections/{appId}", tag = "app center",
     params(("appId" = String, Path)),
     responses(

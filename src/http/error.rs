@@ -72,6 +72,10 @@ impl IntoResponse for Error {
             (Error::RateLimited { retry_after_secs }, _) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
+            // Shed load or an unreachable database: worth another try, soon.
+            (_, ErrorCode::ServiceUnavailable) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(1));
+            }
             _ => {}
         }
         // The envelope middleware reads the code to count rejections by it.

@@ -23,6 +23,7 @@ pub struct EventAccepted {
 /// The body: `{type: itinerary|profile|fop, eventType: CREATE|UPDATE|CANCEL, companyId,
 /// userLogin (itinerary, profile), tripId (itinerary), occurredAt, object (optional snapshot)}`.
 #[utoipa::path(
+    operation_id = "publishCompanyEvent",
     post, path = "/internal/v1/company-events", tag = "company events",
     request_body(content = Object, content_type = "application/json"),
     responses(

@@ -106,16 +106,29 @@ impl From<MarkReceipt> for InboxMarkBody {
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
 pub struct InboxParams {
-    /// 1 to 100, default 20.
+    /// How many alerts (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
-    /// `nextCursor` of the previous page.
+    /// `nextCursor` of the previous page, as given.
+    #[param(min_length = 1)]
     cursor: Option<String>,
-    /// `unread` or `all` (default).
+    /// `all` by default.
+    #[param(value_type = Option<InboxStateDoc>, inline)]
     state: Option<String>,
+}
+
+/// Which alerts a page lists (documentation of `state`).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(as = InboxState, rename_all = "lowercase")]
+pub enum InboxStateDoc {
+    Unread,
+    All,
 }
 
 /// The user's live alerts: not expired, not dismissed; newest first.
 #[utoipa::path(
+    operation_id = "listInbox",
     get, path = "/maestro/v4/inbox", tag = "inbox",
     params(InboxParams),
     responses(
@@ -155,6 +168,7 @@ pub async fn list(
 
 /// Marks the alert read at its current revision (idempotent).
 #[utoipa::path(
+    operation_id = "markInboxAlertRead",
     post, path = "/maestro/v4/inbox/{alertId}/read", tag = "inbox",
     params(("alertId" = String, Path)),
     responses(
@@ -175,6 +189,7 @@ pub async fn read(
 
 /// Removes the alert from the inbox for good (idempotent; a later update does not bring it back).
 #[utoipa::path(
+    operation_id = "dismissInboxAlert",
     post, path = "/maestro/v4/inbox/{alertId}/dismiss", tag = "inbox",
     params(("alertId" = String, Path)),
     responses(
@@ -202,6 +217,7 @@ pub async fn dismiss(
 /// item, unreadCount}` (`item` as in the inbox, or null once the alert has left it), and `resync`
 /// when changes were missed. Reload the inbox on (re)connecting.
 #[utoipa::path(
+    operation_id = "streamInbox",
     get, path = "/maestro/v4/inbox/stream", tag = "inbox",
     responses(
         (status = 200, description = "An event stream", content_type = "text/event-stream", body = String),

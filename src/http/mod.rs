@@ -11,6 +11,7 @@ pub mod extract;
 pub mod inbox;
 pub mod legacy;
 pub mod oauth;
+pub mod openapi;
 pub mod ops;
 pub mod page;
 pub mod server;
@@ -22,13 +23,11 @@ use axum::{
     Json, Router,
     http::Method,
     middleware,
+    response::Html,
     routing::{get, post},
 };
 use tower_http::{catch_panic::CatchPanicLayer, timeout::RequestBodyDeadlineLayer};
-use utoipa::{
-    Modify, OpenApi,
-    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
-};
+use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
@@ -36,44 +35,10 @@ use crate::{
     error::{Error, ErrorCode},
 };
 
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "maestro", description = "Partner notification platform: Maestro v4 alerts API and operations."),
-    modifiers(&BearerAuth),
-    tags(
-        (name = "alerts", description = "Maestro v4 partner alerts"),
-        (name = "inbox", description = "A user's alerts: the inbox, its marks and its live stream"),
-        (name = "company events", description = "Internal producers of company events (legacy v1.0 notifications)"),
-        (name = "admin", description = "Operators: deliveries of company notifications (maestro.admin)"),
-        (name = "app center", description = "Company connections of partner apps, and the OAuth2 token endpoint"),
-        (name = "operations")
-    )
-)]
-struct ApiDoc;
-
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        openapi
-            .components
-            .get_or_insert_default()
-            .add_security_scheme(
-                "bearer",
-                SecurityScheme::Http(
-                    HttpBuilder::new()
-                        .scheme(HttpAuthScheme::Bearer)
-                        .bearer_format("JWT")
-                        .build(),
-                ),
-            );
-    }
-}
-
 /// The documented JSON routes and their OpenAPI description, built from the same declarations
 /// so that they cannot drift apart.
 fn documented_routes() -> (Router<Arc<App>>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(
             alerts::create_alert,
             alerts::update_alert_by_ext_ref
@@ -96,9 +61,10 @@ fn documented_routes() -> (Router<Arc<App>>, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
-fn api_routes() -> Router<Arc<App>> {
-    let (documented, openapi) = documented_routes();
-    let openapi = Arc::new(openapi);
+fn api_routes(public_url: &str) -> Router<Arc<App>> {
+    let (documented, declared) = documented_routes();
+    let document = Arc::new(openapi::document(declared, public_url));
+    let docs_page = Html(utoipa_scalar::Scalar::new(document.as_ref().clone()).to_html());
     let json = documented
         // The inbox page: HTML, so not part of the OpenAPI document.
         .route("/inbox", get(page::inbox))
@@ -109,10 +75,12 @@ fn api_routes() -> Router<Arc<App>> {
         .route(
             "/openapi.json",
             get(move || {
-                let openapi = openapi.clone();
-                async move { Json(openapi.as_ref().clone()) }
+                let document = document.clone();
+                async move { Json(document.as_ref().clone()) }
             }),
         )
+        // The document in a browser: Scalar's page, which loads its script from a CDN.
+        .route("/docs", get(move || async move { docs_page.clone() }))
         .route_layer(middleware::from_fn(target::refuse_hostile_target));
     // Legacy company notifications (v1.0): XML, so not part of the OpenAPI document.
     let legacy = Router::new()
@@ -124,14 +92,14 @@ fn api_routes() -> Router<Arc<App>> {
     json.merge(legacy)
 }
 
-/// The OpenAPI 3.1 document of every JSON endpoint.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    documented_routes().1
+/// The OpenAPI 3.1 document of every JSON endpoint, as served with `public_url`.
+pub fn openapi(public_url: &str) -> serde_json::Value {
+    openapi::document(documented_routes().1, public_url)
 }
 
 pub fn router(app: Arc<App>) -> Router {
     let routes = if app.settings.role.serves_api() {
-        api_routes()
+        api_routes(&app.settings.public_url)
     } else {
         // A worker-only instance answers the probes and metrics, and nothing else.
         Router::new()

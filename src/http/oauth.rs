@@ -94,8 +94,14 @@ impl IntoResponse for OAuthError {
                 HeaderValue::from_static(r#"Basic realm="maestro""#),
             );
         }
-        if let Error::RateLimited { retry_after_secs } = &self.0 {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        match &self.0 {
+            Error::RateLimited { retry_after_secs } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            _ if status == StatusCode::SERVICE_UNAVAILABLE => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(1));
+            }
+            _ => {}
         }
         // The envelope middleware reads the code to count rejections by it.
         response.extensions_mut().insert(code);
@@ -214,6 +220,7 @@ pub struct TokenBody {
 }
 
 #[utoipa::path(
+    operation_id = "requestToken",
     post, path = "/oauth2/v0/token", tag = "app center",
     request_body(content = String, content_type = "application/x-www-form-urlencoded",
         description = "grant_type=password&credtype=authtoken&username={companyId}&password={requestToken}, \

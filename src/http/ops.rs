@@ -16,14 +16,14 @@ pub struct Health {
 }
 
 /// The process is up.
-#[utoipa::path(get, path = "/healthz", tag = "operations",
+#[utoipa::path(operation_id = "checkHealth", get, path = "/healthz", tag = "operations",
     responses((status = 200, body = Health)))]
 pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
 /// The database answers.
-#[utoipa::path(get, path = "/readyz", tag = "operations",
+#[utoipa::path(operation_id = "checkReadiness", get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Health), (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)))]
 pub async fn readyz(State(app): State<Arc<App>>) -> Result<Json<Health>, Error> {
     app.store.ping().await?;
@@ -31,7 +31,7 @@ pub async fn readyz(State(app): State<Arc<App>>) -> Result<Json<Health>, Error> 
 }
 
 /// The server's token signing keys (JWKS).
-#[utoipa::path(get, path = "/oauth2/v0/jwks", tag = "operations",
+#[utoipa::path(operation_id = "getJwks", get, path = "/oauth2/v0/jwks", tag = "operations",
     responses((status = 200, description = "A JWK Set", content_type = "application/json", body = Object)))]
 pub async fn jwks(State(app): State<Arc<App>>) -> impl IntoResponse {
     Json(app.keyring.public_jwks().as_ref().clone())

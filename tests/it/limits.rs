@@ -115,6 +115,7 @@ async fn over_the_concurrency_limit_requests_are_shed_with_503_not_queued(backen
     until_in_flight(&t, 1).await;
 
     let response = t.post_alert(&t.groundspan_token(), &post_seed()).await;
+    assert_eq!(response.headers()["retry-after"], "1");
     expect_error(response, 503, "SERVICE_UNAVAILABLE").await;
     // Probes are never shed.
     assert_eq!(

@@ -217,7 +217,51 @@ async fn the_openapi_document_matches_the_routes() {
         );
     }
     // And the document the server serves is the one the code declares.
-    assert_eq!(doc, serde_json::to_value(maestro::http::openapi()).unwrap());
+    assert_eq!(doc, maestro::http::openapi(&t.app.settings.public_url));
+}
+
+#[tokio::test]
+async fn the_document_is_readable_in_a_browser_and_names_this_server() {
+    let t = TestApp::spawn(Backend::Sqlite).await;
+    let doc: Value = t.get_json("/openapi.json").await;
+    assert_eq!(doc["servers"][0]["url"], t.app.settings.public_url);
+    let codes = doc["components"]["schemas"]["ErrorItem"]["properties"]["errorCode"]["enum"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(codes, maestro::ErrorCode::ALL.len());
+    // Every answer of every operation has a description and the correlation header.
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            assert!(operation["operationId"].is_string(), "{method} {path}");
+            for (status, response) in operation["responses"].as_object().unwrap() {
+                let at = format!("{method} {path} {status}");
+                assert!(
+                    response["description"]
+                        .as_str()
+                        .is_some_and(|d| !d.is_empty()),
+                    "{at}"
+                );
+                assert!(
+                    response["headers"]["concur-correlationid"].is_object(),
+                    "{at}"
+                );
+            }
+        }
+    }
+    let page = t.client.get(t.url("/docs")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("createAlert") && html.contains("api-reference"),
+        "the document is in the page"
+    );
 }
 
 #[test]
