@@ -124,7 +124,10 @@ struct Source {
 
 #[derive(Default)]
 struct Schedule {
+    /// When the last fetch was decided on (what refetches are rate limited by).
     last_fetch: Option<OffsetDateTime>,
+    /// When the source is due; `None` before its first fetch. While a fetch is under way, a
+    /// minute after it began (see `Issuers::begin_fetch`).
     next_refresh: Option<OffsetDateTime>,
     refetch_asked: bool,
 }
@@ -154,10 +157,15 @@ impl Issuers {
                     })?;
                     issuers.install(index, keys::document_keys(&document, source)?, true)?;
                 }
-                Location::Url(url) => issuers
-                    .fetch_and_install(index, url, true)
-                    .await
-                    .with_context(|| format!("fetching the trusted JWKS {url}"))?,
+                Location::Url(url) => {
+                    let schedule = &issuers.sources[index].schedule;
+                    issuers
+                        .begin_fetch(&mut schedule.lock().expect("poisoned"), issuers.clock.now());
+                    issuers
+                        .fetch_and_install(index, url, true)
+                        .await
+                        .with_context(|| format!("fetching the trusted JWKS {url}"))?;
+                }
             }
         }
         if audience.is_some() && sources.iter().all(|s| s.issuer.is_none()) {

@@ -298,7 +298,9 @@ async fn a_key_withdrawn_by_a_url_source_stops_verifying_tokens_it_verified_befo
     .await;
 }
 
-/// The periodic refresh, one pass at a time: due when the document's max-age has passed.
+/// The periodic refresh, one pass at a time: due when the document's max-age has passed. The
+/// server's loop runs meanwhile but adds no fetch: each pin is followed at once (no await) by
+/// the pass that takes the due source, and a source taken is due to no other pass.
 #[tokio::test]
 async fn a_url_source_is_refreshed_once_its_max_age_has_passed() {
     let idp = JwksServer::start(&[]).await;

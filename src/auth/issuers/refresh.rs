@@ -7,9 +7,10 @@ use std::{
 };
 
 use anyhow::Context;
+use time::OffsetDateTime;
 use tokio::sync::watch;
 
-use super::{Issuers, Location, REFETCH_INTERVAL, Source, fetch, keys::document_keys};
+use super::{Issuers, Location, REFETCH_INTERVAL, Schedule, Source, fetch, keys::document_keys};
 
 impl Issuers {
     /// Asks every URL source that has rested [`REFETCH_INTERVAL`] since its last fetch for a
@@ -59,20 +60,45 @@ impl Issuers {
 
     /// One pass of `run`: fetches every URL source that is due or asked for.
     pub async fn refresh_due(&self) {
-        let now = self.clock.now();
-        let due: Vec<_> = self
-            .url_sources()
-            .filter(|(_, source, _)| {
-                let schedule = source.schedule.lock().expect("schedule lock poisoned");
-                schedule.refetch_asked || schedule.next_refresh.is_none_or(|at| now >= at)
-            })
-            .map(|(index, _, url)| (index, url.clone()))
-            .collect();
-        for (index, url) in due {
+        for (index, url) in self.take_due() {
             if let Err(err) = self.fetch_and_install(index, &url, false).await {
                 tracing::error!(%url, error = %format!("{err:#}"), "refreshing a trusted JWKS failed; the keys fetched before are kept");
             }
         }
+    }
+
+    /// The URL sources due or asked for, each taken for fetching under the lock that found it
+    /// due. A source's next refresh is known only once its fetch ends; were it not taken, a
+    /// pass running meanwhile (the tests drive passes while the server's loop runs) would find
+    /// it due still and fetch it a second time for the same due time.
+    pub(super) fn take_due(&self) -> Vec<(usize, url::Url)> {
+        let now = self.clock.now();
+        self.url_sources()
+            .filter(|(_, source, _)| {
+                let mut schedule = source.schedule.lock().expect("schedule lock poisoned");
+                let due =
+                    schedule.refetch_asked || schedule.next_refresh.is_none_or(|at| now >= at);
+                if due {
+                    self.begin_fetch(&mut schedule, now);
+                }
+                due
+            })
+            .map(|(index, _, url)| (index, url.clone()))
+            .collect()
+    }
+
+    /// Records that the source is fetched from `now` on (counting the fetch, unless a token
+    /// asked for it and so counted it already).
+    pub(super) fn begin_fetch(&self, schedule: &mut Schedule, now: OffsetDateTime) {
+        if !std::mem::take(&mut schedule.refetch_asked) {
+            self.requested.fetch_add(1, Ordering::SeqCst);
+        }
+        // From the decision rather than the fetch's start: a token asking while the source
+        // waits behind another in the pass is answered by this fetch.
+        schedule.last_fetch = Some(now);
+        // Not due again until the fetch ends and schedules the next refresh; a fetch that never
+        // ends (dropped at shutdown) counts as a failed one, tried again a minute later.
+        schedule.next_refresh = Some(now + fetch::MIN_REFRESH);
     }
 
     pub(super) fn until_next_refresh(&self) -> Duration {
@@ -118,18 +144,11 @@ impl Issuers {
         installed
     }
 
-    /// Fetches source `index`'s document and schedules its next refresh: as the answer asks,
-    /// or, after a failure, [`fetch::MIN_REFRESH`] later.
+    /// Fetches source `index`'s document (taken by `begin_fetch`) and schedules its next
+    /// refresh: as the answer asks, or, after a failure, [`fetch::MIN_REFRESH`] later.
     async fn fetch(&self, index: usize, url: &url::Url) -> anyhow::Result<Vec<u8>> {
         let client = self.client.as_ref().context("no client for URL sources")?;
         let started = self.clock.now();
-        {
-            let mut schedule = self.sources[index].schedule.lock().expect("poisoned");
-            if !std::mem::take(&mut schedule.refetch_asked) {
-                self.requested.fetch_add(1, Ordering::SeqCst);
-            }
-            schedule.last_fetch = Some(started);
-        }
         let fetched = fetch::fetch(client, url).await;
         let refresh_after = match &fetched {
             Ok(fetched) => fetched.refresh_after,

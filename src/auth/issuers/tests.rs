@@ -176,12 +176,8 @@ fn unknown_kids_refetch_each_url_source_at_most_once_a_minute() {
     let start = OffsetDateTime::now_utc();
     clock.pin(start);
     let issuers = Issuers::new(&[file, first, second], None, None, clock.clone());
-    // What `fetch` does when the loop takes the refetch up.
-    let fetched = |issuers: &Issuers| {
-        for (_, source, _) in issuers.url_sources() {
-            source.schedule.lock().unwrap().refetch_asked = false;
-        }
-    };
+    // The loop taking the refetches up.
+    let fetched = |issuers: &Issuers| assert_eq!(issuers.take_due().len(), 2);
     assert!(issuers.key("unknown-1").is_none());
     assert_eq!(issuers.fetches().requested, 2, "one per URL source");
     assert!(issuers.key("unknown-2").is_none());
@@ -204,6 +200,35 @@ fn unknown_kids_refetch_each_url_source_at_most_once_a_minute() {
         "a clock set back an hour does not stop refetches for an hour"
     );
     assert_eq!(issuers.until_next_refresh(), Duration::ZERO, "asked for");
+}
+
+/// The tests drive passes while the server's loop runs: two passes must not both fetch a source
+/// for one due time.
+#[test]
+fn a_source_being_fetched_is_not_due_to_another_pass() {
+    let clock = Arc::new(Clock::system());
+    let start = OffsetDateTime::now_utc();
+    clock.pin(start);
+    let url = source("https://idp.example.com/jwks".into());
+    let issuers = Issuers::new(&[url], None, None, clock.clone());
+    assert_eq!(issuers.take_due().len(), 1, "never fetched");
+    assert!(issuers.take_due().is_empty(), "being fetched");
+    assert!(issuers.key("unknown").is_none());
+    assert_eq!(
+        issuers.fetches().requested,
+        1,
+        "the fetch under way answers"
+    );
+    assert_eq!(issuers.until_next_refresh(), fetch::MIN_REFRESH);
+    clock.pin(start + Duration::from_secs(59));
+    assert!(issuers.take_due().is_empty());
+    clock.pin(start + fetch::MIN_REFRESH);
+    assert_eq!(
+        issuers.take_due().len(),
+        1,
+        "a fetch that never ended counts as failed"
+    );
+    assert_eq!(issuers.fetches().requested, 2);
 }
 
 #[test]
