@@ -1,7 +1,10 @@
-//! `maestro partner import | list | show | rotate-secret | credentials`: partner applications,
-//! their templates, their postback secrets and their OAuth2 client credentials.
+//! `maestro partner check | import | list | show | rotate-secret | credentials`: partner
+//! applications, their templates, their postback secrets and their OAuth2 client credentials.
 
-use std::{path::PathBuf, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use anyhow::Context;
 use clap::Subcommand;
@@ -9,13 +12,22 @@ use time::OffsetDateTime;
 
 use super::client::{RotationArgs, print_credentials};
 use crate::{
-    app::open_store, apps::Clients, auth::rotation::format_time, config::DatabaseArgs,
-    partners::bundle, store::DynStore,
+    app::open_store,
+    apps::Clients,
+    auth::rotation::format_time,
+    config::DatabaseArgs,
+    partners::bundle::{self, Checked},
+    store::{DynStore, PartnerImport},
 };
 
 #[derive(Subcommand, Debug)]
 pub enum PartnerCommand {
-    /// Create or update a partner from a directory (partner.toml and templates/).
+    /// Check a partner directory without importing it: every schema and render source
+    /// compiles, and each template's example.json passes its schema and renders. Prints every
+    /// problem, naming its file; exits 1 when there is any.
+    Check { dir: PathBuf },
+    /// Create or update a partner from a directory (partner.toml and templates/), after the
+    /// same check as `partner check`: nothing changes when it finds a problem.
     Import {
         dir: PathBuf,
         #[command(flatten)]
@@ -60,8 +72,13 @@ pub enum PartnerCommand {
 
 pub async fn run(command: PartnerCommand) -> anyhow::Result<()> {
     match command {
+        PartnerCommand::Check { dir } => {
+            check(&dir)?;
+            Ok(())
+        }
         PartnerCommand::Import { dir, database } => {
-            let import = bundle::from_dir(&dir)?;
+            let import =
+                check(&dir).map_err(|err| anyhow::anyhow!("{err:#}; nothing was imported"))?;
             let store = open_store(&database).await?;
             let report = store.import_partner(&import).await?;
             println!(
@@ -126,6 +143,30 @@ pub async fn run(command: PartnerCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Checks a partner directory and prints what the check found: problems and warnings on
+/// stderr, a line per template whose example rendered on stdout. The import when there is no
+/// problem; otherwise an error that counts them.
+fn check(dir: &Path) -> anyhow::Result<PartnerImport> {
+    let Checked { report, import } = bundle::check_dir(dir)?;
+    for problem in &report.problems {
+        eprintln!("{problem}");
+    }
+    for warning in &report.warnings {
+        eprintln!("warning: {warning}");
+    }
+    for (template, title) in &report.rendered {
+        println!("templates/{template}: ok (example.json renders {title:?})");
+    }
+    import.with_context(|| {
+        let count = report.problems.len();
+        format!(
+            "{}: {count} problem{}",
+            dir.display(),
+            if count == 1 { "" } else { "s" }
+        )
+    })
 }
 
 async fn show(store: &DynStore, partner_id: &str, secret_only: bool) -> anyhow::Result<()> {

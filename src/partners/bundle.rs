@@ -1,27 +1,36 @@
 //! Reading a partner directory into a [`PartnerImport`], checking everything a running server
-//! would otherwise trip over later: ids, domains, URLs, secrets, and that every schema and every
-//! render source compiles.
+//! would otherwise trip over later: ids, domains, URLs, secrets, that every schema and every
+//! render source compiles, and that each template renders its example ([`super::check`]). Every
+//! way a partner is imported (the CLI, the bundled partners on first start, the tests) goes
+//! through [`check_files`], so none skips the check.
 //!
 //! ```text
 //! partner.toml                              id, name, allowed_url_domains, postback_url, ...
 //! templates/<TEMPLATE_ID>/schema.json       JSON Schema of `metadata`
 //! templates/<TEMPLATE_ID>/*.jinja           render sources (title, HTML card, text)
+//! templates/<TEMPLATE_ID>/example.json      optional: a `metadata` document the check renders
 //! ```
+
+mod partner_toml;
 
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
 };
 
-use anyhow::{Context, bail, ensure};
+use anyhow::Context;
 use base64::Engine;
 use include_dir::{Dir, include_dir};
 use rand::RngCore;
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
 
-use super::{Renderer, UrlPolicy, compile_schema};
-use crate::store::{PartnerImport, RateLimit, TemplateSource};
+use self::partner_toml::{is_identifier, settings};
+use super::{
+    UrlPolicy,
+    check::{self, EXAMPLE, Report, SCHEMA, TemplateFiles},
+};
+use crate::store::{PartnerImport, TemplateSource};
 
 /// The partners shipped inside the binary, imported into an empty database on first start.
 pub static BUNDLED: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/partners");
@@ -29,35 +38,20 @@ pub static BUNDLED: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/partners");
 /// The render sources a template may have besides its schema.
 pub const RENDER_SOURCES: [&str; 3] = ["title.jinja", "card.html.jinja", "text.jinja"];
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PartnerToml {
-    id: String,
-    name: String,
-    #[serde(default)]
-    allowed_url_domains: Vec<String>,
-    postback_url: Option<String>,
-    postback_secret: Option<String>,
-    rate_limit: Option<RateLimitToml>,
-    /// What the partner's OAuth2 client may be granted.
-    scopes: Option<Vec<String>>,
-    /// Where a company connection sends the administrator (the first one).
-    #[serde(default)]
-    redirect_uris: Vec<String>,
+const PARTNER_TOML: &str = "partner.toml";
+
+/// A partner directory, read and checked: the import exactly when the check found no problem.
+#[derive(Debug)]
+pub struct Checked {
+    pub report: Report,
+    pub import: Option<PartnerImport>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RateLimitToml {
-    per_second: u32,
-    burst: Option<u32>,
-}
-
-/// Reads a partner directory on disk.
-pub fn from_dir(dir: &Path) -> anyhow::Result<PartnerImport> {
+/// Reads and checks a partner directory on disk; an error only when it cannot be read.
+pub fn check_dir(dir: &Path) -> anyhow::Result<Checked> {
     let mut files = BTreeMap::new();
     collect(dir, dir, &mut files)?;
-    from_files(&files).with_context(|| format!("partner directory {}", dir.display()))
+    Ok(check_files(&files))
 }
 
 fn collect(root: &Path, dir: &Path, files: &mut BTreeMap<PathBuf, String>) -> anyhow::Result<()> {
@@ -97,144 +91,130 @@ fn collect_embedded(dir: &Dir<'_>, root: &Path, files: &mut BTreeMap<PathBuf, St
     }
 }
 
-/// Builds the import from a partner directory's files, keyed by their path inside it.
+/// Builds the import from a partner directory's files, keyed by their path inside it; refused
+/// with every problem the check found. Its warnings are logged.
 pub fn from_files(files: &BTreeMap<PathBuf, String>) -> anyhow::Result<PartnerImport> {
-    let toml_text = files
-        .get(Path::new("partner.toml"))
-        .context("partner.toml is missing")?;
-    let config: PartnerToml = toml::from_str(toml_text).context("partner.toml")?;
-    ensure!(
-        is_identifier(&config.id, 64) && config.id.chars().all(|c| !c.is_ascii_uppercase()),
-        "partner id {:?} must be 1-64 lowercase letters, digits, '-', '_' or '.'",
-        config.id
-    );
-    ensure!(
-        !config.name.trim().is_empty(),
-        "partner name must not be empty"
-    );
-    let allowed_url_domains = config
-        .allowed_url_domains
-        .iter()
-        .map(|d| checked_domain(d))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    if let Some(url) = &config.postback_url {
-        let parsed = url::Url::parse(url).with_context(|| format!("postback_url {url:?}"))?;
-        ensure!(
-            matches!(parsed.scheme(), "https" | "http") && parsed.host().is_some(),
-            "postback_url must be an http(s) URL"
-        );
+    let Checked { report, import } = check_files(files);
+    for warning in &report.warnings {
+        tracing::warn!(%warning, "partner directory");
     }
-    if let Some(secret) = &config.postback_secret {
-        let key = secret
-            .strip_prefix("whsec_")
-            .context("postback_secret must look like whsec_<base64>")?;
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(key)
-            .context("postback_secret must look like whsec_<base64>")?;
-        ensure!(
-            bytes.len() >= 24,
-            "postback_secret must hold at least 24 bytes"
-        );
-    }
-    let scopes = config.scopes.unwrap_or_else(|| {
-        crate::apps::clients::DEFAULT_PARTNER_SCOPES
-            .map(str::to_owned)
-            .to_vec()
-    });
-    crate::apps::clients::check_scopes(&scopes).context("scopes")?;
-    for uri in &config.redirect_uris {
-        crate::apps::clients::check_redirect_uri(uri).context("redirect_uris")?;
-    }
-    let rate_limit = config
-        .rate_limit
-        .map(|r| {
-            ensure!(r.per_second > 0, "rate_limit.per_second must be positive");
-            Ok(RateLimit {
-                per_second: r.per_second,
-                burst: r.burst.unwrap_or(r.per_second).max(1),
-            })
-        })
-        .transpose()?;
+    import.ok_or_else(|| refusal(&report))
+}
 
-    let policy = UrlPolicy::new(&allowed_url_domains);
-    let mut templates: BTreeMap<String, (Option<String>, BTreeMap<String, String>)> =
-        BTreeMap::new();
+/// The error for a directory whose check found problems: every one of them, a line each.
+pub fn refusal(report: &Report) -> anyhow::Error {
+    let count = report.problems.len();
+    let lines: Vec<String> = report.problems.iter().map(ToString::to_string).collect();
+    anyhow::anyhow!(
+        "{count} problem{}:\n{}",
+        if count == 1 { "" } else { "s" },
+        lines.join("\n")
+    )
+}
+
+/// A template directory's files as read.
+#[derive(Default)]
+struct TemplateDir {
+    schema: Option<String>,
+    sources: BTreeMap<String, String>,
+    example: Option<String>,
+}
+
+/// Reads and checks a partner directory's files, keyed by their path inside it.
+pub fn check_files(files: &BTreeMap<PathBuf, String>) -> Checked {
+    let mut report = Report::default();
+    let mut partner_toml = None;
+    let mut templates: BTreeMap<String, TemplateDir> = BTreeMap::new();
     for (path, text) in files {
         let parts: Vec<_> = path.iter().filter_map(|p| p.to_str()).collect();
         match parts.as_slice() {
-            ["partner.toml"] => {}
-            ["templates", id, "schema.json"] => {
-                templates.entry((*id).to_owned()).or_default().0 = Some(text.clone());
+            [PARTNER_TOML] => partner_toml = Some(text),
+            ["templates", id, name] => {
+                let template = templates.entry((*id).to_owned()).or_default();
+                match *name {
+                    SCHEMA => template.schema = Some(text.clone()),
+                    EXAMPLE => template.example = Some(text.clone()),
+                    name if RENDER_SOURCES.contains(&name) => {
+                        template.sources.insert(name.to_owned(), text.clone());
+                    }
+                    _ => unexpected(path, &mut report),
+                }
             }
-            ["templates", id, name] if RENDER_SOURCES.contains(name) => {
-                templates
-                    .entry((*id).to_owned())
-                    .or_default()
-                    .1
-                    .insert((*name).to_owned(), text.clone());
-            }
-            _ => bail!(
-                "unexpected file {} (known: partner.toml, templates/<ID>/schema.json, templates/<ID>/{{{}}})",
-                path.display(),
-                RENDER_SOURCES.join(",")
-            ),
+            _ => unexpected(path, &mut report),
         }
+    }
+    let Some(partner_toml) = partner_toml else {
+        report.problem(PARTNER_TOML, "missing");
+        return Checked {
+            report,
+            import: None,
+        };
+    };
+    let Some(settings) = settings(partner_toml, &mut report) else {
+        return Checked {
+            report,
+            import: None,
+        };
+    };
+
+    let policy = UrlPolicy::new(&settings.allowed_url_domains);
+    let now = OffsetDateTime::now_utc();
+    for (template_id, template) in &templates {
+        if !is_identifier(template_id, 128) {
+            report.problem(
+                format!("templates/{template_id}"),
+                format!(
+                    "template id {template_id:?} must be 1-128 letters, digits, '-', '_' or '.'"
+                ),
+            );
+        }
+        let files = TemplateFiles {
+            id: template_id,
+            schema: template.schema.as_deref(),
+            sources: &template.sources,
+            example: template.example.as_deref(),
+        };
+        check::template(&files, &policy, now, &mut report);
+    }
+    if !report.passed() {
+        return Checked {
+            report,
+            import: None,
+        };
     }
     let templates = templates
         .into_iter()
-        .map(|(template_id, (schema, sources))| {
-            ensure!(
-                is_identifier(&template_id, 128),
-                "template id {template_id:?} must be 1-128 letters, digits, '-', '_' or '.'"
-            );
-            let schema_json = schema
-                .with_context(|| format!("templates/{template_id}/schema.json is missing"))?;
-            let schema: serde_json::Value = serde_json::from_str(&schema_json)
-                .with_context(|| format!("templates/{template_id}/schema.json is not JSON"))?;
-            compile_schema(&schema, policy.clone())
-                .with_context(|| format!("templates/{template_id}/schema.json"))?;
-            Renderer::compile(&sources).with_context(|| format!("templates/{template_id}"))?;
-            let content_hash = content_hash(&schema_json, &sources);
-            Ok(TemplateSource {
+        .map(|(template_id, template)| {
+            let schema_json = template.schema.unwrap_or_default();
+            let content_hash = content_hash(&schema_json, &template.sources);
+            TemplateSource {
                 template_id,
                 schema_json,
-                sources,
+                sources: template.sources,
                 content_hash,
-            })
+            }
         })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-
-    Ok(PartnerImport {
-        id: config.id,
-        name: config.name,
-        allowed_url_domains,
-        postback_url: config.postback_url,
-        postback_secret: config.postback_secret,
-        generated_secret: generate_secret(),
-        rate_limit,
-        scopes,
-        redirect_uris: config.redirect_uris,
+        .collect();
+    let import = PartnerImport {
         templates,
-    })
+        generated_secret: generate_secret(),
+        ..settings
+    };
+    Checked {
+        report,
+        import: Some(import),
+    }
 }
 
-fn is_identifier(id: &str, max: usize) -> bool {
-    !id.is_empty()
-        && id.len() <= max
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-}
-
-fn checked_domain(domain: &str) -> anyhow::Result<String> {
-    let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
-    ensure!(
-        domain.contains('.')
-            && domain.split('.').all(|label| !label.is_empty()
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')),
-        "allowed_url_domains entry {domain:?} is not a domain name"
+fn unexpected(path: &Path, report: &mut Report) {
+    report.problem(
+        path.display().to_string(),
+        format!(
+            "not a file a partner directory holds (known: {PARTNER_TOML}, templates/<ID>/{SCHEMA}, \
+             templates/<ID>/{EXAMPLE}, templates/<ID>/{{{}}})",
+            RENDER_SOURCES.join(",")
+        ),
     );
-    Ok(domain)
 }
 
 fn content_hash(schema: &str, sources: &BTreeMap<String, String>) -> String {
@@ -260,81 +240,4 @@ pub fn generate_secret() -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_bundled_groundspan_partner_loads() {
-        let partners = bundled().unwrap();
-        let groundspan = partners.iter().find(|p| p.id == "groundspan").unwrap();
-        assert_eq!(
-            groundspan.allowed_url_domains,
-            ["groundspan.com", "concur.com"]
-        );
-        assert_eq!(groundspan.templates.len(), 1);
-        assert_eq!(groundspan.templates[0].template_id, "NOTIFY_TEMPLATE_ID");
-        assert!(groundspan.generated_secret.starts_with("whsec_"));
-    }
-
-    fn files(entries: &[(&str, &str)]) -> BTreeMap<PathBuf, String> {
-        entries
-            .iter()
-            .map(|(p, t)| (PathBuf::from(p), (*t).to_owned()))
-            .collect()
-    }
-
-    #[test]
-    fn refuses_a_schema_that_does_not_compile() {
-        let err = from_files(&files(&[
-            ("partner.toml", "id = \"p\"\nname = \"P\"\n"),
-            ("templates/T/schema.json", r#"{"type": "no-such-type"}"#),
-        ]))
-        .unwrap_err();
-        assert!(format!("{err:#}").contains("schema.json"), "{err:#}");
-    }
-
-    #[test]
-    fn refuses_a_render_source_that_does_not_compile() {
-        let err = from_files(&files(&[
-            ("partner.toml", "id = \"p\"\nname = \"P\"\n"),
-            ("templates/T/schema.json", "{}"),
-            ("templates/T/card.html.jinja", "<p>{% for x in %}</p>"),
-        ]))
-        .unwrap_err();
-        assert!(format!("{err:#}").contains("card.html.jinja"), "{err:#}");
-    }
-
-    #[test]
-    fn refuses_unknown_keys_and_files() {
-        assert!(
-            from_files(&files(&[(
-                "partner.toml",
-                "id = \"p\"\nname = \"P\"\nallowed_domains = []\n"
-            )]))
-            .is_err()
-        );
-        assert!(
-            from_files(&files(&[
-                ("partner.toml", "id = \"p\"\nname = \"P\"\n"),
-                ("templates/T/schema.json", "{}"),
-                ("templates/T/evil.sh", "rm -rf /"),
-            ]))
-            .is_err()
-        );
-    }
-
-    #[test]
-    fn the_content_hash_follows_the_content() {
-        let a = from_files(&files(&[
-            ("partner.toml", "id = \"p\"\nname = \"P\"\n"),
-            ("templates/T/schema.json", "{}"),
-        ]))
-        .unwrap();
-        let b = from_files(&files(&[
-            ("partner.toml", "id = \"p\"\nname = \"P\"\n"),
-            ("templates/T/schema.json", "{ }"),
-        ]))
-        .unwrap();
-        assert_ne!(a.templates[0].content_hash, b.templates[0].content_hash);
-    }
-}
+mod tests;

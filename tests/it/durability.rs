@@ -240,7 +240,10 @@ fn a_broken_partner_directory_is_refused_with_a_reason() {
     );
     assert!(!output.status.success());
     let stderr = String::from_utf8(output.stderr).unwrap();
-    assert!(stderr.contains("schema.json is not JSON"), "{stderr}");
+    assert!(
+        stderr.contains("templates/T/schema.json: not JSON"),
+        "{stderr}"
+    );
 }
 
 #[test]

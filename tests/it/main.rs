@@ -20,6 +20,7 @@ mod limits;
 mod multi_instance;
 mod onboarding_cli;
 mod ops;
+mod partner_check;
 mod receiver;
 mod rotation;
 mod secrets_at_rest;
