@@ -83,6 +83,11 @@ pub enum Error {
     /// One or more problems, all reported at once. The first decides the status.
     #[error("{}", .0.iter().map(Problem::describe).collect::<Vec<_>>().join("; "))]
     Rejected(Vec<Problem>),
+    /// What the request's path names does not exist for the caller: 404, whatever the code's
+    /// own status. A code may name the same fault in a body and in a path: `UNKNOWN_TEMPLATE`
+    /// is a 400 where a body names the template, a 404 where the path does.
+    #[error("{}", .0.describe())]
+    NotFound(Problem),
     #[error("rate limited, retry after {retry_after_secs}s")]
     RateLimited { retry_after_secs: u64 },
     #[error("internal error: {0:#}")]
@@ -98,6 +103,11 @@ impl Error {
 
     pub fn at(code: ErrorCode, pointer: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Rejected(vec![Problem::at(code, pointer, message)])
+    }
+
+    /// 404 with `code` (see [`Error::NotFound`]).
+    pub fn not_found(code: ErrorCode, message: impl Into<String>) -> Self {
+        Error::NotFound(Problem::new(code, message))
     }
 
     pub fn unauthenticated(message: impl Into<String>) -> Self {
@@ -122,13 +132,19 @@ impl Error {
                 .first()
                 .map(|p| p.code)
                 .unwrap_or(ErrorCode::InternalError),
+            Error::NotFound(problem) => problem.code,
             Error::RateLimited { .. } => ErrorCode::RateLimited,
             Error::Internal(_) => ErrorCode::InternalError,
         }
     }
 
+    /// The status of the answer: the catalogue's for the deciding code, except for
+    /// [`Error::NotFound`].
     pub fn http_status(&self) -> u16 {
-        self.code().http_status()
+        match self {
+            Error::NotFound(_) => 404,
+            _ => self.code().http_status(),
+        }
     }
 
     /// The problems a caller may see. Internal errors become one opaque problem. An answer is
@@ -157,6 +173,7 @@ impl Error {
                 }
                 listed
             }
+            Error::NotFound(problem) => vec![problem.bounded()],
             Error::RateLimited { retry_after_secs } => vec![
                 Problem::new(
                     ErrorCode::RateLimited,
@@ -223,6 +240,15 @@ mod tests {
             assert!(problem.field().unwrap().ends_with('…'));
         }
         assert_eq!(err.http_status(), 400);
+    }
+
+    #[test]
+    fn a_missing_resource_is_404_whatever_its_codes_status() {
+        let err = Error::not_found(ErrorCode::UnknownTemplate, "No such template.");
+        assert_eq!(err.code(), ErrorCode::UnknownTemplate);
+        assert_eq!(err.http_status(), 404);
+        assert_eq!(ErrorCode::UnknownTemplate.http_status(), 400);
+        assert_eq!(err.problems()[0].message, "No such template.");
     }
 
     #[test]

@@ -2,10 +2,14 @@
 
 mod body;
 mod canonical;
+mod discovery;
 mod metadata;
+mod preview;
 pub mod request;
 mod service;
+mod withdrawal;
 
 pub use body::AlertBody;
+pub use preview::Preview;
 pub use request::AlertRequest;
-pub use service::{AlertService, Receipt, ReceiptStatus, Submitter, is_alert_id};
+pub use service::{AlertService, PartnerCaller, Receipt, ReceiptStatus, Submitter, is_alert_id};

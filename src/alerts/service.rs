@@ -26,6 +26,7 @@ use crate::{
 pub enum ReceiptStatus {
     Received,
     Updated,
+    Withdrawn,
 }
 
 /// What the partner is told after its alert was committed.
@@ -37,25 +38,30 @@ pub struct Receipt {
 }
 
 pub struct AlertService {
-    store: DynStore,
+    pub(super) store: DynStore,
     catalog: Arc<Catalog>,
-    clock: Arc<Clock>,
+    pub(super) clock: Arc<Clock>,
     /// Told of every committed change, so that connected inboxes hear of it at once.
-    feed: Arc<InboxFeed>,
+    pub(super) feed: Arc<InboxFeed>,
 }
 
-/// A caller cleared to submit alerts: the token has the scope, names a registered partner,
-/// and the partner is within its rate limit. Decided from the token alone, so the HTTP surface
-/// does it before reading a body.
+/// A caller acting for a registered partner: the token has the alerts scope and names the
+/// partner. Decided from the token alone, so the HTTP surface does it before reading a body.
+pub struct PartnerCaller {
+    pub(super) principal: Principal,
+    pub(super) partner: Arc<CachedPartner>,
+}
+
+/// A partner caller cleared to submit (or withdraw, or preview) alerts: within its partner's
+/// rate limit, one request of which it has taken.
 pub struct Submitter {
-    principal: Principal,
-    partner: Arc<CachedPartner>,
+    pub(super) caller: PartnerCaller,
 }
 
 /// A submission that passed every check, ready to be stored.
-struct Accepted {
-    owner: AlertOwner,
-    content: AlertContent,
+pub(super) struct Accepted {
+    pub(super) owner: AlertOwner,
+    pub(super) content: AlertContent,
 }
 
 impl AlertService {
@@ -76,6 +82,14 @@ impl AlertService {
     /// Who may submit: the scope, a registered partner, the partner's rate limit (one request
     /// of its budget is taken here).
     pub async fn authorize(&self, principal: Principal) -> Result<Submitter> {
+        let caller = self.identify(principal).await?;
+        caller.partner.admit()?;
+        Ok(Submitter { caller })
+    }
+
+    /// Who may read the partner's side (its templates): the scope and a registered partner,
+    /// without taking from the rate limit, which guards the work of alerts.
+    pub async fn identify(&self, principal: Principal) -> Result<PartnerCaller> {
         principal.require_scope(SCOPE_ALERTS_WRITE)?;
         let partner_id = principal.app_id.as_deref().ok_or_else(|| {
             Error::new(
@@ -89,8 +103,7 @@ impl AlertService {
                 "The token's partner application is not registered with this service.",
             )
         })?;
-        partner.admit()?;
-        Ok(Submitter { principal, partner })
+        Ok(PartnerCaller { principal, partner })
     }
 
     /// `POST /maestro/v4/alerts`.
@@ -127,6 +140,28 @@ impl AlertService {
                     ErrorCode::AlertExists,
                     "/extRef",
                     "An alert with this extRef exists with different content; update it with PUT.",
+                )
+                .with_detail("alertId", alert_id),
+            ])),
+            // A withdrawn alert keeps its extRef: a retry of its POST is answered as before,
+            // but with the alert's state, and changes nothing.
+            CreateOutcome::Withdrawn {
+                alert_id,
+                same_body: true,
+            } => Ok(Receipt {
+                alert_id,
+                status: ReceiptStatus::Withdrawn,
+                message: "Alert already received and since withdrawn (identical retry)",
+            }),
+            CreateOutcome::Withdrawn {
+                alert_id,
+                same_body: false,
+            } => Err(Error::Rejected(vec![
+                Problem::at(
+                    ErrorCode::AlertExists,
+                    "/extRef",
+                    "An alert with this extRef exists and was withdrawn; a withdrawn alert's \
+                     extRef is not used again.",
                 )
                 .with_detail("alertId", alert_id),
             ])),
@@ -174,13 +209,20 @@ impl AlertService {
                 "/extRef",
                 "extRef cannot be changed; it differs from the alert's stored extRef.",
             )),
+            UpdateOutcome::Withdrawn { alert_id } => Err(Error::Rejected(vec![
+                Problem::new(
+                    ErrorCode::AlertWithdrawn,
+                    "The alert was withdrawn; it cannot be updated.",
+                )
+                .with_detail("alertId", alert_id),
+            ])),
         }
     }
 
-    /// Every check a create and an update share, in the order that protects the server first:
-    /// scope, partner, rate limit, then the body (all of its problems at once).
-    fn accept(&self, submitter: &Submitter, body: &AlertBody) -> Result<Accepted> {
-        let Submitter { principal, partner } = submitter;
+    /// Every check a create, an update and a preview share, in the order that protects the
+    /// server first: scope, partner, rate limit, then the body (all of its problems at once).
+    pub(super) fn accept(&self, submitter: &Submitter, body: &AlertBody) -> Result<Accepted> {
+        let PartnerCaller { principal, partner } = &submitter.caller;
         let partner_id = partner.partner.id.as_str();
         let parsed = AlertRequest::parse(body, self.clock.now());
         // Authorisation problems outrank validation problems: a caller acting for the wrong

@@ -28,6 +28,7 @@ pub enum ErrorCode {
     RouteNotFound,
     MethodNotAllowed,
     AlertExists,
+    AlertWithdrawn,
     DeliveryPending,
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -51,7 +52,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// The whole catalogue, in the order `docs/ERRORS.md` lists it.
-    pub const ALL: [ErrorCode; 41] = [
+    pub const ALL: [ErrorCode; 42] = [
         ErrorCode::InvalidJson,
         ErrorCode::MalformedBody,
         ErrorCode::MissingField,
@@ -82,6 +83,7 @@ impl ErrorCode {
         ErrorCode::RouteNotFound,
         ErrorCode::MethodNotAllowed,
         ErrorCode::AlertExists,
+        ErrorCode::AlertWithdrawn,
         ErrorCode::DeliveryPending,
         ErrorCode::AppNotConnectable,
         ErrorCode::RequestTimeout,
@@ -119,6 +121,7 @@ impl ErrorCode {
             ErrorCode::RouteNotFound => "ROUTE_NOT_FOUND",
             ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             ErrorCode::AlertExists => "ALERT_EXISTS",
+            ErrorCode::AlertWithdrawn => "ALERT_WITHDRAWN",
             ErrorCode::DeliveryPending => "DELIVERY_PENDING",
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ErrorCode::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
@@ -173,9 +176,10 @@ impl ErrorCode {
             | ErrorCode::RouteNotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::RequestTimeout => 408,
-            ErrorCode::AlertExists | ErrorCode::DeliveryPending | ErrorCode::AppNotConnectable => {
-                409
-            }
+            ErrorCode::AlertExists
+            | ErrorCode::AlertWithdrawn
+            | ErrorCode::DeliveryPending
+            | ErrorCode::AppNotConnectable => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UriTooLong => 414,
             ErrorCode::HeadersTooLarge => 431,

@@ -15,7 +15,7 @@ use super::{
 };
 use crate::{
     App,
-    alerts::{AlertBody, Receipt, ReceiptStatus},
+    alerts::{AlertBody, Preview, Receipt, ReceiptStatus},
     error::Error,
 };
 
@@ -24,7 +24,8 @@ use crate::{
 #[serde(rename_all = "camelCase")]
 pub struct AlertResponse {
     pub alert_id: String,
-    /// `received` for a create (or an identical retry), `updated` for an update.
+    /// `received` for a create (or an identical retry), `updated` for an update, `withdrawn`
+    /// for a withdrawal (and for an identical retry of the POST of an alert since withdrawn).
     #[schema(example = "received", value_type = ReceiptStatusDoc)]
     pub status: &'static str,
     pub message: &'static str,
@@ -37,6 +38,7 @@ impl From<Receipt> for AlertResponse {
             status: match receipt.status {
                 ReceiptStatus::Received => "received",
                 ReceiptStatus::Updated => "updated",
+                ReceiptStatus::Withdrawn => "withdrawn",
             },
             message: receipt.message,
         }
@@ -50,6 +52,7 @@ impl From<Receipt> for AlertResponse {
 pub enum ReceiptStatusDoc {
     Received,
     Updated,
+    Withdrawn,
 }
 
 /// The alert submission (documentation of the body; the server parses it field by field so that
@@ -161,4 +164,94 @@ pub async fn update_alert_by_id(
             .await?
             .into(),
     ))
+}
+
+/// Withdraws an alert that is no longer valid (an offer sold out).
+///
+/// It leaves every inbox at once and the live streams are told (`alert.withdrawn`). A repeat
+/// answers 200 again and changes nothing. A withdrawn alert cannot be updated (409
+/// `ALERT_WITHDRAWN`) and keeps its extRef. A token that carries a company withdraws that
+/// company's alerts only; an app token, any of its partner's. Counts against the partner's rate
+/// limit.
+#[utoipa::path(
+    delete, path = "/maestro/v4/alerts/{alertId}", tag = "alerts", operation_id = "withdrawAlert",
+    params(("alertId" = String, Path, description = "The id returned when the alert was created")),
+    responses(
+        (status = 200, description = "Withdrawn now, or before (the message says which)", body = AlertResponse),
+        (status = 400, description = "The alertId holds a character maestro does not accept", body = ErrorBody),
+        (status = 401, description = "No bearer token, or one that fails verification", body = ErrorBody),
+        (status = 403, description = "The token lacks maestro.alerts.writeonly, or names no registered partner", body = ErrorBody),
+        (status = 404, description = "Unknown alert, or another partner's or company's", body = ErrorBody),
+        (status = 429, description = "The partner is over its rate limit; Retry-After says when to retry", body = ErrorBody),
+        (status = 503, description = "Overloaded, or the database cannot be reached", body = ErrorBody),
+        (status = 504, description = "The database did not answer in time; nothing was withdrawn", body = ErrorBody),
+    ),
+    security(("bearer" = ["maestro.alerts.writeonly"]))
+)]
+pub async fn withdraw_alert(
+    State(app): State<Arc<App>>,
+    AlertSubmitter(submitter): AlertSubmitter,
+    Path(alert_id): Path<String>,
+) -> Result<Json<AlertResponse>, Error> {
+    Ok(Json(
+        app.alerts.withdraw(&submitter, &alert_id).await?.into(),
+    ))
+}
+
+/// `{"templateId", "templateVersion", "title", "html", "text"}`: the alert as an inbox would
+/// show it.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviewResponse {
+    pub template_id: String,
+    /// The template version the alert was checked and rendered with.
+    pub template_version: i64,
+    /// Plain text.
+    pub title: String,
+    /// The card: escaped, links and images `https` on the partner's domains.
+    pub html: String,
+    /// The plain-text fallback.
+    pub text: String,
+}
+
+impl From<Preview> for PreviewResponse {
+    fn from(preview: Preview) -> Self {
+        PreviewResponse {
+            template_id: preview.template_id,
+            template_version: preview.template_version,
+            title: preview.rendering.title.clone(),
+            html: preview.rendering.html.clone(),
+            text: preview.rendering.text.clone(),
+        }
+    }
+}
+
+/// Checks an alert as a POST would and renders it, storing nothing.
+///
+/// The body is a POST's, checked by the same code (the same errors, all at once) and rendered
+/// through its template; nothing is stored and no inbox is told. Whether the extRef is taken is
+/// not checked. Counts against the partner's rate limit, like a POST.
+#[utoipa::path(
+    post, path = "/maestro/v4/alerts/preview", tag = "alerts", operation_id = "previewAlert",
+    request_body(content = AlertRequestDoc, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The alert would be accepted; this is its rendering", body = PreviewResponse),
+        (status = 400, description = "What a POST would refuse: malformed JSON, missing or invalid fields, schema violations, unknown template, a template that cannot render it", body = ErrorBody),
+        (status = 401, description = "No bearer token, or one that fails verification", body = ErrorBody),
+        (status = 403, description = "The token lacks maestro.alerts.writeonly or names no registered partner, or the body's companyId or applicationId is not the token's", body = ErrorBody),
+        (status = 408, description = "The body did not arrive in time", body = ErrorBody),
+        (status = 413, description = "The body is over the size limit", body = ErrorBody),
+        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
+        (status = 429, description = "The partner is over its rate limit; Retry-After says when to retry", body = ErrorBody),
+        (status = 503, description = "Overloaded, or the database cannot be reached", body = ErrorBody),
+        (status = 504, description = "The database did not answer in time", body = ErrorBody),
+    ),
+    security(("bearer" = ["maestro.alerts.writeonly"]))
+)]
+pub async fn preview_alert(
+    State(app): State<Arc<App>>,
+    AlertSubmitter(submitter): AlertSubmitter,
+    JsonBody(body): JsonBody<AlertBody>,
+) -> Result<Json<PreviewResponse>, Error> {
+    Ok(Json(app.alerts.preview(&submitter, &body)?.into()))
 }

@@ -112,9 +112,11 @@ pub async fn envelope(State(app): State<Arc<App>>, mut request: Request, next: N
     let elapsed = started.elapsed();
     app.metrics
         .request_finished(&method, &route, status, elapsed);
-    let operation = match method.as_str() {
-        "POST" => Some("create"),
-        "PUT" => Some("update"),
+    let operation = match (method.as_str(), route.as_str()) {
+        (_, "/maestro/v4/alerts/preview") => Some("preview"),
+        ("POST", _) => Some("create"),
+        ("PUT", _) => Some("update"),
+        ("DELETE", _) => Some("withdraw"),
         _ => None,
     };
     if let Some(operation) = operation.filter(|_| route.starts_with("/maestro/v4/alerts")) {

@@ -48,7 +48,7 @@ impl IntoResponse for Error {
         }
         let code = self.code();
         let status =
-            StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            StatusCode::from_u16(self.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = ErrorBody {
             errors: self.problems().into_iter().map(ErrorItem::from).collect(),
         };

@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::envelope::Admission;
 use crate::{
     App,
-    alerts::Submitter,
+    alerts::{PartnerCaller, Submitter},
     auth::Principal,
     error::{Error, ErrorCode},
     inbox::{InboxService, login},
@@ -45,6 +45,19 @@ impl FromRequestParts<Arc<App>> for AlertSubmitter {
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Error> {
         let Caller(principal) = Caller::from_request_parts(parts, app).await?;
         Ok(AlertSubmitter(app.alerts.authorize(principal).await?))
+    }
+}
+
+/// A caller acting for a registered partner with the alerts scope, for reads of the partner's
+/// side (its templates): decided from the token, without taking from the rate limit.
+pub struct PartnerReader(pub PartnerCaller);
+
+impl FromRequestParts<Arc<App>> for PartnerReader {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Error> {
+        let Caller(principal) = Caller::from_request_parts(parts, app).await?;
+        Ok(PartnerReader(app.alerts.identify(principal).await?))
     }
 }
 

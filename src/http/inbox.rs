@@ -213,9 +213,9 @@ pub async fn dismiss(
 
 /// The changes of the user's inbox as Server-Sent Events, from any instance: first `ready`
 /// (`{unreadCount}`), then one event per change, named by its type (`alert.created`,
-/// `alert.updated`, `alert.read`, `alert.expired`, `alert.dismissed`) with data `{type, alertId,
-/// item, unreadCount}` (`item` as in the inbox, or null once the alert has left it), and `resync`
-/// when changes were missed. Reload the inbox on (re)connecting.
+/// `alert.updated`, `alert.read`, `alert.expired`, `alert.dismissed`, `alert.withdrawn`) with
+/// data `{type, alertId, item, unreadCount}` (`item` as in the inbox, or null once the alert has
+/// left it), and `resync` when changes were missed. Reload the inbox on (re)connecting.
 #[utoipa::path(
     operation_id = "streamInbox",
     get, path = "/maestro/v4/inbox/stream", tag = "inbox",

@@ -48,8 +48,8 @@ impl IntoResponse for XmlError {
             tracing::error!(error = format!("{err:#}"), "internal error");
         }
         let code = self.error.code();
-        let status =
-            StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = StatusCode::from_u16(self.error.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let message = self
             .error
             .problems()

@@ -16,6 +16,7 @@ pub mod ops;
 pub mod page;
 pub mod server;
 pub mod target;
+pub mod templates;
 
 use std::sync::Arc;
 
@@ -43,7 +44,10 @@ fn documented_routes() -> (Router<Arc<App>>, utoipa::openapi::OpenApi) {
             alerts::create_alert,
             alerts::update_alert_by_ext_ref
         ))
-        .routes(routes!(alerts::update_alert_by_id))
+        .routes(routes!(alerts::update_alert_by_id, alerts::withdraw_alert))
+        .routes(routes!(alerts::preview_alert))
+        .routes(routes!(templates::list))
+        .routes(routes!(templates::show))
         .routes(routes!(inbox::list))
         .routes(routes!(inbox::read))
         .routes(routes!(inbox::dismiss))

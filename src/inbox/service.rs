@@ -48,8 +48,9 @@ pub struct MarkReceipt {
 /// A change of a user's inbox, as the live stream tells it.
 #[derive(Debug)]
 pub enum InboxChange {
-    /// `alert.created`, `alert.updated`, `alert.read`, `alert.expired` or `alert.dismissed`;
-    /// `item` is the alert as the inbox now shows it (none once it has left the inbox).
+    /// `alert.created`, `alert.updated`, `alert.read`, `alert.expired`, `alert.dismissed` or
+    /// `alert.withdrawn`; `item` is the alert as the inbox now shows it (none once it has left
+    /// the inbox: after the last three, always).
     Alert {
         event_type: String,
         alert_id: String,

@@ -6,6 +6,11 @@
 //! A pass is idempotent: an alert is marked expired once (its event with it, in one
 //! transaction), and only marked alerts are purged. Sweepers of several instances may run at
 //! once; on PostgreSQL they skip each other's rows.
+//!
+//! A withdrawn alert goes the same way, on the same dates: marked at its `expiresAt` (without
+//! an `alert.expired`: its `alert.withdrawn` was its last word) and purged after the retention.
+//! Counting from the expiry rather than the withdrawal keeps its extRef taken for as long as a
+//! retry of its POST could still be accepted, so no retry brings it back.
 
 use std::{sync::Arc, time::Duration};
 
@@ -23,6 +28,7 @@ const BATCH: i64 = 500;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SweepReport {
+    /// Alerts marked expired (withdrawn ones included, which get no `alert.expired`).
     pub expired: u64,
     pub purged: u64,
     /// Expired request and refresh tokens of the token endpoint deleted.

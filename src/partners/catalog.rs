@@ -12,6 +12,7 @@ use std::{
 
 use anyhow::Context;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use time::OffsetDateTime;
 
 use super::{Renderer, UrlPolicy, ValidMetadata, compile_schema};
 use crate::{
@@ -23,6 +24,10 @@ pub struct CompiledTemplate {
     pub template_id: String,
     pub version: i64,
     pub content_hash: String,
+    /// When this version was imported.
+    pub created_at: OffsetDateTime,
+    /// The metadata schema as the partner wrote it, which discovery shows.
+    pub schema: serde_json::Value,
     pub validator: jsonschema::Validator,
     pub renderer: Renderer,
     /// Metadata this version has already accepted (its outcome depends on nothing else).
@@ -38,6 +43,13 @@ pub struct CachedPartner {
 impl CachedPartner {
     pub fn template(&self, template_id: &str) -> Option<&Arc<CompiledTemplate>> {
         self.templates.get(template_id)
+    }
+
+    /// Every template (its latest version), by id.
+    pub fn templates(&self) -> Vec<&Arc<CompiledTemplate>> {
+        let mut templates: Vec<_> = self.templates.values().collect();
+        templates.sort_by(|a, b| a.template_id.cmp(&b.template_id));
+        templates
     }
 
     /// Takes one request from the partner's budget, or says how long to wait (per instance).
@@ -137,6 +149,8 @@ fn build(
                     template_id: template.template_id.clone(),
                     version: template.version,
                     content_hash: template.content_hash,
+                    created_at: template.created_at,
+                    schema,
                     validator,
                     renderer,
                     valid_metadata: ValidMetadata::default(),

@@ -15,8 +15,8 @@ pub enum InboxFilter {
     All,
 }
 
-/// A page of an inbox: the owner's live alerts (not expired at `now`, not dismissed), newest
-/// first, older than the alert `before` when given.
+/// A page of an inbox: the owner's live alerts (not expired at `now`, not dismissed, not
+/// withdrawn), newest first, older than the alert `before` when given.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InboxQuery {
     pub owner: InboxOwner,

@@ -12,6 +12,7 @@ pub mod postgres;
 pub mod secrets;
 pub mod sqlite;
 mod types;
+mod withdrawal;
 
 use std::sync::Arc;
 
@@ -22,6 +23,7 @@ pub use app_center::*;
 pub use inbox::*;
 pub use keys::*;
 pub use types::*;
+pub use withdrawal::*;
 
 use crate::{config::DatabaseArgs, error::Error};
 
@@ -110,7 +112,15 @@ pub trait Store: AppCenterStore + Send + Sync + 'static {
         target: &AlertTarget,
         change: &AlertChange,
     ) -> StoreResult<UpdateOutcome>;
-    /// The alert if it belongs to the partner and company, whatever its expiry.
+    /// Withdraws the targeted alert at `at` with an `alert.withdrawn` event in one transaction:
+    /// it leaves every inbox, takes no more updates and keeps its extRef. Expired alerts not
+    /// yet purged can be withdrawn too. A repeat writes nothing.
+    async fn withdraw_alert(
+        &self,
+        target: &WithdrawTarget,
+        at: OffsetDateTime,
+    ) -> StoreResult<WithdrawOutcome>;
+    /// The alert if it belongs to the partner and company, whatever its expiry or withdrawal.
     async fn alert(&self, owner: &AlertOwner, alert_id: &str) -> StoreResult<Option<AlertRecord>>;
     async fn alert_revisions(&self, alert_id: &str) -> StoreResult<Vec<RevisionRecord>>;
     /// Outbox events with an id greater than `after`, oldest first.
@@ -121,7 +131,7 @@ pub trait Store: AppCenterStore + Send + Sync + 'static {
     // --- the user inbox -----------------------------------------------------------------
     /// A page of the owner's live alerts (see [`InboxQuery`]) and their unread count.
     async fn inbox_page(&self, query: &InboxQuery) -> StoreResult<InboxPage>;
-    /// One of the owner's live alerts (not expired at `now`, not dismissed).
+    /// One of the owner's live alerts (not expired at `now`, not dismissed, not withdrawn).
     async fn inbox_item(
         &self,
         owner: &InboxOwner,
@@ -130,9 +140,9 @@ pub trait Store: AppCenterStore + Send + Sync + 'static {
     ) -> StoreResult<Option<InboxItem>>;
     async fn inbox_unread_count(&self, owner: &InboxOwner, now: OffsetDateTime)
     -> StoreResult<i64>;
-    /// Marks one of the owner's unexpired alerts read (at its current revision) or dismissed,
-    /// writing `alert.read` / `alert.dismissed` in the same transaction when that changed
-    /// anything. `None` when the owner has no such unexpired alert; else whether it changed.
+    /// Marks one of the owner's unexpired, not withdrawn alerts read (at its current revision)
+    /// or dismissed, writing `alert.read` / `alert.dismissed` in the same transaction when that
+    /// changed anything. `None` when the owner has no such alert; else whether it changed.
     async fn mark_inbox(
         &self,
         owner: &InboxOwner,
@@ -143,10 +153,11 @@ pub trait Store: AppCenterStore + Send + Sync + 'static {
 
     // --- expiry -------------------------------------------------------------------------
     /// Marks up to `limit` alerts whose `expires_at` is at or before `now` as expired, each with
-    /// an `alert.expired` event in the same transaction. Returns how many; 0 when none is due.
+    /// an `alert.expired` event in the same transaction — except withdrawn alerts, whose last
+    /// event stays `alert.withdrawn`. Returns how many were marked; 0 when none is due.
     async fn expire_alerts(&self, now: OffsetDateTime, limit: i64) -> StoreResult<u64>;
     /// Deletes up to `limit` alerts (with their revisions) that were marked expired and whose
-    /// `expires_at` is at or before `cutoff`. Returns how many.
+    /// `expires_at` is at or before `cutoff`, withdrawn or not. Returns how many.
     async fn purge_expired(&self, cutoff: OffsetDateTime, limit: i64) -> StoreResult<u64>;
 
     // --- company notification subscriptions ---------------------------------------------

@@ -59,6 +59,8 @@ pub struct TemplateRecord {
     /// Render sources by file name.
     pub sources: BTreeMap<String, String>,
     pub content_hash: String,
+    /// When this version was imported: a template's `updatedAt` for the partners.
+    pub created_at: OffsetDateTime,
 }
 
 /// A template as found in a partner directory, before the store versions it.
@@ -159,6 +161,11 @@ pub enum CreateOutcome {
         alert_id: String,
         same_body: bool,
     },
+    /// The extRef is taken by an alert the partner has withdrawn: nothing was written.
+    Withdrawn {
+        alert_id: String,
+        same_body: bool,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -195,6 +202,10 @@ pub enum UpdateOutcome {
     ExtRefMismatch {
         alert_id: String,
     },
+    /// The alert was withdrawn; it takes no more revisions.
+    Withdrawn {
+        alert_id: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -205,6 +216,7 @@ pub struct AlertRecord {
     pub revision: i64,
     pub received_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    pub withdrawn_at: Option<OffsetDateTime>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -386,3 +398,4 @@ pub const EVENT_ALERT_UPDATED: &str = "alert.updated";
 pub const EVENT_ALERT_EXPIRED: &str = "alert.expired";
 pub const EVENT_ALERT_READ: &str = "alert.read";
 pub const EVENT_ALERT_DISMISSED: &str = "alert.dismissed";
+pub const EVENT_ALERT_WITHDRAWN: &str = "alert.withdrawn";

@@ -175,18 +175,22 @@ async fn the_openapi_document_matches_the_routes() {
         documented,
         [
             "DELETE /app-mgmt/v0/connections/{appId}",
+            "DELETE /maestro/v4/alerts/{alertId}",
             "GET /admin/v1/deliveries",
             "GET /admin/v1/deliveries/{deliveryId}",
             "GET /app-mgmt/v0/connections",
             "GET /healthz",
             "GET /maestro/v4/inbox",
             "GET /maestro/v4/inbox/stream",
+            "GET /maestro/v4/templates",
+            "GET /maestro/v4/templates/{templateId}",
             "GET /oauth2/v0/jwks",
             "GET /readyz",
             "POST /admin/v1/deliveries/{deliveryId}/replay",
             "POST /app-mgmt/v0/connections",
             "POST /internal/v1/company-events",
             "POST /maestro/v4/alerts",
+            "POST /maestro/v4/alerts/preview",
             "POST /maestro/v4/inbox/{alertId}/dismiss",
             "POST /maestro/v4/inbox/{alertId}/read",
             "POST /oauth2/v0/token",
@@ -201,7 +205,8 @@ async fn the_openapi_document_matches_the_routes() {
             &path
                 .replace("{alertId}", "alt_x")
                 .replace("{deliveryId}", "msg_x")
-                .replace("{appId}", "groundspan"),
+                .replace("{appId}", "groundspan")
+                .replace("{templateId}", "NOTIFY_TEMPLATE_ID"),
         );
         let response = t
             .client
@@ -215,6 +220,24 @@ async fn the_openapi_document_matches_the_routes() {
             body["errors"][0]["errorCode"], "ROUTE_NOT_FOUND",
             "{operation}"
         );
+    }
+    // The partner-facing operations of SPEC §4.1 are named, and each answer described.
+    for (method, path, operation_id) in [
+        ("delete", "/maestro/v4/alerts/{alertId}", "withdrawAlert"),
+        ("post", "/maestro/v4/alerts/preview", "previewAlert"),
+        ("get", "/maestro/v4/templates", "listTemplates"),
+        ("get", "/maestro/v4/templates/{templateId}", "getTemplate"),
+    ] {
+        let operation = &doc["paths"][path][method];
+        assert_eq!(operation["operationId"], operation_id, "{method} {path}");
+        for (status, response) in operation["responses"].as_object().unwrap() {
+            assert!(
+                response["description"]
+                    .as_str()
+                    .is_some_and(|d| !d.is_empty()),
+                "{method} {path} {status}"
+            );
+        }
     }
     // And the document the server serves is the one the code declares.
     assert_eq!(doc, maestro::http::openapi(&t.app.settings.public_url));

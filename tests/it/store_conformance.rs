@@ -16,6 +16,7 @@ use crate::helpers::{Backend, TestDatabase, payload_with_metadata};
 mod app_center;
 mod delivery_claims;
 mod key_rotation;
+mod withdrawal;
 
 /// A per-partner limit on claims that the tests of other things never reach.
 const UNCAPPED: i64 = 1_000;

@@ -67,7 +67,7 @@
     live.textContent = 'Reconnecting…';
   });
   for (const type of ['alert.created', 'alert.updated', 'alert.read', 'alert.expired',
-    'alert.dismissed', 'resync']) {
+    'alert.dismissed', 'alert.withdrawn', 'resync']) {
     stream.addEventListener(type, reload);
   }
 })();

@@ -39,8 +39,8 @@ pub(super) async fn create(pool: &PgPool, alert: &NewAlert) -> Result<CreateOutc
     .fetch_optional(&mut *tx)
     .await?;
     if inserted.is_none() {
-        let (alert_id, body_hash): (String, String) = sqlx::query_as(
-            "SELECT id, body_hash FROM alerts \
+        let (alert_id, body_hash, withdrawn): (String, String, bool) = sqlx::query_as(
+            "SELECT id, body_hash, withdrawn_at IS NOT NULL FROM alerts \
              WHERE partner_id = $1 AND company_id = $2 AND ext_ref = $3",
         )
         .bind(&alert.owner.partner_id)
@@ -49,9 +49,17 @@ pub(super) async fn create(pool: &PgPool, alert: &NewAlert) -> Result<CreateOutc
         .fetch_one(&mut *tx)
         .await?;
         tx.rollback().await?;
-        return Ok(CreateOutcome::Existing {
-            alert_id,
-            same_body: body_hash == c.body_hash,
+        let same_body = body_hash == c.body_hash;
+        return Ok(if withdrawn {
+            CreateOutcome::Withdrawn {
+                alert_id,
+                same_body,
+            }
+        } else {
+            CreateOutcome::Existing {
+                alert_id,
+                same_body,
+            }
         });
     }
     record_revision(&mut tx, &alert.id, 1, c, alert.received_at).await?;
@@ -80,8 +88,8 @@ pub(super) async fn update(
         AlertSelector::ExtRef(ext_ref) => ("ext_ref", ext_ref),
     };
     // FOR UPDATE: concurrent updates of one alert take turns, so revisions never collide.
-    let current: Option<(String, String, i64, String)> = sqlx::query_as(&format!(
-        "SELECT id, ext_ref, revision, body_hash FROM alerts \
+    let current: Option<(String, String, i64, String, bool)> = sqlx::query_as(&format!(
+        "SELECT id, ext_ref, revision, body_hash, withdrawn_at IS NOT NULL FROM alerts \
          WHERE partner_id = $1 AND company_id = $2 AND {column} = $3 FOR UPDATE"
     ))
     .bind(&target.owner.partner_id)
@@ -91,10 +99,15 @@ pub(super) async fn update(
     .await?;
     // Early answers end the transaction here, not on drop: a dropped transaction's rollback
     // waits for the connection's next use and keeps the row lock until then.
-    let Some((alert_id, ext_ref, revision, body_hash)) = current else {
+    let Some((alert_id, ext_ref, revision, body_hash, withdrawn)) = current else {
         tx.rollback().await?;
         return Ok(UpdateOutcome::NotFound);
     };
+    // Withdrawn outranks the body's faults: no update of this alert can succeed.
+    if withdrawn {
+        tx.rollback().await?;
+        return Ok(UpdateOutcome::Withdrawn { alert_id });
+    }
     let c = &change.content;
     if ext_ref != c.ext_ref {
         tx.rollback().await?;
@@ -216,6 +229,7 @@ fn alert_row(row: &PgRow) -> Result<AlertRecord, sqlx::Error> {
         revision: row.try_get("revision")?,
         received_at: row.try_get("received_at")?,
         updated_at: row.try_get("updated_at")?,
+        withdrawn_at: row.try_get("withdrawn_at")?,
     })
 }
 

@@ -145,7 +145,7 @@ pub(super) async fn partner_with_templates(
     let partner = partner_row(&row)?;
     let rows = sqlx::query(
         "SELECT DISTINCT ON (template_id) template_id, version, schema_json, sources_json, \
-         content_hash FROM templates WHERE partner_id = $1 ORDER BY template_id, version DESC",
+         content_hash, created_at FROM templates WHERE partner_id = $1 ORDER BY template_id, version DESC",
     )
     .bind(partner_id)
     .fetch_all(pool)
@@ -161,6 +161,7 @@ pub(super) async fn partner_with_templates(
                 schema_json: row.try_get("schema_json")?,
                 sources,
                 content_hash: row.try_get("content_hash")?,
+                created_at: row.try_get("created_at")?,
             })
         })
         .collect::<Result<_, sqlx::Error>>()?;

@@ -16,9 +16,10 @@ const ITEM_COLUMNS: &str = "a.id, a.template_id, a.template_version, a.revision,
      r.rendered_text";
 const ITEM_FROM: &str = "FROM alerts a JOIN alert_revisions r \
      ON r.alert_id = a.id AND r.revision = a.revision";
-/// The owner's live alerts: $1 company, $2 user, $3 now.
+/// The owner's live alerts: $1 company, $2 user, $3 now. `alerts_inbox` finds the owner's rows;
+/// the rest is tested on them.
 const LIVE: &str = "a.company_id = $1 AND a.user_id = $2 AND a.expires_at > $3 \
-     AND a.dismissed_at IS NULL";
+     AND a.dismissed_at IS NULL AND a.withdrawn_at IS NULL";
 const UNREAD: &str = "(a.read_revision IS NULL OR a.read_revision < a.revision)";
 
 fn item(row: &PgRow) -> Result<InboxItem, sqlx::Error> {
@@ -108,7 +109,8 @@ pub(super) async fn mark(
     // FOR UPDATE: a mark and a partner's update of the same alert take turns.
     let current: Option<(String, i64, Option<i64>, Option<OffsetDateTime>)> = sqlx::query_as(
         "SELECT partner_id, revision, read_revision, dismissed_at FROM alerts \
-         WHERE id = $1 AND company_id = $2 AND user_id = $3 AND expires_at > $4 FOR UPDATE",
+         WHERE id = $1 AND company_id = $2 AND user_id = $3 AND expires_at > $4 \
+         AND withdrawn_at IS NULL FOR UPDATE",
     )
     .bind(alert_id)
     .bind(&owner.company_id)
@@ -163,29 +165,37 @@ pub(super) async fn mark(
     Ok(Some(true))
 }
 
-/// Marks due alerts expired, oldest expiry first; each event says when the alert expired.
+/// Marks due alerts expired, oldest expiry first; each event says when the alert expired. A
+/// withdrawn alert is marked (so that it is purged in turn) but not announced again: it left
+/// the inboxes with its `alert.withdrawn`.
 pub(super) async fn expire(
     pool: &PgPool,
     now: OffsetDateTime,
     limit: i64,
 ) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query(&format!(
+    // A data-modifying CTE runs whether or not the outer query reads it; the count is of the
+    // marked alerts, so that the sweeper knows whether a full batch was due.
+    let marked: i64 = sqlx::query_scalar(&format!(
         "WITH due AS ( \
              SELECT id FROM alerts WHERE expired_at IS NULL AND expires_at <= $1 \
              ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED), \
          expired AS ( \
              UPDATE alerts a SET expired_at = $1 FROM due WHERE a.id = due.id \
-             RETURNING a.id, a.revision, a.partner_id, a.company_id, a.user_id, a.expires_at) \
-         INSERT INTO outbox (event_type, alert_id, revision, partner_id, company_id, user_id, \
-             occurred_at) \
-         SELECT '{EVENT_ALERT_EXPIRED}', id, revision, partner_id, company_id, user_id, expires_at \
-         FROM expired ORDER BY expires_at, id"
+             RETURNING a.id, a.revision, a.partner_id, a.company_id, a.user_id, a.expires_at, \
+             a.withdrawn_at), \
+         announced AS ( \
+             INSERT INTO outbox (event_type, alert_id, revision, partner_id, company_id, \
+                 user_id, occurred_at) \
+             SELECT '{EVENT_ALERT_EXPIRED}', id, revision, partner_id, company_id, user_id, \
+                 expires_at \
+             FROM expired WHERE withdrawn_at IS NULL ORDER BY expires_at, id) \
+         SELECT COUNT(*) FROM expired"
     ))
     .bind(now)
     .bind(limit)
-    .execute(pool)
+    .fetch_one(pool)
     .await?;
-    Ok(done.rows_affected())
+    Ok(marked as u64)
 }
 
 pub(super) async fn purge(

@@ -16,6 +16,7 @@ mod inbox;
 mod json;
 mod keys;
 mod subscriptions;
+mod withdrawal;
 
 use std::{future::Future, str::FromStr, time::Duration};
 
@@ -31,7 +32,7 @@ use super::{
     AlertChange, AlertOwner, AlertRecord, AlertTarget, CreateOutcome, ImportReport, InboxItem,
     InboxMark, InboxOwner, InboxPage, InboxQuery, NewAlert, OutboxEvent, PartnerImport,
     PartnerRecord, RetireOutcome, RevisionRecord, SigningKeyRecord, Store, StoreError, StoreResult,
-    Subscription, TemplateRecord, UpdateOutcome, migrations,
+    Subscription, TemplateRecord, UpdateOutcome, WithdrawOutcome, WithdrawTarget, migrations,
     secrets::{Column, Secrets},
     types::{
         AttemptRecord, ClaimedDelivery, DeliveryFilter, DeliveryNext, DeliveryRecord,
@@ -68,6 +69,11 @@ const MIGRATIONS: &[migrations::EmbeddedMigration] = &[
         8,
         "app center",
         include_str!("migrations/0008_app_center.sql"),
+    ),
+    (
+        9,
+        "withdrawal",
+        include_str!("migrations/0009_withdrawal.sql"),
     ),
 ];
 
@@ -242,6 +248,15 @@ impl Store for PostgresStore {
         change: &AlertChange,
     ) -> StoreResult<UpdateOutcome> {
         self.timed(alerts::update(&self.pool, target, change)).await
+    }
+
+    async fn withdraw_alert(
+        &self,
+        target: &WithdrawTarget,
+        at: OffsetDateTime,
+    ) -> StoreResult<WithdrawOutcome> {
+        self.timed(withdrawal::withdraw(&self.pool, target, at))
+            .await
     }
 
     async fn alert(&self, owner: &AlertOwner, alert_id: &str) -> StoreResult<Option<AlertRecord>> {

@@ -217,10 +217,10 @@ impl Revision<'_> {
 }
 
 fn existing(db: &Connection, alert: &NewAlert) -> rusqlite::Result<CreateOutcome> {
-    let (alert_id, body_hash): (String, String) = db
+    let (alert_id, body_hash, withdrawn_at): (String, String, Option<String>) = db
         .prepare_cached(
-            "SELECT id, body_hash FROM alerts WHERE partner_id = ?1 AND company_id = ?2 \
-             AND ext_ref = ?3",
+            "SELECT id, body_hash, withdrawn_at FROM alerts WHERE partner_id = ?1 \
+             AND company_id = ?2 AND ext_ref = ?3",
         )?
         .query_row(
             params![
@@ -228,11 +228,18 @@ fn existing(db: &Connection, alert: &NewAlert) -> rusqlite::Result<CreateOutcome
                 alert.owner.company_id,
                 alert.content.ext_ref
             ],
-            |row| Ok((row.get(0)?, row.get(1)?)),
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
         )?;
-    Ok(CreateOutcome::Existing {
-        alert_id,
-        same_body: body_hash == alert.content.body_hash,
+    let same_body = body_hash == alert.content.body_hash;
+    Ok(match withdrawn_at {
+        Some(_) => CreateOutcome::Withdrawn {
+            alert_id,
+            same_body,
+        },
+        None => CreateOutcome::Existing {
+            alert_id,
+            same_body,
+        },
     })
 }
 
@@ -246,19 +253,32 @@ pub(super) fn update(
         AlertSelector::Id(id) => ("id", id),
         AlertSelector::ExtRef(ext_ref) => ("ext_ref", ext_ref),
     };
-    let current: Option<(String, String, i64, String)> = db
+    type Current = (String, String, i64, String, Option<String>);
+    let current: Option<Current> = db
         .prepare_cached(&format!(
-            "SELECT id, ext_ref, revision, body_hash FROM alerts \
+            "SELECT id, ext_ref, revision, body_hash, withdrawn_at FROM alerts \
              WHERE partner_id = ?1 AND company_id = ?2 AND {column} = ?3"
         ))?
         .query_row(
             params![target.owner.partner_id, target.owner.company_id, value],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+            |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                ))
+            },
         )
         .optional()?;
-    let Some((alert_id, ext_ref, revision, body_hash)) = current else {
+    let Some((alert_id, ext_ref, revision, body_hash, withdrawn_at)) = current else {
         return Ok(UpdateOutcome::NotFound);
     };
+    // Withdrawn outranks the body's faults: no update of this alert can succeed.
+    if withdrawn_at.is_some() {
+        return Ok(UpdateOutcome::Withdrawn { alert_id });
+    }
     let c = &change.content;
     if ext_ref != c.ext_ref {
         return Ok(UpdateOutcome::ExtRefMismatch { alert_id });
@@ -331,6 +351,11 @@ fn alert_row(row: &Row<'_>) -> rusqlite::Result<AlertRecord> {
         revision: row.get("revision")?,
         received_at: parse_ts(&row.get::<_, String>("received_at")?)?,
         updated_at: parse_ts(&row.get::<_, String>("updated_at")?)?,
+        withdrawn_at: row
+            .get::<_, Option<String>>("withdrawn_at")?
+            .as_deref()
+            .map(parse_ts)
+            .transpose()?,
     })
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use time::OffsetDateTime;
 
-use super::rows::{decode_json, encode_json, from_millis, millis, ts};
+use super::rows::{decode_json, encode_json, from_millis, millis, parse_ts, ts};
 use crate::store::{ImportReport, PartnerImport, PartnerRecord, RateLimit, TemplateRecord};
 
 pub(super) fn import_partner(
@@ -149,8 +149,8 @@ pub(super) fn partner_with_templates(
         return Ok(None);
     };
     let mut statement = db.prepare_cached(
-        "SELECT t.template_id, t.version, t.schema_json, t.sources_json, t.content_hash \
-         FROM templates t WHERE t.partner_id = ?1 AND t.version = \
+        "SELECT t.template_id, t.version, t.schema_json, t.sources_json, t.content_hash, \
+         t.created_at FROM templates t WHERE t.partner_id = ?1 AND t.version = \
          (SELECT MAX(version) FROM templates l WHERE l.partner_id = t.partner_id \
           AND l.template_id = t.template_id) ORDER BY t.template_id",
     )?;
@@ -165,6 +165,7 @@ pub(super) fn partner_with_templates(
                 schema_json: row.get("schema_json")?,
                 sources,
                 content_hash: row.get("content_hash")?,
+                created_at: parse_ts(&row.get::<_, String>("created_at")?)?,
             })
         })?
         .collect::<rusqlite::Result<_>>()?;

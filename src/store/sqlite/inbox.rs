@@ -17,9 +17,10 @@ const ITEM_COLUMNS: &str = "a.id, a.template_id, a.template_version, a.revision,
      a.topic, a.created_at, a.expires_at, a.read_revision";
 const ITEM_FROM: &str = "FROM alerts a JOIN alert_revisions r \
      ON r.alert_id = a.id AND r.revision = a.revision";
-/// The owner's live alerts: ?1 company, ?2 user, ?3 now (unix ms).
+/// The owner's live alerts: ?1 company, ?2 user, ?3 now (unix ms). `alerts_inbox` finds the
+/// owner's rows; the rest is tested on them.
 const LIVE: &str = "a.company_id = ?1 AND a.user_id = ?2 AND a.expires_at > ?3 \
-     AND a.dismissed_at IS NULL";
+     AND a.dismissed_at IS NULL AND a.withdrawn_at IS NULL";
 const UNREAD: &str = "(a.read_revision IS NULL OR a.read_revision < a.revision)";
 
 fn item(row: &Row<'_>) -> rusqlite::Result<InboxItem> {
@@ -115,7 +116,8 @@ pub(super) fn mark(
     let current: Option<(String, i64, Option<i64>, Option<String>)> = db
         .prepare_cached(
             "SELECT partner_id, revision, read_revision, dismissed_at FROM alerts \
-             WHERE id = ?1 AND company_id = ?2 AND user_id = ?3 AND expires_at > ?4",
+             WHERE id = ?1 AND company_id = ?2 AND user_id = ?3 AND expires_at > ?4 \
+             AND withdrawn_at IS NULL",
         )?
         .query_row(
             params![alert_id, owner.company_id, owner.user_id, millis(now)],
@@ -157,12 +159,15 @@ pub(super) fn mark(
     Ok(Some(true))
 }
 
-/// Marks due alerts expired, oldest expiry first; each event says when the alert expired.
+/// Marks due alerts expired, oldest expiry first; each event says when the alert expired. A
+/// withdrawn alert is marked (so that it is purged in turn) but not announced again: it left
+/// the inboxes with its `alert.withdrawn`.
 pub(super) fn expire(db: &Connection, now: OffsetDateTime, limit: i64) -> rusqlite::Result<u64> {
-    type Due = (String, i64, String, String, String, i64);
+    type Due = (String, i64, String, String, String, i64, bool);
     let due: Vec<Due> = db
         .prepare_cached(
-            "SELECT id, revision, partner_id, company_id, user_id, expires_at FROM alerts \
+            "SELECT id, revision, partner_id, company_id, user_id, expires_at, \
+             withdrawn_at IS NOT NULL FROM alerts \
              WHERE expired_at IS NULL AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2",
         )?
         .query_map(params![millis(now), limit], |row| {
@@ -173,13 +178,17 @@ pub(super) fn expire(db: &Connection, now: OffsetDateTime, limit: i64) -> rusqli
                 row.get(3)?,
                 row.get(4)?,
                 row.get(5)?,
+                row.get(6)?,
             ))
         })?
         .collect::<rusqlite::Result<_>>()?;
     let swept_at = ts(now);
-    for (alert_id, revision, partner_id, company_id, user_id, expires_at) in &due {
+    for (alert_id, revision, partner_id, company_id, user_id, expires_at, withdrawn) in &due {
         db.prepare_cached("UPDATE alerts SET expired_at = ?1 WHERE id = ?2")?
             .execute(params![swept_at, alert_id])?;
+        if *withdrawn {
+            continue;
+        }
         let owner = AlertOwner {
             partner_id: partner_id.clone(),
             company_id: company_id.clone(),

@@ -28,6 +28,7 @@ mod keys;
 mod read_pool;
 mod rows;
 mod subscriptions;
+mod withdrawal;
 mod writer;
 
 use std::{
@@ -44,7 +45,7 @@ use super::{
     AlertChange, AlertOwner, AlertRecord, AlertTarget, CreateOutcome, ImportReport, InboxItem,
     InboxMark, InboxOwner, InboxPage, InboxQuery, NewAlert, OutboxEvent, PartnerImport,
     PartnerRecord, RetireOutcome, RevisionRecord, SigningKeyRecord, Store, StoreError, StoreResult,
-    Subscription, TemplateRecord, UpdateOutcome,
+    Subscription, TemplateRecord, UpdateOutcome, WithdrawOutcome, WithdrawTarget,
     secrets::{Column, Secrets},
     types::{
         AttemptRecord, ClaimedDelivery, DeliveryFilter, DeliveryNext, DeliveryRecord,
@@ -223,6 +224,17 @@ impl Store for SqliteStore {
         change: &AlertChange,
     ) -> StoreResult<UpdateOutcome> {
         self.writer.update(target, change).await
+    }
+
+    async fn withdraw_alert(
+        &self,
+        target: &WithdrawTarget,
+        at: OffsetDateTime,
+    ) -> StoreResult<WithdrawOutcome> {
+        let target = target.clone();
+        self.writer
+            .exclusive(move |tx| withdrawal::withdraw(tx, &target, at))
+            .await
     }
 
     async fn alert(&self, owner: &AlertOwner, alert_id: &str) -> StoreResult<Option<AlertRecord>> {
