@@ -7,8 +7,10 @@ Prints every delivery maestro POSTs and checks its Standard Webhooks signature w
 partner's postback secret (`maestro partner show PARTNER --secret`), using only the standard
 library: the signed content is `{webhook-id}.{webhook-timestamp}.{body}`, HMAC-SHA256 under the
 secret's base64 key, and `webhook-signature` holds one or more `v1,<base64>` (two while a rotated
-secret's grace period lasts). Answers 204 to a delivery that verifies, 401 otherwise — so a wrong
-secret shows as retries in `maestro delivery list`.
+secret's grace period lasts). Answers 204 to a delivery that verifies, 401 otherwise — a 4xx
+fails the delivery for good, so a wrong secret shows as `failed` in `maestro delivery list`, and
+`maestro delivery replay ID` sends it again once the secret is right. (docs/PARTNERS.md has the
+same receiver with the `standardwebhooks` library, in Python and TypeScript.)
 """
 
 import base64

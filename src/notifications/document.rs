@@ -208,5 +208,11 @@ mod tests {
         assert_ne!(a, authorization_key("groundspan", "c2"));
         assert_ne!(a, authorization_key("other", "c1"));
         assert_eq!(a.len(), 32);
+        // docs/PARTNERS.md gives partners this derivation, to tell which company a notification
+        // is about: the first 32 hex digits of SHA-256("maestro-authorization\n{app}\n{company}").
+        assert_eq!(
+            authorization_key("groundspan", "b7d12989-0489-471a-81cd-175f8b78afa5"),
+            "4254f8e093aabbd9657b1f82a1d3a709"
+        );
     }
 }

@@ -21,6 +21,7 @@ mod multi_instance;
 mod onboarding_cli;
 mod ops;
 mod partner_check;
+mod partner_guide;
 mod preview_api;
 mod receiver;
 mod rotation;
