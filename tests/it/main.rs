@@ -6,6 +6,7 @@ mod browser;
 mod company_events;
 mod connections;
 mod deliveries;
+mod deploy;
 mod durability;
 mod exposition;
 mod helpers;
