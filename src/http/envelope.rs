@@ -131,13 +131,16 @@ pub async fn envelope(State(app): State<Arc<App>>, mut request: Request, next: N
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = request.method().as_str().to_owned();
     let span = match traces::enabled() {
-        true => tracing::info_span!("request", correlation_id = %correlation_id, %method, %route,
-            otel.name = %format_args!("{method} {route}"), otel.kind = "server"),
+        true => {
+            let span = tracing::info_span!("request", correlation_id = %correlation_id, %method,
+                %route, otel.name = %format_args!("{method} {route}"), otel.kind = "server");
+            traces::continue_from(&span, request.headers());
+            traces::set_attribute(&span, "http.request.method", method.clone());
+            traces::set_attribute(&span, "http.route", route.clone());
+            span
+        }
         false => tracing::info_span!("request", correlation_id = %correlation_id, %method, %route),
     };
-    traces::continue_from(&span, request.headers());
-    traces::set_attribute(&span, "http.request.method", method.clone());
-    traces::set_attribute(&span, "http.route", route.clone());
     let note = CallerNote::default();
     request.extensions_mut().insert(note.clone());
 

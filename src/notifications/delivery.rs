@@ -269,7 +269,7 @@ impl DeliveryWorker {
             traces::set_attribute(&span, "http.response.status_code", status);
         }
         if let (Verdict::Retry | Verdict::Failed | Verdict::Gone, Some(error)) = (outcome, &error) {
-            traces::set_error(&span, error.clone());
+            traces::set_error(&span, error);
         }
         tracing::info!(
             delivery = %delivery.id,

@@ -2,9 +2,10 @@
 //! the recorder is owned by the app (used through `with_local_recorder`), not process-global, so
 //! several apps in one process — as in the tests — keep apart.
 //!
-//! Adding a metric: a line in [`FAMILIES`], and a method here that records it (or, for a value
-//! read when `/metrics` is scraped, a line in `telemetry::gauges::sample`). A test checks that
-//! every family exposed has `# HELP` and that none is a summary.
+//! Adding a metric: a line in [`FAMILIES`], and a method here that records it — for a gauge
+//! without labels, [`Metrics::set_gauge`] called where the value is known, or in
+//! `telemetry::gauges::sample` when it is read at scrape time. A test checks that every family
+//! exposed has `# HELP` and that none is a summary.
 
 use std::time::Duration;
 
@@ -253,10 +254,20 @@ impl Metrics {
 
     /// The inbox feed's staleness and the live streams it serves.
     pub fn inbox_feed(&self, lag: Duration, streams: usize) {
-        self.record(|| {
-            gauge!("maestro_inbox_feed_lag_seconds").set(lag.as_secs_f64());
-            gauge!("maestro_inbox_streams_open").set(streams as f64);
-        });
+        self.set_gauge("maestro_inbox_feed_lag_seconds", lag.as_secs_f64());
+        self.set_gauge("maestro_inbox_streams_open", streams as f64);
+    }
+
+    /// Sets a gauge of [`FAMILIES`] that has no labels: a value measured elsewhere, such as a
+    /// lag, whether at each scrape (`telemetry::gauges`) or by the loop that knows it.
+    pub fn set_gauge(&self, name: &'static str, value: f64) {
+        debug_assert!(
+            FAMILIES
+                .iter()
+                .any(|f| f.name == name && f.kind == Kind::Gauge),
+            "{name} is not a gauge of FAMILIES"
+        );
+        self.record(|| gauge!(name).set(value));
     }
 
     /// The Prometheus text exposition of everything recorded so far, with the process metrics
@@ -276,5 +287,29 @@ impl Drop for Gauged<'_> {
     fn drop(&mut self) {
         let name = self.1;
         self.0.record(|| gauge!(name).decrement(1.0));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn families_are_named_once_and_by_the_conventions() {
+        for (index, family) in FAMILIES.iter().enumerate() {
+            assert!(family.name.starts_with("maestro_"), "{}", family.name);
+            assert!(!family.help.is_empty(), "{}", family.name);
+            let rest = &FAMILIES[index + 1..];
+            assert!(
+                rest.iter().all(|f| f.name != family.name),
+                "{} twice",
+                family.name
+            );
+            match family.kind {
+                Kind::Counter => assert!(family.name.ends_with("_total"), "{}", family.name),
+                Kind::Histogram => assert!(family.name.ends_with("_seconds"), "{}", family.name),
+                Kind::Gauge => assert!(!family.name.ends_with("_total"), "{}", family.name),
+            }
+        }
     }
 }

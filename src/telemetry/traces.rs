@@ -177,13 +177,14 @@ pub fn inject(span: &Span, headers: &mut HeaderMap) {
 }
 
 /// Marks `span` as failed (an answer the server could not give, a delivery that failed).
-pub fn set_error(span: &Span, description: impl Into<String>) {
+pub fn set_error(span: &Span, description: &str) {
     if enabled() {
-        span.set_status(Status::error(description.into()));
+        span.set_status(Status::error(description.to_owned()));
     }
 }
 
-/// Sets an attribute on the exported span only, not on the span's log fields.
+/// Sets an attribute on the exported span only, not on the span's log fields. (A value that
+/// costs something to make is made only when [`enabled`].)
 pub fn set_attribute(span: &Span, key: &'static str, value: impl Into<opentelemetry::Value>) {
     if enabled() {
         span.set_attribute(key, value);

@@ -53,8 +53,8 @@ impl DeliveryWorker {
                 Ok(signed) => signed,
                 Err(err) => return Sent::Impossible(err.to_string()),
             };
-        traces::set_attribute(span, "http.request.method", "POST");
-        if let Some(host) = target.host_str() {
+        if let Some(host) = target.host_str().filter(|_| traces::enabled()) {
+            traces::set_attribute(span, "http.request.method", "POST");
             traces::set_attribute(span, "server.address", host.to_owned());
         }
         let mut context = reqwest::header::HeaderMap::new();
