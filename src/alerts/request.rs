@@ -179,7 +179,7 @@ impl Fields<'_> {
 
 /// The JSON Pointer of a top-level field (RFC 6901 escaping).
 fn pointer(key: &str) -> String {
-    format!("/{}", key.replace('~', "~0").replace('/', "~1"))
+    format!("/{}", crate::input::pointer_token(key))
 }
 
 #[cfg(test)]

@@ -52,6 +52,15 @@ pub struct PartnerCaller {
     pub(super) partner: Arc<CachedPartner>,
 }
 
+impl PartnerCaller {
+    /// Clears the caller to submit, within its partner's rate limit (one request of its budget
+    /// is taken here).
+    pub fn admit(self) -> Result<Submitter> {
+        self.partner.admit()?;
+        Ok(Submitter { caller: self })
+    }
+}
+
 /// A partner caller cleared to submit (or withdraw, or preview) alerts: within its partner's
 /// rate limit, one request of which it has taken.
 pub struct Submitter {
@@ -79,12 +88,10 @@ impl AlertService {
         }
     }
 
-    /// Who may submit: the scope, a registered partner, the partner's rate limit (one request
-    /// of its budget is taken here).
+    /// Who may submit: the scope, a registered partner ([`AlertService::identify`]), then the
+    /// partner's rate limit ([`PartnerCaller::admit`]).
     pub async fn authorize(&self, principal: Principal) -> Result<Submitter> {
-        let caller = self.identify(principal).await?;
-        caller.partner.admit()?;
-        Ok(Submitter { caller })
+        self.identify(principal).await?.admit()
     }
 
     /// Who may read the partner's side (its templates): the scope and a registered partner,

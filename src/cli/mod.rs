@@ -94,7 +94,6 @@ pub enum Command {
 
 /// Runs a command; errors are printed to stderr with a non-zero exit.
 pub fn run(cli: Cli) -> ExitCode {
-    let _log_flush = crate::telemetry::init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -105,7 +104,23 @@ pub fn run(cli: Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(dispatch(cli.command)) {
+    // Only the server exports traces; the other commands are short and their work is logged.
+    let traces = match &cli.command {
+        Command::Serve(_) => crate::telemetry::traces::Traces::from_env(runtime.handle().clone()),
+        _ => Ok(None),
+    };
+    let traces = match traces {
+        Ok(traces) => traces,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let telemetry = crate::telemetry::init(traces);
+    let outcome = runtime.block_on(dispatch(cli.command));
+    // The last spans are sent on the runtime, so before it stops.
+    drop(telemetry);
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");

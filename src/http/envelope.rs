@@ -1,6 +1,10 @@
 //! What every response shares, errors and 404/405 included: the correlation id, the JSON content
 //! type with its charset, `Cache-Control`, request metrics, and a log span carrying the
-//! correlation id. Also the load shedding of the API routes ([`Admission`]).
+//! correlation id (the exported trace's server span, continuing the caller's `traceparent`).
+//! Also the load shedding of the API routes ([`Admission`]).
+//!
+//! The correlation id stays hand-written rather than tower-http's request-id layer: that layer
+//! keeps whatever value the caller sent, and the rule here is to keep it only when it is a UUID.
 
 use std::{
     sync::{Arc, Mutex},
@@ -9,7 +13,7 @@ use std::{
 
 use axum::{
     extract::{MatchedPath, Request, State},
-    http::{HeaderName, HeaderValue, header},
+    http::{HeaderName, HeaderValue, header, request::Parts},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -17,7 +21,12 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::{App, error::Error, error::ErrorCode};
+use crate::{
+    App,
+    auth::Principal,
+    error::{Error, ErrorCode},
+    telemetry::{self, traces},
+};
 
 pub const CORRELATION_HEADER: HeaderName = HeaderName::from_static("concur-correlationid");
 const JSON_UTF8: &str = "application/json;charset=UTF-8";
@@ -64,6 +73,44 @@ impl Admission {
     }
 }
 
+/// What the extractors learn of the caller, for the envelope's log line and metrics: the
+/// partner its token names, and whether that partner is registered. Only a registered partner
+/// labels metrics, so that the label has no more values than there are partners.
+#[derive(Clone, Default)]
+pub struct CallerNote(Arc<Mutex<NotedCaller>>);
+
+#[derive(Default)]
+struct NotedCaller {
+    partner: Option<String>,
+    registered: bool,
+}
+
+impl CallerNote {
+    fn update(parts: &Parts, change: impl FnOnce(&mut NotedCaller)) {
+        if let Some(note) = parts.extensions.get::<CallerNote>() {
+            change(&mut note.0.lock().expect("caller note poisoned"));
+        }
+    }
+
+    /// The partner named by the request's token has been found in the catalogue.
+    pub fn partner_registered(parts: &Parts) {
+        CallerNote::update(parts, |noted| noted.registered = noted.partner.is_some());
+    }
+
+    fn take(&self) -> NotedCaller {
+        std::mem::take(&mut self.0.lock().expect("caller note poisoned"))
+    }
+}
+
+/// Verifies a request's token (see `App::authenticate`) and notes the partner it names.
+pub fn authenticate(app: &App, parts: &Parts, token: &str) -> Result<Principal, Error> {
+    let principal = app.authenticate(token)?;
+    if let Some(partner) = &principal.app_id {
+        CallerNote::update(parts, |noted| noted.partner = Some(partner.clone()));
+    }
+    Ok(principal)
+}
+
 pub async fn envelope(State(app): State<Arc<App>>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     // The caller's id is kept only when it is a valid UUID, so logs cannot be forged through it.
@@ -83,7 +130,19 @@ pub async fn envelope(State(app): State<Arc<App>>, mut request: Request, next: N
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = request.method().as_str().to_owned();
-    let span = tracing::info_span!("request", correlation_id = %correlation_id, %method, %route);
+    let span = match traces::enabled() {
+        true => {
+            let span = tracing::info_span!("request", correlation_id = %correlation_id, %method,
+                %route, otel.name = %format_args!("{method} {route}"), otel.kind = "server");
+            traces::continue_from(&span, request.headers());
+            traces::set_attribute(&span, "http.request.method", method.clone());
+            traces::set_attribute(&span, "http.route", route.clone());
+            span
+        }
+        false => tracing::info_span!("request", correlation_id = %correlation_id, %method, %route),
+    };
+    let note = CallerNote::default();
+    request.extensions_mut().insert(note.clone());
 
     let mut response = async {
         if let Some(oversized) = super::server::oversized_head(&request) {
@@ -112,6 +171,15 @@ pub async fn envelope(State(app): State<Arc<App>>, mut request: Request, next: N
     let elapsed = started.elapsed();
     app.metrics
         .request_finished(&method, &route, status, elapsed);
+    let caller = note.take();
+    let code = response
+        .extensions()
+        .get::<ErrorCode>()
+        .map(|code| code.as_str());
+    let metric_partner = match caller.registered {
+        true => caller.partner.as_deref().unwrap_or_default(),
+        false => "",
+    };
     let operation = match (method.as_str(), route.as_str()) {
         (_, "/maestro/v4/alerts/preview") => Some("preview"),
         ("POST", _) => Some("create"),
@@ -120,16 +188,24 @@ pub async fn envelope(State(app): State<Arc<App>>, mut request: Request, next: N
         _ => None,
     };
     if let Some(operation) = operation.filter(|_| route.starts_with("/maestro/v4/alerts")) {
-        match response.extensions().get::<ErrorCode>() {
-            Some(code) => app.metrics.alert_rejected(operation, code.as_str()),
-            None if response.status().is_success() => app.metrics.alert_accepted(operation),
+        match code {
+            Some(code) => app.metrics.alert_rejected(operation, code, metric_partner),
+            None if response.status().is_success() => {
+                app.metrics.alert_accepted(operation, metric_partner)
+            }
             None => {}
         }
+    }
+    traces::set_attribute(&span, "http.response.status_code", i64::from(status));
+    if status >= 500 {
+        traces::set_error(&span, code.unwrap_or("server error"));
     }
     span.in_scope(|| {
         tracing::info!(
             status,
-            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            latency_ms = telemetry::millis(elapsed),
+            error_code = code,
+            partner = caller.partner.as_deref(),
             "request finished"
         )
     });

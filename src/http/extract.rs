@@ -12,7 +12,7 @@ use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::envelope::Admission;
+use super::envelope::{Admission, CallerNote, authenticate};
 use crate::{
     App,
     alerts::{PartnerCaller, Submitter},
@@ -31,7 +31,7 @@ impl FromRequestParts<Arc<App>> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Error> {
         let token = bearer_token(parts, &["Bearer"])?;
-        Ok(Caller(app.authenticate(token)?))
+        Ok(Caller(authenticate(app, parts, token)?))
     }
 }
 
@@ -44,7 +44,9 @@ impl FromRequestParts<Arc<App>> for AlertSubmitter {
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Error> {
         let Caller(principal) = Caller::from_request_parts(parts, app).await?;
-        Ok(AlertSubmitter(app.alerts.authorize(principal).await?))
+        let caller = app.alerts.identify(principal).await?;
+        CallerNote::partner_registered(parts);
+        Ok(AlertSubmitter(caller.admit()?))
     }
 }
 
@@ -57,7 +59,9 @@ impl FromRequestParts<Arc<App>> for PartnerReader {
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Error> {
         let Caller(principal) = Caller::from_request_parts(parts, app).await?;
-        Ok(PartnerReader(app.alerts.identify(principal).await?))
+        let caller = app.alerts.identify(principal).await?;
+        CallerNote::partner_registered(parts);
+        Ok(PartnerReader(caller))
     }
 }
 
@@ -254,7 +258,7 @@ impl FromRequestParts<Arc<App>> for InboxViewer {
 /// The verified token of an inbox request: the bearer header, or the page's cookie.
 fn inbox_principal(parts: &Parts, app: &App) -> Result<Principal, Error> {
     if parts.headers.contains_key(header::AUTHORIZATION) {
-        return app.authenticate(bearer_token(parts, &["Bearer"])?);
+        return authenticate(app, parts, bearer_token(parts, &["Bearer"])?);
     }
     let Some(token) = cookie(parts, login::COOKIE) else {
         return Err(Error::unauthenticated(
@@ -271,7 +275,7 @@ fn inbox_principal(parts: &Parts, app: &App) -> Result<Principal, Error> {
             "A change made with the inbox cookie needs the X-Requested-With: maestro-inbox header.",
         ));
     }
-    app.authenticate(token)
+    authenticate(app, parts, token)
 }
 
 /// The value of the cookie `name`, if the request carries it.

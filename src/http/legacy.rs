@@ -109,8 +109,7 @@ impl FromRequestParts<Arc<App>> for LegacyCaller {
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, XmlError> {
         let token =
             bearer_token(parts, &["OAuth", "Bearer"]).map_err(|e| XmlError::new(e, parts))?;
-        let principal = app
-            .authenticate(token)
+        let principal = super::envelope::authenticate(app, parts, token)
             .map_err(|e| XmlError::new(e, parts))?;
         Ok(LegacyCaller(principal))
     }

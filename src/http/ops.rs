@@ -37,8 +37,9 @@ pub async fn jwks(State(app): State<Arc<App>>) -> impl IntoResponse {
     Json(app.keyring.public_jwks().as_ref().clone())
 }
 
-/// Prometheus text exposition.
+/// Prometheus text exposition, with the scrape-time gauges read now.
 pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
+    crate::telemetry::gauges::sample(&app).await;
     (
         [(
             header::CONTENT_TYPE,

@@ -36,6 +36,9 @@ pub struct InboxFeed {
     poll_interval: Duration,
     gap_grace: Duration,
     closed: watch::Sender<bool>,
+    /// When the latest pass that read the outbox to its head began: every event committed
+    /// before then has been handed out (or awaits a late commit below it).
+    caught_up: std::sync::Mutex<Instant>,
 }
 
 /// What a stream listens to: the events, and the end of the feed (shutdown).
@@ -60,6 +63,7 @@ impl InboxFeed {
             poll_interval,
             gap_grace,
             closed: watch::channel(false).0,
+            caught_up: std::sync::Mutex::new(Instant::now()),
         }))
     }
 
@@ -82,8 +86,26 @@ impl InboxFeed {
         self.closed.send_replace(true);
     }
 
+    /// How long ago the latest pass that reached the head of the outbox began: how stale a
+    /// live stream may be (a poll interval when all is well, more when the database fails).
+    pub fn lag(&self) -> Duration {
+        self.caught_up.lock().expect("feed lock poisoned").elapsed()
+    }
+
+    /// The live streams listening (each holds one receiver).
+    pub fn streams(&self) -> usize {
+        self.sender.receiver_count()
+    }
+
     /// One pass: hands out the events committed since the last pass. Returns how many.
     pub async fn run_once(&self) -> StoreResult<usize> {
+        let started = Instant::now();
+        let handed_out = self.read_to_head().await?;
+        *self.caught_up.lock().expect("feed lock poisoned") = started;
+        Ok(handed_out)
+    }
+
+    async fn read_to_head(&self) -> StoreResult<usize> {
         let mut cursor = self.cursor.lock().await;
         if self.sender.receiver_count() == 0 {
             cursor.skip_to(self.store.outbox_head().await?);

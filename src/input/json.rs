@@ -69,7 +69,7 @@ impl Refusal {
         let mut pointer = base.to_owned();
         for segment in self.segments.iter().rev() {
             pointer.push('/');
-            pointer.push_str(&segment.replace('~', "~0").replace('/', "~1"));
+            pointer.push_str(&super::pointer_token(segment));
         }
         pointer
     }

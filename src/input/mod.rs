@@ -10,5 +10,30 @@
 pub mod json;
 pub mod text;
 
+use std::borrow::Cow;
+
 pub use json::{JsonDocument, read_json};
 pub use text::{forbidden_char, xml_text};
+
+/// A member name as one JSON Pointer reference token (RFC 6901: `~` as `~0`, then `/` as `~1`),
+/// the one way every problem's pointer is written.
+pub fn pointer_token(name: &str) -> Cow<'_, str> {
+    match name.contains(['~', '/']) {
+        true => Cow::Owned(name.replace('~', "~0").replace('/', "~1")),
+        false => Cow::Borrowed(name),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pointer_tokens_escape_tilde_before_slash() {
+        assert_eq!(super::pointer_token("a/b~c"), "a~1b~0c");
+        assert_eq!(
+            super::pointer_token("~1"),
+            "~01",
+            "not read back as a slash"
+        );
+        assert_eq!(super::pointer_token("plain"), "plain");
+    }
+}

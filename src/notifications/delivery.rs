@@ -14,6 +14,7 @@
 //! what the tests drive, with a `now` of their choosing, instead of waiting for a timer.
 
 mod in_flight;
+mod postback;
 
 use std::{
     sync::Arc,
@@ -22,23 +23,21 @@ use std::{
 
 use time::OffsetDateTime;
 use tokio::sync::{Notify, watch};
-use url::Url;
+use tracing::{Instrument, Span};
 
-use self::in_flight::{Ended, InFlight, idle_wait};
+use self::{
+    in_flight::{Ended, InFlight, idle_wait},
+    postback::Sent,
+};
 use super::{
-    document,
     egress::{self, EgressPolicy},
-    retry::{RetrySchedule, Verdict, next_delay, parse_retry_after},
-    signature,
+    retry::{RetrySchedule, Verdict, next_delay},
 };
 use crate::{
     clock::Clock,
     store::{AttemptRecord, ClaimedDelivery, DeliveryNext, DynStore},
-    telemetry::Metrics,
+    telemetry::{self, Metrics, traces},
 };
-
-/// The start of a partner's answer kept with an attempt.
-const RESPONSE_EXCERPT_BYTES: usize = 1024;
 
 #[derive(Clone, Debug)]
 pub struct DeliveryConfig {
@@ -73,19 +72,6 @@ pub struct DeliveryWorker {
 pub struct Pass {
     pub attempted: usize,
     pub delivered: usize,
-}
-
-/// How a request ended, before the verdict.
-enum Sent {
-    Answered {
-        status: u16,
-        retry_after: Option<Duration>,
-        excerpt: String,
-    },
-    /// No answer: timeout or connection trouble, worth retrying.
-    Unreachable(String),
-    /// Can never work as configured: no or unusable URL or secret, refused address.
-    Impossible(String),
 }
 
 impl DeliveryWorker {
@@ -223,8 +209,17 @@ impl DeliveryWorker {
         started_at: OffsetDateTime,
     ) -> anyhow::Result<DeliveryNext> {
         let number = delivery.attempts + 1;
+        // The exported client span of the postback, whose context the request carries
+        // (`traceparent`); none at all when traces are not exported.
+        let span = match traces::enabled() {
+            true => {
+                tracing::info_span!("delivery attempt", otel.name = "POST", otel.kind = "client",
+                delivery = %delivery.id, partner = %delivery.partner_id, attempt = number)
+            }
+            false => Span::none(),
+        };
         let clock = Instant::now();
-        let sent = self.send(&delivery).await;
+        let sent = self.send(&delivery, &span).instrument(span.clone()).await;
         let elapsed = clock.elapsed();
         let (verdict, status_code, error, excerpt, retry_after) = match sent {
             Sent::Answered {
@@ -268,14 +263,21 @@ impl DeliveryWorker {
                 }
             }
         };
-        self.metrics.delivery_attempted(outcome.as_str(), elapsed);
+        self.metrics
+            .delivery_attempted(&delivery.partner_id, outcome.as_str(), elapsed);
+        if let Some(status) = status_code {
+            traces::set_attribute(&span, "http.response.status_code", status);
+        }
+        if let (Verdict::Retry | Verdict::Failed | Verdict::Gone, Some(error)) = (outcome, &error) {
+            traces::set_error(&span, error);
+        }
         tracing::info!(
             delivery = %delivery.id,
             partner = %delivery.partner_id,
             attempt = number,
             outcome = outcome.as_str(),
             status = status_code,
-            latency_ms = elapsed.as_millis() as u64,
+            latency_ms = telemetry::millis(elapsed),
             "delivery attempt"
         );
         let record = AttemptRecord {
@@ -296,102 +298,4 @@ impl DeliveryWorker {
         }
         Ok(next)
     }
-
-    async fn send(&self, delivery: &ClaimedDelivery) -> Sent {
-        let Some(url) = delivery.postback_url.as_deref() else {
-            return Sent::Impossible("the partner has no postback URL".to_owned());
-        };
-        let Ok(url) = Url::parse(url) else {
-            return Sent::Impossible("the partner's postback URL does not parse".to_owned());
-        };
-        if let Some(refused) = self.refused_literal(&url) {
-            return Sent::Impossible(refused.to_string());
-        }
-        let target = document::postback_target(&url, &delivery.partner_id, &delivery.event);
-        let body = document::notification(&self.config.public_url, &delivery.event);
-        // The wall clock, not the app's: partners check it against theirs.
-        let timestamp = OffsetDateTime::now_utc().unix_timestamp();
-        // The new secret first; the previous one while its grace period lasts.
-        let secrets: Vec<&str> = std::iter::once(delivery.postback_secret.as_str())
-            .chain(delivery.previous_postback_secret.as_deref())
-            .collect();
-        let signed =
-            match signature::sign_with_each(&secrets, &delivery.id, timestamp, body.as_bytes()) {
-                Ok(signed) => signed,
-                Err(err) => return Sent::Impossible(err.to_string()),
-            };
-        let request = self
-            .client
-            .post(target)
-            .header(reqwest::header::CONTENT_TYPE, "application/xml")
-            .header("webhook-id", signed.id)
-            .header("webhook-timestamp", signed.timestamp)
-            .header("webhook-signature", signed.signature)
-            .body(body);
-        match request.send().await {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                let retry_after = response
-                    .headers()
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|value| value.to_str().ok())
-                    .and_then(|value| parse_retry_after(value, timestamp));
-                Sent::Answered {
-                    status,
-                    retry_after,
-                    excerpt: excerpt(response).await,
-                }
-            }
-            Err(err) => match egress::refusal(&err) {
-                Some(refused) => Sent::Impossible(refused.to_string()),
-                None if err.is_timeout() => Sent::Unreachable(format!(
-                    "no answer within {:?}",
-                    self.config.request_timeout
-                )),
-                None => Sent::Unreachable(describe(&err)),
-            },
-        }
-    }
-
-    /// A URL naming an IP address directly is checked here: no resolver sees it.
-    fn refused_literal(&self, url: &Url) -> Option<egress::Refused> {
-        let address: std::net::IpAddr = match url.host()? {
-            url::Host::Ipv4(v4) => v4.into(),
-            url::Host::Ipv6(v6) => v6.into(),
-            url::Host::Domain(_) => return None,
-        };
-        self.config
-            .policy
-            .check(&address.to_string(), address)
-            .err()
-    }
-}
-
-/// The start of the answer, without reading a large body to its end.
-async fn excerpt(mut response: reqwest::Response) -> String {
-    let mut kept = Vec::new();
-    while kept.len() < RESPONSE_EXCERPT_BYTES {
-        match response.chunk().await {
-            Ok(Some(chunk)) => kept.extend_from_slice(&chunk),
-            _ => break,
-        }
-    }
-    kept.truncate(RESPONSE_EXCERPT_BYTES);
-    String::from_utf8_lossy(&kept).into_owned()
-}
-
-/// A transport error in a line, its causes included (reqwest's own text is terse).
-fn describe(err: &reqwest::Error) -> String {
-    let mut text = if err.is_connect() {
-        "could not connect".to_owned()
-    } else {
-        "the request failed".to_owned()
-    };
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

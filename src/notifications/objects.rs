@@ -108,7 +108,7 @@ fn check(value: &Value, pointer: &str, depth: usize, problems: &mut Vec<Problem>
     match value {
         Value::Object(map) => {
             for (key, child) in map {
-                let at = format!("{pointer}/{}", key.replace('~', "~0").replace('/', "~1"));
+                let at = format!("{pointer}/{}", crate::input::pointer_token(key));
                 if !is_xml_name(key) {
                     problems.push(Problem::at(
                         ErrorCode::InvalidField,

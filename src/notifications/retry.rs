@@ -94,24 +94,16 @@ impl Verdict {
 }
 
 /// `Retry-After` as seconds or an HTTP date, relative to `now` (unix seconds); `None` when absent,
-/// unreadable, or in the past.
+/// unreadable, or in the past. Dates are read by `httpdate` in the three forms RFC 9110 has
+/// recipients accept (IMF-fixdate, RFC 850, asctime).
 pub fn parse_retry_after(value: &str, now_unix: i64) -> Option<Duration> {
     let value = value.trim();
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
     }
-    let at = httpdate(value)?;
+    let at = httpdate::parse_http_date(value).ok()?;
+    let at = i64::try_from(at.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs()).ok()?;
     u64::try_from(at - now_unix).ok().map(Duration::from_secs)
-}
-
-/// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the form HTTP requires senders to use.
-fn httpdate(value: &str) -> Option<i64> {
-    let format = time::macros::format_description!(
-        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
-    );
-    time::PrimitiveDateTime::parse(value, format)
-        .ok()
-        .map(|at| at.assume_utc().unix_timestamp())
 }
 
 /// The wait before the next attempt: the partner's `Retry-After` when it gave one (capped at
@@ -191,6 +183,14 @@ mod tests {
             parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", 784_111_800),
             None
         );
+        // The obsolete forms a recipient must still accept.
+        for obsolete in ["Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994"] {
+            assert_eq!(
+                parse_retry_after(obsolete, 784_111_700),
+                Some(Duration::from_secs(77)),
+                "{obsolete}"
+            );
+        }
         assert_eq!(parse_retry_after("later", 0), None);
     }
 

@@ -6,7 +6,10 @@ use jsonschema::{Validator, error::ValidationErrorKind};
 use serde_json::Value;
 
 use super::UrlPolicy;
-use crate::error::{ErrorCode, Problem};
+use crate::{
+    error::{ErrorCode, Problem},
+    input::pointer_token,
+};
 
 /// The JSON Schema `format` a template uses for a link or image URL: checked against the
 /// partner's [`UrlPolicy`].
@@ -51,7 +54,7 @@ pub fn report_violations(
                 let name = property.as_str().unwrap_or_default();
                 Problem::at(
                     ErrorCode::SchemaViolation,
-                    format!("{field}/{}", escape(name)),
+                    format!("{field}/{}", pointer_token(name)),
                     format!("{name} is required."),
                 )
             }
@@ -59,14 +62,14 @@ pub fn report_violations(
                 for name in unexpected.iter().skip(1) {
                     problems.push(Problem::at(
                         ErrorCode::SchemaViolation,
-                        format!("{field}/{}", escape(name)),
+                        format!("{field}/{}", pointer_token(name)),
                         format!("{name} is not a field this template knows."),
                     ));
                 }
                 let first = unexpected.first().map(String::as_str).unwrap_or_default();
                 Problem::at(
                     ErrorCode::SchemaViolation,
-                    format!("{field}/{}", escape(first)),
+                    format!("{field}/{}", pointer_token(first)),
                     format!("{first} is not a field this template knows."),
                 )
             }
@@ -83,10 +86,6 @@ pub fn report_violations(
         };
         problems.push(problem);
     }
-}
-
-fn escape(name: &str) -> String {
-    name.replace('~', "~0").replace('/', "~1")
 }
 
 /// A message cut to [`MAX_MESSAGE_CHARS`]: a schema error may quote the document.

@@ -208,6 +208,8 @@ pub trait Store: AppCenterStore + Send + Sync + 'static {
     async fn release_claims(&self) -> StoreResult<u64>;
     /// When the next pending delivery falls due, if any is pending.
     async fn next_delivery_due(&self) -> StoreResult<Option<time::OffsetDateTime>>;
+    /// Every registered partner's backlog, those with none included (index ranges only).
+    async fn delivery_backlog(&self) -> StoreResult<Vec<DeliveryBacklog>>;
     async fn deliveries(&self, filter: &DeliveryFilter) -> StoreResult<Vec<DeliverySummary>>;
     /// A delivery with every attempt, oldest first.
     async fn delivery(

@@ -319,6 +319,15 @@ impl std::fmt::Debug for ClaimedDelivery {
     }
 }
 
+/// A partner's deliveries still to make (pending, claimed or not), for the metrics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryBacklog {
+    pub partner_id: String,
+    pub pending: i64,
+    /// When the longest-waiting of them fell (or falls) due; `None` without any.
+    pub oldest_next_attempt: Option<OffsetDateTime>,
+}
+
 /// One attempt to deliver, as the worker saw it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AttemptRecord {

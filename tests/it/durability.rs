@@ -139,7 +139,7 @@ async fn an_acknowledged_alert_survives_kill_9() {
 }
 
 /// A server process that is SIGKILLed when dropped (unless taken out first).
-struct KillOnDrop(Option<Child>);
+pub(crate) struct KillOnDrop(pub Option<Child>);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {

@@ -146,9 +146,10 @@ async fn metrics_count_requests_latencies_and_alert_outcomes() {
     for line in [
         r#"maestro_http_requests_total{method="POST",route="/maestro/v4/alerts",status="200"} 1"#,
         r#"maestro_http_requests_total{method="POST",route="/maestro/v4/alerts",status="400"} 1"#,
-        r#"maestro_alerts_accepted_total{operation="create"} 1"#,
-        r#"maestro_alerts_rejected_total{operation="create",code="MISSING_FIELD"} 1"#,
-        r#"maestro_alerts_rejected_total{operation="create",code="INVALID_TOKEN"} 1"#,
+        r#"maestro_alerts_accepted_total{operation="create",partner="groundspan"} 1"#,
+        r#"maestro_alerts_rejected_total{operation="create",code="MISSING_FIELD",partner="groundspan"} 1"#,
+        // No token verified, so no partner to label it with.
+        r#"maestro_alerts_rejected_total{operation="create",code="INVALID_TOKEN",partner=""} 1"#,
         r#"maestro_http_request_duration_seconds_count{method="POST",route="/maestro/v4/alerts"} 3"#,
     ] {
         assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");

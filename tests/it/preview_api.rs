@@ -175,13 +175,13 @@ async fn a_preview_is_authorised_like_a_post_and_counts_against_the_rate_limit(b
     assert!(
         metrics
             .lines()
-            .any(|l| l.starts_with(r#"maestro_alerts_accepted_total{operation="preview"}"#)),
+            .any(|l| l.starts_with(r#"maestro_alerts_accepted_total{operation="preview","#)),
         "{metrics}"
     );
     assert!(
         !metrics
             .lines()
-            .any(|l| l.starts_with(r#"maestro_alerts_accepted_total{operation="create"}"#)),
+            .any(|l| l.starts_with(r#"maestro_alerts_accepted_total{operation="create","#)),
         "{metrics}"
     );
 }

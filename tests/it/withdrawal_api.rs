@@ -100,7 +100,7 @@ async fn a_withdrawal_answers_withdrawn_and_a_repeat_answers_the_same(backend: B
         [EVENT_ALERT_CREATED, EVENT_ALERT_WITHDRAWN],
         "one event, none for the repeat"
     );
-    let metric = r#"maestro_alerts_accepted_total{operation="withdraw"} 2"#;
+    let metric = r#"maestro_alerts_accepted_total{operation="withdraw",partner="groundspan"} 2"#;
     assert!(t.metrics().await.lines().any(|l| l == metric), "{metric}");
 }
 

@@ -11,7 +11,8 @@ use time::OffsetDateTime;
 
 use crate::store::{
     AttemptRecord, ClaimedDelivery, CompanyEventRecord, DELIVERY_DELIVERED, DELIVERY_FAILED,
-    DELIVERY_PENDING, DeliveryFilter, DeliveryNext, DeliverySummary, ReplayOutcome,
+    DELIVERY_PENDING, DeliveryBacklog, DeliveryFilter, DeliveryNext, DeliverySummary,
+    ReplayOutcome,
 };
 
 /// Serialises delivery claims across instances (an arbitrary, fixed lock id; see `claim`).
@@ -174,6 +175,26 @@ pub(super) async fn next_due(pool: &PgPool) -> Result<Option<OffsetDateTime>, sq
     )
     .fetch_one(pool)
     .await
+}
+
+pub(super) async fn backlog(pool: &PgPool) -> Result<Vec<DeliveryBacklog>, sqlx::Error> {
+    // Per partner, an index range of `deliveries_due_by_partner`.
+    let rows = sqlx::query(
+        "SELECT p.id, count(d.id) AS pending, min(d.next_attempt_at) AS oldest FROM partners p \
+         LEFT JOIN deliveries d ON d.partner_id = p.id AND d.status = 'pending' \
+         GROUP BY p.id ORDER BY p.id",
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(DeliveryBacklog {
+                partner_id: row.try_get("id")?,
+                pending: row.try_get("pending")?,
+                oldest_next_attempt: row.try_get("oldest")?,
+            })
+        })
+        .collect()
 }
 
 const SUMMARY: &str = "SELECT d.id, d.event_id, d.partner_id, e.company_id, e.object_type, \

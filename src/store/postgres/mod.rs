@@ -35,8 +35,8 @@ use super::{
     Subscription, TemplateRecord, UpdateOutcome, WithdrawOutcome, WithdrawTarget, migrations,
     secrets::{Column, Secrets},
     types::{
-        AttemptRecord, ClaimedDelivery, DeliveryFilter, DeliveryNext, DeliveryRecord,
-        DeliverySummary, NewCompanyEvent, ReplayOutcome, SnapshotKey,
+        AttemptRecord, ClaimedDelivery, DeliveryBacklog, DeliveryFilter, DeliveryNext,
+        DeliveryRecord, DeliverySummary, NewCompanyEvent, ReplayOutcome, SnapshotKey,
     },
 };
 use crate::config::DatabaseArgs;
@@ -393,6 +393,10 @@ impl Store for PostgresStore {
 
     async fn next_delivery_due(&self) -> StoreResult<Option<time::OffsetDateTime>> {
         self.timed(deliveries::next_due(&self.pool)).await
+    }
+
+    async fn delivery_backlog(&self) -> StoreResult<Vec<DeliveryBacklog>> {
+        self.timed(deliveries::backlog(&self.pool)).await
     }
 
     async fn deliveries(&self, filter: &DeliveryFilter) -> StoreResult<Vec<DeliverySummary>> {

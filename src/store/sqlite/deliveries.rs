@@ -10,7 +10,8 @@ use time::OffsetDateTime;
 use super::rows::{from_millis, millis, parse_ts, ts};
 use crate::store::{
     AttemptRecord, ClaimedDelivery, CompanyEventRecord, DELIVERY_DELIVERED, DELIVERY_FAILED,
-    DELIVERY_PENDING, DeliveryFilter, DeliveryNext, DeliverySummary, ReplayOutcome,
+    DELIVERY_PENDING, DeliveryBacklog, DeliveryFilter, DeliveryNext, DeliverySummary,
+    ReplayOutcome,
 };
 
 /// Claims the oldest due deliveries, partner by partner within each one's free room (its limit
@@ -163,6 +164,24 @@ pub(super) fn next_due(db: &Connection) -> rusqlite::Result<Option<OffsetDateTim
         )?
         .query_row([], |row| row.get(0))?;
     ms.map(from_millis).transpose()
+}
+
+pub(super) fn backlog(db: &Connection) -> rusqlite::Result<Vec<DeliveryBacklog>> {
+    // Per partner, an index range of `deliveries_due_by_partner`.
+    let mut statement = db.prepare_cached(
+        "SELECT p.id, count(d.id), min(d.next_attempt_ms) FROM partners p \
+         LEFT JOIN deliveries d ON d.partner_id = p.id AND d.status = 'pending' \
+         GROUP BY p.id ORDER BY p.id",
+    )?;
+    let rows = statement.query_map([], |row| {
+        let oldest: Option<i64> = row.get(2)?;
+        Ok(DeliveryBacklog {
+            partner_id: row.get(0)?,
+            pending: row.get(1)?,
+            oldest_next_attempt: oldest.map(from_millis).transpose()?,
+        })
+    })?;
+    rows.collect()
 }
 
 const SUMMARY: &str = "SELECT d.id, d.event_id, d.partner_id, e.company_id, e.object_type, \

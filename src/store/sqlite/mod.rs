@@ -48,8 +48,8 @@ use super::{
     Subscription, TemplateRecord, UpdateOutcome, WithdrawOutcome, WithdrawTarget,
     secrets::{Column, Secrets},
     types::{
-        AttemptRecord, ClaimedDelivery, DeliveryFilter, DeliveryNext, DeliveryRecord,
-        DeliverySummary, NewCompanyEvent, ReplayOutcome, SnapshotKey,
+        AttemptRecord, ClaimedDelivery, DeliveryBacklog, DeliveryFilter, DeliveryNext,
+        DeliveryRecord, DeliverySummary, NewCompanyEvent, ReplayOutcome, SnapshotKey,
     },
 };
 
@@ -399,6 +399,10 @@ impl Store for SqliteStore {
 
     async fn next_delivery_due(&self) -> StoreResult<Option<time::OffsetDateTime>> {
         self.readers.read(deliveries::next_due).await
+    }
+
+    async fn delivery_backlog(&self) -> StoreResult<Vec<DeliveryBacklog>> {
+        self.readers.read(deliveries::backlog).await
     }
 
     async fn deliveries(&self, filter: &DeliveryFilter) -> StoreResult<Vec<DeliverySummary>> {

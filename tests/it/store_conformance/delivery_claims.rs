@@ -12,6 +12,7 @@ use crate::helpers::Backend;
 crate::on_both_backends!(
     a_partner_holds_at_most_its_limit_of_live_claims,
     the_oldest_due_come_first_whatever_the_partner,
+    the_backlog_counts_each_partners_pending_deliveries,
 );
 
 const LEASE: Duration = Duration::seconds(60);
@@ -141,4 +142,40 @@ async fn the_oldest_due_come_first_whatever_the_partner(backend: Backend) {
     assert_eq!(claimed.len(), 3);
     assert!(older.iter().all(|id| claimed.iter().any(|d| &d.id == id)));
     assert_eq!(of(&claimed, "newer"), 1);
+}
+
+/// The metrics' backlog: every partner, those owed nothing included; claimed deliveries still
+/// count (they are not delivered yet), ended ones do not.
+async fn the_backlog_counts_each_partners_pending_deliveries(backend: Backend) {
+    let (store, _db) = open(backend).await;
+    let t0 = datetime!(2026-11-24 10:00:00 UTC);
+    owed(&store, "busy", "itinerary", 3, t0 - Duration::minutes(2)).await;
+    owed(&store, "idle", "profile", 0, t0).await;
+    let claimed = store
+        .claim_deliveries("w", t0, t0 + LEASE, 2, 10)
+        .await
+        .unwrap();
+    let attempt = AttemptRecord {
+        attempt: 1,
+        started_at: t0,
+        duration_ms: 12,
+        status_code: Some(200),
+        error: None,
+        response_body: None,
+        outcome: "delivered".into(),
+    };
+    let delivered = &claimed[0].id;
+    assert!(
+        store
+            .finish_attempt("w", delivered, &attempt, DeliveryNext::Delivered)
+            .await
+            .unwrap()
+    );
+    let backlog = store.delivery_backlog().await.unwrap();
+    let of = |partner: &str| backlog.iter().find(|b| b.partner_id == partner).cloned();
+    let busy = of("busy").expect("a partner owed deliveries is listed");
+    assert_eq!(busy.pending, 2, "one delivered, one claimed, one waiting");
+    assert_eq!(busy.oldest_next_attempt, Some(t0 - Duration::minutes(2)));
+    let idle = of("idle").expect("a partner owed nothing is listed too");
+    assert_eq!((idle.pending, idle.oldest_next_attempt), (0, None));
 }
