@@ -266,6 +266,8 @@ impl Server {
         let mut child = Command::new(binary)
             .args(["serve", "--listen", "127.0.0.1:0", "--database-url", url])
             .env("MAESTRO_MASTER_KEY", master_key)
+            // No load balancer to drain: stop at once (a variable, which older builds ignore).
+            .env("MAESTRO_DRAIN_DELAY", "0s")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()?;

@@ -1,7 +1,14 @@
 //! Building the application from settings, and serving it on a listener until a shutdown signal.
 //! Tests use the same two calls with a port-0 listener.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use tokio::{net::TcpListener, sync::Semaphore};
 
@@ -54,13 +61,18 @@ pub struct App {
     pub grants: Grants,
     /// Tokens refused after the fact; its loop runs with the API.
     pub revocations: Arc<Revocations>,
+    /// Set on a shutdown signal: `/readyz` answers 503 from then on while requests are still
+    /// served, for `drain_delay`, so that load balancers stop routing here first.
+    pub draining: AtomicBool,
+    /// Ends the drain before its delay (a second signal).
+    drain_cut: tokio::sync::Notify,
 }
 
 impl App {
     /// Opens (creating and migrating) the database, imports the bundled partners into an empty
     /// one, and loads the signing keys (generating the first).
     pub async fn open(settings: Settings) -> anyhow::Result<Arc<App>> {
-        let store = open_store(&settings.database).await?;
+        let store = open_store(&settings.database, store::Open::CreateIfMissing).await?;
         let clock = Arc::new(Clock::system());
         // A worker instance verifies no token: it neither reads nor fetches the issuers' keys.
         let issuers = match settings.role.serves_api() {
@@ -146,11 +158,23 @@ impl App {
             store,
             keyring,
             catalog,
+            draining: AtomicBool::new(false),
+            drain_cut: tokio::sync::Notify::new(),
         }))
     }
 }
 
 impl App {
+    /// Whether the instance is draining (see `draining`).
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Cuts a drain under way (or the next one) short: the shutdown goes on at once.
+    pub fn end_drain(&self) {
+        self.drain_cut.notify_one();
+    }
+
     /// The caller a bearer token speaks for: verified by the key ring, and not revoked since.
     pub fn authenticate(&self, token: &str) -> crate::error::Result<Principal> {
         let principal = self.keyring.verify(token)?;
@@ -175,8 +199,11 @@ async fn refresh_keys(app: Arc<App>, mut stop: tokio::sync::watch::Receiver<bool
 }
 
 /// The store with its schema current and, if it has no partner yet, the bundled ones.
-pub async fn open_store(database: &crate::config::DatabaseArgs) -> anyhow::Result<DynStore> {
-    let store = store::connect(database).await?;
+pub async fn open_store(
+    database: &crate::config::DatabaseArgs,
+    open: store::Open,
+) -> anyhow::Result<DynStore> {
+    let store = store::connect(database, open).await?;
     if store.partner_count().await? == 0 {
         for partner in bundle::bundled()? {
             let report = store.import_partner(&partner).await?;
@@ -186,7 +213,8 @@ pub async fn open_store(database: &crate::config::DatabaseArgs) -> anyhow::Resul
     Ok(store)
 }
 
-/// Serves `app` on `listener` until `shutdown` completes, then stops accepting, lets in-flight
+/// Serves `app` on `listener` until `shutdown` completes; then drains (`/readyz` answers 503 for
+/// the drain delay while every request is still served), stops accepting, lets in-flight
 /// requests finish for up to the configured grace period, and returns.
 pub async fn serve(
     app: Arc<App>,
@@ -194,6 +222,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let grace = app.settings.shutdown_grace;
+    let drain = app.settings.drain_delay;
+    let draining = app.clone();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut workers = Vec::new();
     if app.settings.role.serves_api() {
@@ -218,6 +248,18 @@ pub async fn serve(
     let router = crate::http::router(app);
     let signal = async move {
         shutdown.await;
+        draining.draining.store(true, Ordering::Relaxed);
+        if !drain.is_zero() {
+            tracing::info!(
+                drain_delay = %crate::config::text::duration::format(drain),
+                "draining: /readyz answers 503 while requests are still served"
+            );
+            tokio::select! {
+                () = tokio::time::sleep(drain) => {}
+                () = draining.drain_cut.notified() => {}
+            }
+        }
+        drop(draining);
         tracing::info!("shutting down: no new connections, finishing requests in flight");
         let _ = stop_tx.send(true);
         // Live streams never end on their own; without this they would hold the shutdown.

@@ -6,9 +6,9 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 
 use crate::{
-    app::open_store,
     apps::{Clients, Credentials, Rotation},
-    config::DatabaseArgs,
+    cli::existing_store,
+    config::{DatabaseArgs, Layered},
 };
 
 #[derive(Subcommand, Debug)]
@@ -24,7 +24,7 @@ pub enum ClientCommand {
         #[command(flatten)]
         rotation: RotationArgs,
         #[command(flatten)]
-        database: DatabaseArgs,
+        database: Layered<DatabaseArgs>,
     },
 }
 
@@ -78,7 +78,7 @@ pub async fn run(command: ClientCommand) -> anyhow::Result<()> {
                 !scopes.is_empty() || rotation.rotate,
                 "a client needs at least one --scope (e.g. maestro.events.publish)"
             );
-            let clients = Clients::new(open_store(&database).await?);
+            let clients = Clients::new(existing_store(&database).await?);
             let credentials = clients
                 .internal_credentials(&id, &scopes, rotation.rotation())
                 .await?;

@@ -2,12 +2,17 @@
 
 use clap::Subcommand;
 
-use crate::{app::open_store, config::DatabaseArgs};
+use super::output::{OutputArgs, or_dash};
+
+use crate::{
+    cli::existing_store,
+    config::{DatabaseArgs, Layered},
+};
 
 #[derive(Subcommand, Debug)]
 pub enum DeliveryCommand {
     /// Deliveries, newest first: id, status, attempts, partner, type, event, last HTTP status,
-    /// next attempt.
+    /// next attempt. With `--output json`, the objects of the admin API's list.
     List {
         /// pending, delivered or failed.
         #[arg(long)]
@@ -17,26 +22,30 @@ pub enum DeliveryCommand {
         #[arg(long, default_value_t = crate::notifications::admin::DEFAULT_LIST_LIMIT)]
         limit: i64,
         #[command(flatten)]
-        database: DatabaseArgs,
+        output: OutputArgs,
+        #[command(flatten)]
+        database: Layered<DatabaseArgs>,
     },
     /// One delivery and every attempt: time, HTTP status, latency, outcome, error, answer.
     Show {
         id: String,
         #[command(flatten)]
-        database: DatabaseArgs,
+        database: Layered<DatabaseArgs>,
     },
     /// Make a failed (or delivered) delivery pending again, due now, with the same webhook-id.
     Replay {
         id: String,
         #[command(flatten)]
-        database: DatabaseArgs,
+        database: Layered<DatabaseArgs>,
     },
 }
 
 pub async fn run(command: DeliveryCommand) -> anyhow::Result<()> {
     use std::sync::Arc;
 
-    use crate::{clock::Clock, notifications::DeliveryAdmin};
+    use crate::{
+        clock::Clock, http::admin::Delivery, notifications::DeliveryAdmin, store::DeliverySummary,
+    };
     let domain = |err: crate::Error| anyhow::anyhow!("{err}");
     let show_time = |at: Option<time::OffsetDateTime>| {
         at.and_then(|at| {
@@ -45,7 +54,7 @@ pub async fn run(command: DeliveryCommand) -> anyhow::Result<()> {
         })
         .unwrap_or_else(|| "-".to_owned())
     };
-    let line = |d: &crate::store::DeliverySummary| {
+    let line = |d: &DeliverySummary| {
         format!(
             "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
             d.id,
@@ -54,7 +63,7 @@ pub async fn run(command: DeliveryCommand) -> anyhow::Result<()> {
             d.partner_id,
             d.object_type,
             d.event_type,
-            d.last_status.map_or("-".to_owned(), |s| s.to_string()),
+            or_dash(d.last_status),
             show_time(d.next_attempt_at),
         )
     };
@@ -63,10 +72,11 @@ pub async fn run(command: DeliveryCommand) -> anyhow::Result<()> {
             status,
             partner,
             limit,
+            output,
             database,
         } => {
             let admin = DeliveryAdmin::new(
-                open_store(&database).await?,
+                existing_store(&database).await?,
                 None,
                 Arc::new(Clock::system()),
             );
@@ -74,13 +84,33 @@ pub async fn run(command: DeliveryCommand) -> anyhow::Result<()> {
                 .list(status.as_deref(), partner.as_deref(), Some(limit))
                 .await
                 .map_err(domain)?;
-            for delivery in &deliveries {
-                println!("{}", line(delivery));
-            }
+            let headers = [
+                "ID",
+                "STATUS",
+                "ATTEMPTS",
+                "PARTNER",
+                "TYPE",
+                "EVENT",
+                "LAST STATUS",
+                "NEXT ATTEMPT",
+            ];
+            let listed: Vec<Delivery> = deliveries.into_iter().map(Delivery::from).collect();
+            output.print(&listed, &headers, |d| {
+                vec![
+                    d.id.clone(),
+                    d.status.clone(),
+                    d.attempts.to_string(),
+                    d.partner_id.clone(),
+                    d.object_type.clone(),
+                    d.event_type.clone(),
+                    or_dash(d.last_status),
+                    or_dash(d.next_attempt_at.as_deref()),
+                ]
+            })?;
         }
         DeliveryCommand::Show { id, database } => {
             let admin = DeliveryAdmin::new(
-                open_store(&database).await?,
+                existing_store(&database).await?,
                 None,
                 Arc::new(Clock::system()),
             );
@@ -105,7 +135,7 @@ pub async fn run(command: DeliveryCommand) -> anyhow::Result<()> {
         DeliveryCommand::Replay { id, database } => {
             // A running server's worker picks it up within its poll interval.
             let admin = DeliveryAdmin::new(
-                open_store(&database).await?,
+                existing_store(&database).await?,
                 None,
                 Arc::new(Clock::system()),
             );

@@ -4,7 +4,10 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 
-use crate::{app::open_store, config::DatabaseArgs};
+use crate::{
+    cli::existing_store,
+    config::{DatabaseArgs, Layered},
+};
 
 #[derive(Subcommand, Debug)]
 pub enum EventCommand {
@@ -15,7 +18,7 @@ pub enum EventCommand {
         /// A JSON file; `-` or nothing reads standard input.
         file: Option<PathBuf>,
         #[command(flatten)]
-        database: DatabaseArgs,
+        database: Layered<DatabaseArgs>,
     },
 }
 
@@ -32,7 +35,7 @@ pub async fn run(command: EventCommand) -> anyhow::Result<()> {
                     crate::notifications::events::parse(&body, time::OffsetDateTime::now_utc())
                 })
                 .map_err(|err| anyhow::anyhow!("{err}"))?;
-            let store = open_store(&database).await?;
+            let store = existing_store(&database).await?;
             let recorded = crate::notifications::EventIntake::new(store, None)
                 .record(event)
                 .await

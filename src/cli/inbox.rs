@@ -3,9 +3,9 @@
 use clap::Subcommand;
 
 use crate::{
-    app::open_store,
     auth::{KeyRing, signing},
-    config::DatabaseArgs,
+    cli::existing_store,
+    config::{DatabaseArgs, Layered, PublicUrl},
 };
 
 #[derive(Subcommand, Debug)]
@@ -26,26 +26,22 @@ pub struct OpenUrlArgs {
     /// How long the link may be used.
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     pub ttl: std::time::Duration,
-    /// The server's address as the browser reaches it; the link points there.
-    #[arg(
-        long,
-        env = "MAESTRO_PUBLIC_URL",
-        default_value = "http://127.0.0.1:8080"
-    )]
-    pub public_url: String,
+    // The server's public URL: the token's `iss`, or where the link points.
     #[command(flatten)]
-    pub database: DatabaseArgs,
+    pub public: Layered<PublicUrl>,
+    #[command(flatten)]
+    pub database: Layered<DatabaseArgs>,
 }
 
 pub async fn run(command: InboxCommand) -> anyhow::Result<()> {
     match command {
         InboxCommand::OpenUrl(args) => {
-            let store = open_store(&args.database).await?;
+            let store = existing_store(&args.database).await?;
             let keyring = KeyRing::new(signing::server_keys(&store).await?, None)?;
             let link = crate::inbox::login::sign_in_link(
                 &store,
                 &keyring,
-                &args.public_url,
+                &args.public.public_url,
                 &args.user,
                 &args.company,
                 args.ttl,

@@ -2,10 +2,11 @@
 
 use clap::Subcommand;
 
+use super::output::{OutputArgs, or_dash};
 use crate::{
-    app::open_store,
     auth::rotation::{self, Retired, format_time},
-    config::DatabaseArgs,
+    cli::existing_store,
+    config::{DatabaseArgs, Layered},
 };
 
 #[derive(Subcommand, Debug)]
@@ -14,14 +15,16 @@ pub enum KeysCommand {
     /// until when tokens it signed may be live.
     List {
         #[command(flatten)]
-        database: DatabaseArgs,
+        output: OutputArgs,
+        #[command(flatten)]
+        database: Layered<DatabaseArgs>,
     },
     /// Add a new RS256 key, which signs from now on (running instances switch within
     /// MAESTRO_CATALOG_REFRESH); the older keys keep verifying and stay in the JWKS. Prints the
     /// new key's id.
     Rotate {
         #[command(flatten)]
-        database: DatabaseArgs,
+        database: Layered<DatabaseArgs>,
     },
     /// Stop trusting a key: tokens it signed are refused and it leaves the JWKS. Refused for
     /// the key that signs, and while tokens it signed may still be live, unless --force.
@@ -31,32 +34,58 @@ pub enum KeysCommand {
         #[arg(long)]
         force: bool,
         #[command(flatten)]
-        database: DatabaseArgs,
+        database: Layered<DatabaseArgs>,
     },
+}
+
+/// A key as `keys list --output json` shows it: never its private part.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ListedKey {
+    kid: String,
+    algorithm: String,
+    created_at: String,
+    state: &'static str,
+    /// Until when a token it signed may be accepted (`null`: it signed none, or see
+    /// `lifetimeUnknown`).
+    tokens_live_until: Option<String>,
+    /// It signed tokens before maestro recorded their lifetimes.
+    lifetime_unknown: bool,
 }
 
 pub async fn run(command: KeysCommand) -> anyhow::Result<()> {
     match command {
-        KeysCommand::List { database } => {
-            let store = open_store(&database).await?;
-            for key in rotation::list(&store).await? {
-                let live_until = match (key.lifetime_unknown, key.tokens_live_until) {
-                    (true, _) => "unknown".to_owned(),
-                    (false, Some(until)) => format_time(until),
-                    (false, None) => "-".to_owned(),
+        KeysCommand::List { output, database } => {
+            let store = existing_store(&database).await?;
+            let keys: Vec<ListedKey> = rotation::list(&store)
+                .await?
+                .into_iter()
+                .map(|key| ListedKey {
+                    kid: key.kid,
+                    algorithm: key.algorithm,
+                    created_at: format_time(key.created_at),
+                    state: key.state.as_str(),
+                    tokens_live_until: key.tokens_live_until.map(format_time),
+                    lifetime_unknown: key.lifetime_unknown,
+                })
+                .collect();
+            let headers = ["KID", "ALGORITHM", "CREATED", "STATE", "TOKENS LIVE UNTIL"];
+            output.print(&keys, &headers, |key| {
+                let live_until = match key.lifetime_unknown {
+                    true => "unknown".to_owned(),
+                    false => or_dash(key.tokens_live_until.as_deref()),
                 };
-                println!(
-                    "{}\t{}\t{}\t{}\t{live_until}",
-                    key.kid,
-                    key.algorithm,
-                    format_time(key.created_at),
-                    key.state.as_str()
-                );
-            }
-            Ok(())
+                vec![
+                    key.kid.clone(),
+                    key.algorithm.clone(),
+                    key.created_at.clone(),
+                    key.state.to_owned(),
+                    live_until,
+                ]
+            })
         }
         KeysCommand::Rotate { database } => {
-            let store = open_store(&database).await?;
+            let store = existing_store(&database).await?;
             println!("{}", rotation::rotate(&store).await?);
             Ok(())
         }
@@ -65,7 +94,7 @@ pub async fn run(command: KeysCommand) -> anyhow::Result<()> {
             force,
             database,
         } => {
-            let store = open_store(&database).await?;
+            let store = existing_store(&database).await?;
             match rotation::retire(&store, &kid, force).await? {
                 Retired::Now => eprintln!("retired {kid}"),
                 Retired::Already => eprintln!("{kid} was retired already"),

@@ -10,12 +10,15 @@ use anyhow::Context;
 use clap::Subcommand;
 use time::OffsetDateTime;
 
-use super::client::{RotationArgs, print_credentials};
+use super::{
+    client::{RotationArgs, print_credentials},
+    output::{OutputArgs, or_dash},
+};
 use crate::{
-    app::open_store,
     apps::Clients,
     auth::rotation::format_time,
-    config::DatabaseArgs,
+    cli::existing_store,
+    config::{DatabaseArgs, Layered},
     partners::bundle::{self, Checked},
     store::{DynStore, PartnerImport},
 };
@@ -31,12 +34,14 @@ pub enum PartnerCommand {
     Import {
         dir: PathBuf,
         #[command(flatten)]
-        database: DatabaseArgs,
+        database: Layered<DatabaseArgs>,
     },
-    /// List the registered partners.
+    /// List the registered partners: id, name, allowed URL domains, postback URL.
     List {
         #[command(flatten)]
-        database: DatabaseArgs,
+        output: OutputArgs,
+        #[command(flatten)]
+        database: Layered<DatabaseArgs>,
     },
     /// Show a partner and its templates, without its secrets; with --secret, print its current
     /// postback secret (and nothing else) to hand over to the partner.
@@ -46,7 +51,7 @@ pub enum PartnerCommand {
         #[arg(long)]
         secret: bool,
         #[command(flatten)]
-        database: DatabaseArgs,
+        database: Layered<DatabaseArgs>,
     },
     /// Give the partner a new postback secret and print it (nothing else on stdout). Deliveries
     /// carry a signature with each secret until the previous one's grace period ends.
@@ -56,7 +61,7 @@ pub enum PartnerCommand {
         #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
         grace: Duration,
         #[command(flatten)]
-        database: DatabaseArgs,
+        database: Layered<DatabaseArgs>,
     },
     /// Print the partner's OAuth2 client credentials as JSON ({"client_id", "client_secret"}):
     /// made the first time; the secret is shown once and kept only as a hash, so after that
@@ -66,7 +71,7 @@ pub enum PartnerCommand {
         #[command(flatten)]
         rotation: RotationArgs,
         #[command(flatten)]
-        database: DatabaseArgs,
+        database: Layered<DatabaseArgs>,
     },
 }
 
@@ -79,7 +84,7 @@ pub async fn run(command: PartnerCommand) -> anyhow::Result<()> {
         PartnerCommand::Import { dir, database } => {
             let import =
                 check(&dir).map_err(|err| anyhow::anyhow!("{err:#}; nothing was imported"))?;
-            let store = open_store(&database).await?;
+            let store = existing_store(&database).await?;
             let report = store.import_partner(&import).await?;
             println!(
                 "{} partner {}",
@@ -92,25 +97,38 @@ pub async fn run(command: PartnerCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        PartnerCommand::List { database } => {
-            let store = open_store(&database).await?;
-            for partner in store.partners().await? {
-                println!(
-                    "{}\t{}\t{}\t{}",
-                    partner.id,
-                    partner.name,
-                    partner.allowed_url_domains.join(","),
-                    partner.postback_url.as_deref().unwrap_or("-")
-                );
-            }
-            Ok(())
+        PartnerCommand::List { output, database } => {
+            let store = existing_store(&database).await?;
+            let partners: Vec<ListedPartner> = store
+                .partners()
+                .await?
+                .into_iter()
+                .map(|partner| ListedPartner {
+                    id: partner.id,
+                    name: partner.name,
+                    allowed_url_domains: partner.allowed_url_domains,
+                    postback_url: partner.postback_url,
+                })
+                .collect();
+            output.print(
+                &partners,
+                &["ID", "NAME", "URL DOMAINS", "POSTBACK URL"],
+                |p| {
+                    vec![
+                        p.id.clone(),
+                        p.name.clone(),
+                        p.allowed_url_domains.join(","),
+                        or_dash(p.postback_url.as_deref()),
+                    ]
+                },
+            )
         }
         PartnerCommand::Credentials {
             partner,
             rotation,
             database,
         } => {
-            let clients = Clients::new(open_store(&database).await?);
+            let clients = Clients::new(existing_store(&database).await?);
             let credentials = clients
                 .partner_credentials(&partner, rotation.rotation())
                 .await?;
@@ -120,13 +138,13 @@ pub async fn run(command: PartnerCommand) -> anyhow::Result<()> {
             partner,
             secret,
             database,
-        } => show(&open_store(&database).await?, &partner, secret).await,
+        } => show(&existing_store(&database).await?, &partner, secret).await,
         PartnerCommand::RotateSecret {
             partner,
             grace,
             database,
         } => {
-            let store = open_store(&database).await?;
+            let store = existing_store(&database).await?;
             let secret = bundle::generate_secret();
             let previous_until = OffsetDateTime::now_utc() + grace;
             if !store
@@ -143,6 +161,16 @@ pub async fn run(command: PartnerCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// A partner as `partner list --output json` shows it: no secret.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ListedPartner {
+    id: String,
+    name: String,
+    allowed_url_domains: Vec<String>,
+    postback_url: Option<String>,
 }
 
 /// Checks a partner directory and prints what the check found: problems and warnings on

@@ -3,9 +3,9 @@
 use clap::Subcommand;
 
 use crate::{
-    app::open_store,
     auth::{KeyRing, TokenKind, signing},
-    config::DatabaseArgs,
+    cli::existing_store,
+    config::{DatabaseArgs, Layered, PublicUrl},
 };
 
 #[derive(Subcommand, Debug)]
@@ -36,21 +36,17 @@ pub struct IssueArgs {
     /// Lifetime in seconds.
     #[arg(long, default_value_t = 3600)]
     pub ttl: i64,
-    /// Written into the token's `iss` claim.
-    #[arg(
-        long,
-        env = "MAESTRO_PUBLIC_URL",
-        default_value = "http://127.0.0.1:8080"
-    )]
-    pub public_url: String,
+    // The server's public URL: the token's `iss`, or where the link points.
     #[command(flatten)]
-    pub database: DatabaseArgs,
+    pub public: Layered<PublicUrl>,
+    #[command(flatten)]
+    pub database: Layered<DatabaseArgs>,
 }
 
 pub async fn run(command: TokenCommand) -> anyhow::Result<()> {
     match command {
         TokenCommand::Issue(args) => {
-            let store = open_store(&args.database).await?;
+            let store = existing_store(&args.database).await?;
             let keyring = KeyRing::new(signing::server_keys(&store).await?, None)?;
             let request = signing::TokenRequest {
                 kind: args.kind,
@@ -61,7 +57,7 @@ pub async fn run(command: TokenCommand) -> anyhow::Result<()> {
                 roles: args.roles,
                 ttl_secs: args.ttl,
             };
-            let claims = request.claims(&args.public_url)?;
+            let claims = request.claims(&args.public.public_url)?;
             println!("{}", signing::issue(&store, &keyring, &claims).await?);
             Ok(())
         }

@@ -22,10 +22,16 @@ pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
-/// The database answers.
+/// The database answers, and the server is not shutting down: from a shutdown signal on, this
+/// answers 503 for the drain delay while every other request is still served.
 #[utoipa::path(operation_id = "checkReadiness", get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Health), (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)))]
 pub async fn readyz(State(app): State<Arc<App>>) -> Result<Json<Health>, Error> {
+    if app.is_draining() {
+        return Err(Error::unavailable(
+            "The server is shutting down; send requests to another instance.",
+        ));
+    }
     app.store.ping().await?;
     Ok(Json(Health { status: "ready" }))
 }

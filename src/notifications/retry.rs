@@ -35,6 +35,18 @@ impl FromStr for RetrySchedule {
     }
 }
 
+/// The schedule as it is written: `5s,5m,30m`.
+impl std::fmt::Display for RetrySchedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let delays: Vec<String> = self
+            .0
+            .iter()
+            .map(|delay| crate::config::text::duration::format(*delay))
+            .collect();
+        f.write_str(&delays.join(","))
+    }
+}
+
 impl Default for RetrySchedule {
     fn default() -> Self {
         DEFAULT_SCHEDULE
@@ -139,6 +151,8 @@ mod tests {
     #[test]
     fn delays_have_bounded_jitter_and_run_out() {
         let schedule: RetrySchedule = "10s,1m".parse().unwrap();
+        assert_eq!(schedule.to_string(), "10s,1m");
+        assert_eq!(RetrySchedule::default().to_string(), DEFAULT_SCHEDULE);
         let mut rng = StdRng::seed_from_u64(7);
         for _ in 0..100 {
             let first = schedule.delay_after(1, &mut rng).unwrap();

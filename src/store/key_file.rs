@@ -10,7 +10,10 @@ use std::{
 
 use anyhow::Context;
 
-use super::secrets::{MasterKey, Secrets};
+use super::{
+    Open,
+    secrets::{MasterKey, Secrets},
+};
 use crate::config::Secret;
 
 const VARIABLE: &str = "MAESTRO_MASTER_KEY";
@@ -27,13 +30,27 @@ pub(super) fn required(given: Option<&Secret>) -> anyhow::Result<Secrets> {
     from_settings(given)
 }
 
-/// The key given in the settings, or the database's key file (made if missing).
-pub(super) fn for_sqlite(given: Option<&Secret>, database: &Path) -> anyhow::Result<Secrets> {
+/// The key given in the settings, or the database's key file (made if missing, when `open`
+/// may create the database).
+pub(super) fn for_sqlite(
+    given: Option<&Secret>,
+    database: &Path,
+    open: Open,
+) -> anyhow::Result<Secrets> {
     match given {
         Some(given) => from_settings(given),
         None => {
             let path = path_beside(database);
-            let key = read_or_create(&path)?;
+            let key = match open {
+                Open::CreateIfMissing => read_or_create(&path)?,
+                Open::Existing => read(&path)?.with_context(|| {
+                    format!(
+                        "there is no master key: {VARIABLE} is not set and there is no key file \
+                         {} beside the database (give the key the database was made with)",
+                        super::sqlite::shown(&path)
+                    )
+                })?,
+            };
             Ok(Secrets::new(
                 &key,
                 format!("the key file {}", path.display()),
@@ -53,6 +70,25 @@ pub fn path_beside(database: &Path) -> PathBuf {
     let mut path = OsString::from(database.as_os_str());
     path.push(".key");
     PathBuf::from(path)
+}
+
+/// Copies the key file of the database `source`, if it has one, beside the database `target`
+/// (private, replacing one there), so that the copy opens as the original does. Returns the
+/// path written.
+pub fn copy_beside(source: &Path, target: &Path) -> anyhow::Result<Option<PathBuf>> {
+    let from = path_beside(source);
+    let Some(key) = read(&from)? else {
+        return Ok(None);
+    };
+    let to = path_beside(target);
+    let draft = PathBuf::from(format!("{}.{}.tmp", to.display(), uuid::Uuid::new_v4()));
+    let written = write_private(&draft, &format!("{}\n", key.to_base64()))
+        .and_then(|()| std::fs::rename(&draft, &to))
+        .with_context(|| format!("cannot write the key file {}", to.display()));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&draft);
+    }
+    written.map(|()| Some(to))
 }
 
 /// Reads the key file, or makes it. Two processes opening a new database at once agree on one
@@ -124,7 +160,7 @@ mod tests {
     fn a_key_file_is_made_once_private_and_reused() {
         let dir = tempfile::tempdir().unwrap();
         let database = dir.path().join("maestro.db");
-        let first = for_sqlite(None, &database).unwrap();
+        let first = for_sqlite(None, &database, Open::CreateIfMissing).unwrap();
         let path = dir.path().join("maestro.db.key");
         #[cfg(unix)]
         {
@@ -135,7 +171,7 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         MasterKey::from_base64(&text).unwrap();
         let sealed = first.seal(Column::SigningKey, "k", "pem");
-        let second = for_sqlite(None, &database).unwrap();
+        let second = for_sqlite(None, &database, Open::CreateIfMissing).unwrap();
         assert_eq!(
             second.open(Column::SigningKey, "k", &sealed).unwrap(),
             "pem"
@@ -153,7 +189,9 @@ mod tests {
         let database = dir.path().join("maestro.db");
         let opened: Vec<Secrets> = std::thread::scope(|scope| {
             let workers: Vec<_> = (0..8)
-                .map(|_| scope.spawn(|| for_sqlite(None, &database).unwrap()))
+                .map(|_| {
+                    scope.spawn(|| for_sqlite(None, &database, Open::CreateIfMissing).unwrap())
+                })
                 .collect();
             workers.into_iter().map(|w| w.join().unwrap()).collect()
         });
@@ -171,7 +209,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let database = dir.path().join("maestro.db");
         let given = Secret::new(MasterKey::generate().to_base64());
-        for_sqlite(Some(&given), &database).unwrap();
+        for_sqlite(Some(&given), &database, Open::CreateIfMissing).unwrap();
         assert!(
             !path_beside(&database).exists(),
             "no key file when the key is given"

@@ -229,20 +229,36 @@ pub trait Store: AppCenterStore + Send + Sync + 'static {
 
 pub type DynStore = Arc<dyn Store>;
 
-/// Opens (creating and migrating where needed) the database a URL names, with its master key
-/// (see `key_file`), encrypts the secrets still stored in the clear, and checks that the key
+/// Whether opening a database may create it: only `serve` and `migrate` do, so that a command
+/// run in the wrong directory (or with a mistyped URL) says so instead of making an empty one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Open {
+    CreateIfMissing,
+    Existing,
+}
+
+/// Opens (creating and migrating where `open` allows) the database a URL names, with its master
+/// key (see `key_file`), encrypts the secrets still stored in the clear, and checks that the key
 /// opens every stored secret: a wrong key stops start-up, not the first delivery.
-pub async fn connect(database: &DatabaseArgs) -> anyhow::Result<DynStore> {
+pub async fn connect(database: &DatabaseArgs, open: Open) -> anyhow::Result<DynStore> {
     let url = database.url.as_str();
     let store: DynStore = if url.starts_with("sqlite:") {
         let path = sqlite::database_path(url)?;
-        let secrets = key_file::for_sqlite(database.master_key.as_ref(), &path)?;
+        match open {
+            Open::Existing => sqlite::ensure_exists(&path)?,
+            Open::CreateIfMissing => sqlite::ensure_directory(&path)?,
+        }
+        let secrets = key_file::for_sqlite(database.master_key.as_ref(), &path, open)?;
         Arc::new(sqlite::SqliteStore::connect(&path, database.database_timeout, secrets).await?)
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         let secrets = key_file::required(database.master_key.as_ref())?;
-        Arc::new(postgres::PostgresStore::connect(database, secrets).await?)
+        Arc::new(postgres::PostgresStore::connect(database, secrets, open).await?)
     } else {
-        anyhow::bail!("unsupported database URL scheme (expected sqlite: or postgres:)")
+        let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme);
+        anyhow::bail!(
+            "the database URL's scheme {scheme:?} is not supported: it is sqlite://PATH or \
+             postgres://…"
+        )
     };
     store.signing_keys().await?;
     store.partners().await?;

@@ -356,6 +356,8 @@ impl TestApp {
         // Tests drive the delivery worker one pass at a time; a test that wants the running
         // loop asks for `Role::All`.
         settings.role = maestro::config::Role::Api;
+        // Tests that shut the app down watch the drain only when they ask for one.
+        settings.drain_delay = std::time::Duration::ZERO;
         configure(&mut settings);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

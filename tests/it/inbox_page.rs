@@ -228,7 +228,7 @@ async fn the_page_assets_are_served_with_their_types() {
 
 #[tokio::test]
 async fn maestro_inbox_open_url_prints_a_link_that_signs_in() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::durability::migrated_dir();
     let output = Command::new(env!("CARGO_BIN_EXE_maestro"))
         .args([
             "inbox",
@@ -260,9 +260,9 @@ async fn maestro_inbox_open_url_prints_a_link_that_signs_in() {
 
     // A server on the same database accepts it.
     let url = format!("sqlite://{}", dir.path().join("maestro.db").display());
-    let app = App::open(Settings::with_database("127.0.0.1:0", &url))
-        .await
-        .unwrap();
+    let mut settings = Settings::with_database("127.0.0.1:0", &url);
+    settings.drain_delay = std::time::Duration::ZERO;
+    let app = App::open(settings).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -24,7 +24,9 @@ const NOW: OffsetDateTime = datetime!(2030-01-01 12:00 UTC);
 
 async fn open(backend: Backend) -> (DynStore, TestDatabase) {
     let db = TestDatabase::new(backend).await;
-    let store = maestro::store::connect(&db.database_args()).await.unwrap();
+    let store = maestro::store::connect(&db.database_args(), maestro::store::Open::CreateIfMissing)
+        .await
+        .unwrap();
     (store, db)
 }
 

@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use crate::{
-    durability::{maestro, start_server_with, stop_gracefully},
+    durability::{maestro, migrated_dir, start_server_with, stop_gracefully},
     helpers::*,
 };
 
@@ -27,7 +27,7 @@ fn credentials(dir: &std::path::Path, args: &[&str]) -> Value {
 
 #[test]
 fn partner_and_producer_credentials_are_printed_once_and_rotated_on_demand() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = migrated_dir();
     let first = credentials(dir.path(), &["partner", "credentials", "groundspan"]);
     assert_eq!(first["client_id"], GROUNDSPAN);
     let secret = first["client_secret"].as_str().unwrap();

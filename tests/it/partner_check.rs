@@ -6,7 +6,7 @@ use std::{
     process::Output,
 };
 
-use crate::durability::maestro;
+use crate::durability::{maestro, migrated_dir};
 
 const SCHEMA: &str = r#"{
     "type": "object",
@@ -79,6 +79,7 @@ fn check_and_import_refuse_a_card_with_an_unknown_filter() {
         !root.path().join("maestro.db").exists(),
         "checking touches no database"
     );
+    assert!(maestro(root.path(), &["migrate"]).status.success());
 
     let (output, _, stderr) = run(root.path(), &["partner", "import"], &dir);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
@@ -90,7 +91,7 @@ fn check_and_import_refuse_a_card_with_an_unknown_filter() {
 
 #[test]
 fn a_refused_import_leaves_the_existing_partner_as_it_was() {
-    let root = tempfile::tempdir().unwrap();
+    let root = migrated_dir();
     let dir = partner_dir(root.path(), CARD, Some(EXAMPLE));
     let (output, stdout, stderr) = run(root.path(), &["partner", "import"], &dir);
     assert!(output.status.success(), "{stderr}");
@@ -126,7 +127,7 @@ fn a_refused_import_leaves_the_existing_partner_as_it_was() {
 
 #[test]
 fn check_and_import_refuse_an_example_that_breaks_the_schema() {
-    let root = tempfile::tempdir().unwrap();
+    let root = migrated_dir();
     let dir = partner_dir(
         root.path(),
         CARD,
@@ -144,7 +145,7 @@ fn check_and_import_refuse_an_example_that_breaks_the_schema() {
 
 #[test]
 fn a_good_directory_passes_the_check_and_imports() {
-    let root = tempfile::tempdir().unwrap();
+    let root = migrated_dir();
     let dir = partner_dir(root.path(), CARD, Some(EXAMPLE));
     let (output, stdout, stderr) = run(root.path(), &["partner", "check"], &dir);
     assert!(output.status.success(), "{stderr}");
@@ -161,7 +162,7 @@ fn a_good_directory_passes_the_check_and_imports() {
 
 #[test]
 fn a_template_without_an_example_is_imported_with_a_warning() {
-    let root = tempfile::tempdir().unwrap();
+    let root = migrated_dir();
     let dir = partner_dir(root.path(), CARD, None);
     for command in ["check", "import"] {
         let (output, _, stderr) = run(root.path(), &["partner", command], &dir);

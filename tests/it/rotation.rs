@@ -72,17 +72,36 @@ async fn refresh(t: &TestApp) {
     t.app.keyring.refresh(&t.app.store).await.unwrap();
 }
 
-/// `maestro keys list` as (kid, state) pairs.
+/// `maestro keys list` as (kid, state) pairs, read from its JSON; the table says the same.
 async fn key_states(t: &TestApp) -> Vec<(String, String)> {
-    ok(t, &["keys", "list"])
-        .await
-        .lines()
-        .map(|line| {
-            let columns: Vec<&str> = line.split('\t').collect();
-            assert_eq!(columns[1], "RS256", "{line}");
-            (columns[0].to_owned(), columns[3].to_owned())
+    let listed: serde_json::Value =
+        serde_json::from_str(&ok(t, &["keys", "list", "--output", "json"]).await).unwrap();
+    let states: Vec<(String, String)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|key| {
+            assert_eq!(key["algorithm"], "RS256", "{key}");
+            let state = key["state"].as_str().unwrap().to_owned();
+            (key["kid"].as_str().unwrap().to_owned(), state)
         })
-        .collect()
+        .collect();
+    let table = ok(t, &["keys", "list"]).await;
+    let rows: Vec<Vec<String>> = table
+        .lines()
+        .map(|line| line.split_whitespace().map(str::to_owned).collect())
+        .collect();
+    assert_eq!(
+        rows[0][..4],
+        ["KID", "ALGORITHM", "CREATED", "STATE"],
+        "{table}"
+    );
+    let shown: Vec<(String, String)> = rows[1..]
+        .iter()
+        .map(|row| (row[0].clone(), row[3].clone()))
+        .collect();
+    assert_eq!(shown, states, "{table}");
+    states
 }
 
 async fn a_rotated_key_signs_while_the_old_one_keeps_verifying(backend: Backend) {

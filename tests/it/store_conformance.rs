@@ -24,7 +24,9 @@ const UNCAPPED: i64 = 1_000;
 /// A fresh store on a database of its own; the database lives as long as the guard.
 async fn open(backend: Backend) -> (DynStore, TestDatabase) {
     let db = TestDatabase::new(backend).await;
-    let store = maestro::store::connect(&db.database_args()).await.unwrap();
+    let store = maestro::store::connect(&db.database_args(), maestro::store::Open::CreateIfMissing)
+        .await
+        .unwrap();
     (store, db)
 }
 

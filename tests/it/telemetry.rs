@@ -128,7 +128,7 @@ async fn the_gauges_show_the_backlog_its_age_and_the_open_streams() {
 
 #[tokio::test]
 async fn a_4xx_log_line_carries_the_error_code_and_the_partner() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::durability::migrated_dir();
     let token = issue_token(dir.path());
     let (server, base, log) = start_server_with(dir.path(), &[]);
     let mut server = KillOnDrop(Some(server));
@@ -242,7 +242,7 @@ async fn traces_reach_an_otlp_collector_continuing_the_callers_trace() {
     const PARENT: &str = "00f067aa0ba902b7";
     let collector = Collector::start().await;
     let receiver = Receiver::start().await;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::durability::migrated_dir();
     let partner = dir.path().join("acme");
     std::fs::create_dir_all(partner.join("templates/OFFER")).unwrap();
     std::fs::write(

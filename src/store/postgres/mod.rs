@@ -30,7 +30,7 @@ use time::OffsetDateTime;
 
 use super::{
     AlertChange, AlertOwner, AlertRecord, AlertTarget, CreateOutcome, ImportReport, InboxItem,
-    InboxMark, InboxOwner, InboxPage, InboxQuery, NewAlert, OutboxEvent, PartnerImport,
+    InboxMark, InboxOwner, InboxPage, InboxQuery, NewAlert, Open, OutboxEvent, PartnerImport,
     PartnerRecord, RetireOutcome, RevisionRecord, SigningKeyRecord, Store, StoreError, StoreResult,
     Subscription, TemplateRecord, UpdateOutcome, WithdrawOutcome, WithdrawTarget, migrations,
     secrets::{Column, Secrets},
@@ -85,19 +85,57 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    /// Connects, migrates, and seals the secrets still stored in the clear.
-    pub async fn connect(database: &DatabaseArgs, secrets: Secrets) -> anyhow::Result<Self> {
+    /// Connects, migrates (unless `open` forbids making the schema), and seals the secrets
+    /// still stored in the clear.
+    pub async fn connect(
+        database: &DatabaseArgs,
+        secrets: Secrets,
+        open: Open,
+    ) -> anyhow::Result<Self> {
         let timeout = database.database_timeout;
-        let options = PgConnectOptions::from_str(&database.url)?.options([(
-            "statement_timeout",
-            format!("{}", timeout.as_millis().max(1)),
-        )]);
+        // sqlx's message does not repeat the URL, which may hold a password.
+        let options = PgConnectOptions::from_str(&database.url)
+            .map_err(|err| anyhow::anyhow!("the PostgreSQL URL is not valid: {err}"))?
+            .options([(
+                "statement_timeout",
+                format!("{}", timeout.as_millis().max(1)),
+            )]);
+        let place = format!(
+            "PostgreSQL at {}:{} (database {})",
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or("of the user's name")
+        );
         let pool = PgPoolOptions::new()
             .max_connections(database.database_max_connections.max(1))
             .acquire_timeout(timeout)
             .connect_with(options)
-            .await?;
-        migrations::migrator(MIGRATIONS).await?.run(&pool).await?;
+            .await
+            .map_err(|err| match err {
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) => {
+                    anyhow::anyhow!("{place} is unreachable: {err}")
+                }
+                err => anyhow::anyhow!("{place}: {err}"),
+            })?;
+        if open == Open::Existing {
+            let migrated: bool =
+                sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+                    .fetch_one(&pool)
+                    .await?;
+            anyhow::ensure!(
+                migrated,
+                "{place} holds no maestro schema (only `maestro serve` and `maestro migrate` \
+                 create it; check --database-url or MAESTRO_DATABASE_URL)"
+            );
+        }
+        let migrator = migrations::migrator(MIGRATIONS).await?;
+        migrator.run(&pool).await.map_err(|err| match err {
+            sqlx::migrate::MigrateError::VersionMissing(version) => anyhow::anyhow!(
+                "{place}: its schema has migration {version}, which this maestro does not know: \
+                 a newer maestro upgraded it; run that version"
+            ),
+            err => anyhow::anyhow!("{place}: migrating the schema failed: {err}"),
+        })?;
         let sealed = keys::seal_plaintext(&pool, &secrets).await?;
         if sealed > 0 {
             tracing::info!(sealed, "encrypted the secrets stored in the clear");

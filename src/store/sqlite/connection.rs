@@ -58,18 +58,25 @@ pub(super) fn open(
 }
 
 /// Brings the schema up to date. The whole run is one IMMEDIATE transaction, so two processes
-/// opening a new file at once (a server and `maestro token issue`, say) take turns: the second
-/// finds the work done.
-pub(super) fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
+/// opening a new file at once (a server and `maestro migrate`, say) take turns: the second
+/// finds the work done. A schema newer than this binary's is refused: an older maestro would
+/// misread tables a newer one changed (migrations only go forward).
+pub(super) fn migrate(connection: &mut Connection) -> anyhow::Result<()> {
     let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let applied: usize = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    anyhow::ensure!(
+        applied <= MIGRATIONS.len(),
+        "its schema is at version {applied}, newer than this maestro's ({}): a newer maestro \
+         upgraded it; run that version",
+        MIGRATIONS.len()
+    );
     for sql in MIGRATIONS.iter().skip(applied) {
         tx.execute_batch(sql)?;
     }
     if applied < MIGRATIONS.len() {
         tx.pragma_update(None, "user_version", MIGRATIONS.len())?;
     }
-    tx.commit()
+    Ok(tx.commit()?)
 }
 
 /// Switches a new database to WAL. The switch needs the file to itself, and SQLite does not

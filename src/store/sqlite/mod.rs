@@ -18,6 +18,7 @@
 
 mod alerts;
 mod app_center;
+mod backup;
 mod catalog;
 mod checkpointer;
 mod connection;
@@ -52,6 +53,8 @@ use super::{
         DeliveryRecord, DeliverySummary, NewCompanyEvent, ReplayOutcome, SnapshotKey,
     },
 };
+
+pub use backup::backup;
 
 const READ_CONNECTIONS: usize = 4;
 
@@ -100,6 +103,45 @@ pub fn database_path(url: &str) -> anyhow::Result<PathBuf> {
          lose every alert"
     );
     Ok(PathBuf::from(path))
+}
+
+/// A path as an operator needs to see it in a message: absolute, so that a command run in
+/// the wrong directory shows where it looked.
+pub fn shown(path: &Path) -> String {
+    std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_owned())
+        .display()
+        .to_string()
+}
+
+/// Refuses a database file that does not exist: only `serve` and `migrate` make one.
+pub fn ensure_exists(path: &Path) -> anyhow::Result<()> {
+    let exists = path
+        .try_exists()
+        .map_err(|err| anyhow::anyhow!("cannot open the database file {}: {err}", shown(path)))?;
+    anyhow::ensure!(
+        exists,
+        "the database file {} does not exist (only `maestro serve` and `maestro migrate` create \
+         one; give --database-url or MAESTRO_DATABASE_URL, or run from the directory that holds \
+         it)",
+        shown(path)
+    );
+    Ok(())
+}
+
+/// Refuses a database file whose directory does not exist (before its key file is made there).
+pub fn ensure_directory(path: &Path) -> anyhow::Result<()> {
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => return Ok(()),
+    };
+    anyhow::ensure!(
+        directory.is_dir(),
+        "cannot open the database file {}: the directory {} does not exist",
+        shown(path),
+        shown(directory)
+    );
+    Ok(())
 }
 
 /// Lock contention past the busy timeout is a timeout (504); anything else is unexpected.

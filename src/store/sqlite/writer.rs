@@ -107,10 +107,19 @@ impl Writer {
         std::thread::Builder::new()
             .name("maestro-writer".into())
             .spawn(move || {
-                let opened = connection::open(&path, timeout, false).and_then(|mut connection| {
-                    connection::migrate(&mut connection)?;
-                    Ok(connection)
-                });
+                let opened = connection::open(&path, timeout, false)
+                    .map_err(|err| {
+                        anyhow::anyhow!(
+                            "cannot open the database file {}: {err}",
+                            super::shown(&path)
+                        )
+                    })
+                    .and_then(|mut connection| {
+                        connection::migrate(&mut connection).map_err(|err| {
+                            anyhow::anyhow!("the database file {}: {err:#}", super::shown(&path))
+                        })?;
+                        Ok(connection)
+                    });
                 match opened {
                     Ok(connection) => {
                         let _ = ready_tx.send(Ok(()));

@@ -1,9 +1,23 @@
-//! Settings, read once at start-up from flags and `MAESTRO_*` environment variables and then
-//! passed down explicitly: no global configuration.
+//! Settings, read once at start-up from their layers (declared defaults, the configuration file,
+//! `MAESTRO_*` variables, flags; see `layers.rs`) and then passed down explicitly: no global
+//! configuration.
+//!
+//! A setting is declared once, as a field here: its `#[arg]` attribute gives its flag, its
+//! variable (`env`) and its default; its key in the file is the flag's name with `_` for `-`.
+//! Its serde attribute says how it reads from text when the type does not (`text::duration`
+//! for durations, `text::parsed` and `text::list` for `FromStr` types, `text::choice` for a
+//! `ValueEnum`).
+
+mod layers;
+pub mod show;
+pub mod text;
 
 use std::{path::PathBuf, time::Duration};
 
-use clap::{Args, FromArgMatches, ValueEnum};
+use clap::{Args, ValueEnum};
+use serde::{Deserialize, Serialize};
+
+pub use layers::{CONFIG_ARG, Declared, Layer, Layered, Origin, declared, load};
 
 use crate::{auth::issuers::TrustedSource, notifications::retry::RetrySchedule};
 
@@ -31,15 +45,20 @@ impl Role {
 /// The default database: a SQLite file in the working directory, created on first start.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://maestro.db";
 
+/// The default of `--public-url`, which `serve`, `token issue` and `inbox open-url` share.
+pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
+
 /// Where the data lives. Shared by `serve` and every admin command, so that `maestro token issue`
 /// signs with the very keys the server trusts.
-#[derive(Args, Clone, Debug)]
+#[derive(Args, Clone, Debug, Deserialize, Serialize)]
 pub struct DatabaseArgs {
-    /// `sqlite://PATH` (default, created if missing) or `postgres://…`.
+    /// `sqlite://PATH` (default; made by `serve` and `migrate` if missing) or `postgres://…`.
     #[arg(long = "database-url", env = "MAESTRO_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    #[serde(rename = "database_url", serialize_with = "show::without_password")]
     pub url: String,
     /// How long a database call may take before the request answers 504.
     #[arg(long, env = "MAESTRO_DATABASE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    #[serde(with = "text::duration")]
     pub database_timeout: Duration,
     /// Connections in the pool (PostgreSQL; SQLite has one writer and a few readers).
     #[arg(long, env = "MAESTRO_DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
@@ -53,8 +72,9 @@ pub struct DatabaseArgs {
 
 /// A setting that is a secret: its `Debug` never shows it, so settings can be logged. It is
 /// checked where it is used (a malformed value is reported without being echoed, which clap's
-/// own value errors would do).
-#[derive(Clone, PartialEq, Eq)]
+/// own value errors would do). It serializes as `<redacted>`: `config show` prints no secret.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
 pub struct Secret(String);
 
 impl Secret {
@@ -73,6 +93,12 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(show::REDACTED)
+    }
+}
+
 impl std::str::FromStr for Secret {
     type Err = std::convert::Infallible;
 
@@ -87,18 +113,34 @@ impl Default for DatabaseArgs {
     }
 }
 
+impl Layer for DatabaseArgs {}
+
+/// The public URL alone, for the commands that write it into what they print.
+#[derive(Args, Clone, Debug, Deserialize, Serialize)]
+pub struct PublicUrl {
+    /// The URL the server is reached at (a token's `iss`, where a sign-in link points).
+    #[arg(long, env = "MAESTRO_PUBLIC_URL", default_value = DEFAULT_PUBLIC_URL)]
+    pub public_url: String,
+}
+
+impl Layer for PublicUrl {}
+
 /// Everything `maestro serve` can be told.
-#[derive(Args, Clone, Debug)]
+#[derive(Args, Clone, Debug, Deserialize, Serialize)]
 pub struct Settings {
     /// Address to listen on.
     #[arg(long, env = "MAESTRO_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
+    /// Read from the same layers as the rest, by `Layer::extract` (serde's `flatten` would hide
+    /// the text of its numbers from figment's conversions).
     #[command(flatten)]
+    #[serde(skip)]
     pub database: DatabaseArgs,
     /// External token issuers whose tokens are trusted: comma-separated `[ISSUER=]SOURCE`, where
     /// SOURCE is a JWKS file or an `https://` URL. With `ISSUER=`, that source's tokens must
     /// carry exactly that `iss` (and the trusted audience, when set).
     #[arg(long, env = "MAESTRO_TRUSTED_JWKS", value_delimiter = ',')]
+    #[serde(with = "text::list")]
     pub trusted_jwks: Vec<TrustedSource>,
     /// The `aud` a token of a trusted JWKS source written `ISSUER=SOURCE` must carry.
     #[arg(long, env = "MAESTRO_TRUSTED_AUDIENCE")]
@@ -108,11 +150,7 @@ pub struct Settings {
     #[arg(long, env = "MAESTRO_TRUSTED_JWKS_CA")]
     pub trusted_jwks_ca: Option<PathBuf>,
     /// The URL partners reach this server at (used in links maestro hands out).
-    #[arg(
-        long,
-        env = "MAESTRO_PUBLIC_URL",
-        default_value = "http://127.0.0.1:8080"
-    )]
+    #[arg(long, env = "MAESTRO_PUBLIC_URL", default_value = DEFAULT_PUBLIC_URL)]
     pub public_url: String,
     /// Largest request body accepted, in bytes; larger bodies answer 413.
     #[arg(long, env = "MAESTRO_MAX_BODY_BYTES", default_value_t = 256 * 1024)]
@@ -124,11 +162,13 @@ pub struct Settings {
     /// How long a request's body may take to arrive, from the end of its headers; a body not
     /// received in time answers 408 `REQUEST_TIMEOUT`.
     #[arg(long, env = "MAESTRO_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[serde(with = "text::duration")]
     pub request_timeout: Duration,
     /// How long a client has to send a request's headers, counted from the connection's
     /// opening or the end of the previous answer; so also how long an idle keep-alive
     /// connection is kept. Past it the connection is closed.
     #[arg(long, env = "MAESTRO_HEADER_READ_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
+    #[serde(with = "text::duration")]
     pub header_read_timeout: Duration,
     /// Connections open at once (fewer if the open-files limit requires); at the cap new
     /// connections wait to be accepted.
@@ -137,10 +177,12 @@ pub struct Settings {
     /// How long partner and template changes made by `maestro partner import`, and signing keys
     /// rotated or retired by `maestro keys`, may take to reach a running server.
     #[arg(long, env = "MAESTRO_CATALOG_REFRESH", default_value = "5s", value_parser = humantime::parse_duration)]
+    #[serde(with = "text::duration")]
     pub catalog_refresh: Duration,
     /// What this instance runs: `all` (API and background workers), `api`, or `worker`
     /// (delivery and other background work, no HTTP API but the probes and metrics).
     #[arg(long, env = "MAESTRO_ROLE", value_enum, default_value_t = Role::All)]
+    #[serde(with = "text::choice")]
     pub role: Role,
     /// Delays between delivery attempts, e.g. `1s,2s,5s`; after the last a delivery fails.
     #[arg(
@@ -148,6 +190,7 @@ pub struct Settings {
         env = "MAESTRO_DELIVERY_RETRY_SCHEDULE",
         default_value = crate::notifications::retry::DEFAULT_SCHEDULE
     )]
+    #[serde(with = "text::parsed")]
     pub delivery_retry_schedule: RetrySchedule,
     /// Non-public subnets postback URLs may reach anyway, comma-separated (e.g. `127.0.0.0/8`).
     #[arg(
@@ -156,9 +199,11 @@ pub struct Settings {
         value_delimiter = ',',
         num_args = 0..
     )]
+    #[serde(with = "text::list")]
     pub delivery_allowed_subnets: Vec<ipnet::IpNet>,
     /// How long a partner gets to answer a delivery.
     #[arg(long, env = "MAESTRO_DELIVERY_TIMEOUT", default_value = "15s", value_parser = humantime::parse_duration)]
+    #[serde(with = "text::duration")]
     pub delivery_timeout: Duration,
     /// Deliveries one worker sends at once.
     #[arg(long, env = "MAESTRO_DELIVERY_CONCURRENCY", default_value_t = 16)]
@@ -173,30 +218,51 @@ pub struct Settings {
     pub delivery_partner_concurrency: usize,
     /// How often an idle worker looks for deliveries recorded by other instances.
     #[arg(long, env = "MAESTRO_DELIVERY_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    #[serde(with = "text::duration")]
     pub delivery_poll_interval: Duration,
     /// How often the live inbox stream looks for changes made by other instances (changes
     /// made on this one reach it at once).
     #[arg(long, env = "MAESTRO_INBOX_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    #[serde(with = "text::duration")]
     pub inbox_poll_interval: Duration,
     /// How long the inbox page stays signed in after a sign-in link was used.
     #[arg(long, env = "MAESTRO_INBOX_SESSION_TTL", default_value = "8h", value_parser = humantime::parse_duration)]
+    #[serde(with = "text::duration")]
     pub inbox_session_ttl: Duration,
     /// How often the sweeper announces expired alerts (`alert.expired`) and purges old ones.
     /// Users never see an expired alert, whenever the sweeper runs.
     #[arg(long, env = "MAESTRO_SWEEP_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[serde(with = "text::duration")]
     pub sweep_interval: Duration,
     /// How long an expired alert (with its revisions) is kept before it is deleted.
     #[arg(long, env = "MAESTRO_EXPIRED_RETENTION", default_value = "7days", value_parser = humantime::parse_duration)]
+    #[serde(with = "text::duration")]
     pub expired_retention: Duration,
     /// How long an access token from the token endpoint lasts.
     #[arg(long, env = "MAESTRO_ACCESS_TOKEN_TTL", default_value = "1h", value_parser = humantime::parse_duration)]
+    #[serde(with = "text::duration")]
     pub access_token_ttl: Duration,
     /// How long a refresh token from the token endpoint lasts (each use replaces it).
     #[arg(long, env = "MAESTRO_REFRESH_TOKEN_TTL", default_value = "180days", value_parser = humantime::parse_duration)]
+    #[serde(with = "text::duration")]
     pub refresh_token_ttl: Duration,
-    /// How long in-flight requests get to finish after a shutdown signal.
+    /// How long, after SIGTERM or SIGINT, `/readyz` answers 503 while requests are still
+    /// served, so that a load balancer stops sending any before the listener closes.
+    #[arg(long, env = "MAESTRO_DRAIN_DELAY", default_value = "5s", value_parser = humantime::parse_duration)]
+    #[serde(with = "text::duration")]
+    pub drain_delay: Duration,
+    /// How long in-flight requests get to finish once the listener has closed.
     #[arg(long, env = "MAESTRO_SHUTDOWN_GRACE", default_value = "20s", value_parser = humantime::parse_duration)]
+    #[serde(with = "text::duration")]
     pub shutdown_grace: Duration,
+}
+
+impl Layer for Settings {
+    fn extract(figment: &figment::Figment) -> Result<Self, Box<figment::Error>> {
+        let mut settings: Settings = figment.extract_lossy()?;
+        settings.database = figment.extract_lossy()?;
+        Ok(settings)
+    }
 }
 
 impl Settings {
@@ -224,89 +290,18 @@ impl Settings {
     }
 }
 
-/// The values the flags' declarations give, with `args` on top and the environment ignored:
-/// the defaults are written once, in the `#[arg]` attributes above.
-fn defaults<T: Args + FromArgMatches>(args: &[&str]) -> T {
-    let command = T::augment_args(clap::Command::new("maestro"))
-        .mut_args(|arg| arg.env(clap::builder::Resettable::Reset));
+/// The values the flags' declarations give, with `args` on top, read through the same layers as
+/// the command line's (without a file, and with the environment ignored): the defaults are
+/// written once, in the `#[arg]` attributes above.
+fn defaults<T: Layer>(args: &[&str]) -> T {
+    let command = Layered::<T>::augment_args(clap::Command::new("maestro"));
     let matches = command
         .try_get_matches_from(std::iter::once("maestro").chain(args.iter().copied()))
         .expect("the declared defaults parse");
-    T::from_arg_matches(&matches).expect("the declared defaults parse")
+    load::<T>(&matches, None, &|_| None)
+        .expect("the declared defaults parse")
+        .into_inner()
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_come_from_the_declarations_not_the_environment() {
-        let settings = Settings::with_database("127.0.0.1:0", "sqlite://x.db");
-        assert_eq!(settings.listen, "127.0.0.1:0");
-        assert_eq!(settings.database.url, "sqlite://x.db");
-        assert_eq!(settings.database.database_timeout, Duration::from_secs(5));
-        assert_eq!(settings.max_body_bytes, 256 * 1024);
-        assert_eq!(settings.shutdown_grace, Duration::from_secs(20));
-        assert_eq!(
-            settings.expired_retention,
-            Duration::from_secs(7 * 24 * 3600)
-        );
-        assert_eq!(DatabaseArgs::default().url, DEFAULT_DATABASE_URL);
-        assert!(settings.trusted_jwks.is_empty());
-        assert_eq!(settings.trusted_audience, None);
-        assert_eq!(DatabaseArgs::default().master_key, None);
-    }
-
-    #[test]
-    fn trusted_jwks_is_a_comma_separated_list_of_sources() {
-        let settings: Settings = defaults(&[
-            "--trusted-jwks",
-            "https://idp.example.com=https://idp.example.com/jwks?x=1, /etc/a.jwks",
-            "--trusted-jwks",
-            "https://b.example.com/.well-known/jwks.json",
-            "--trusted-audience",
-            "https://maestro.example.com",
-        ]);
-        let shown: Vec<String> = settings
-            .trusted_jwks
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        assert_eq!(
-            shown,
-            [
-                "https://idp.example.com=https://idp.example.com/jwks?x=1",
-                "/etc/a.jwks",
-                "https://b.example.com/.well-known/jwks.json",
-            ]
-        );
-        assert_eq!(
-            settings.trusted_jwks[0].issuer.as_deref(),
-            Some("https://idp.example.com")
-        );
-        assert_eq!(
-            settings.trusted_audience.as_deref(),
-            Some("https://maestro.example.com")
-        );
-        let refused = Settings::augment_args(clap::Command::new("maestro"))
-            .mut_args(|arg| arg.env(clap::builder::Resettable::Reset))
-            .try_get_matches_from(["maestro", "--trusted-jwks", "http://idp/jwks"]);
-        assert!(refused.unwrap_err().to_string().contains("https://"));
-    }
-
-    #[test]
-    fn the_master_key_never_shows_in_the_settings_debug() {
-        let key = "q83vEjRWeJC6ze8SNFZ4kLrN7xI0VniQus3vEjRWeJA=";
-        let mut settings = Settings::with_database("127.0.0.1:0", "sqlite://x.db");
-        settings.database.master_key = Some(key.parse().unwrap());
-        let shown = format!("{settings:?} {settings:#?}");
-        assert!(
-            !shown.contains(key) && !shown.contains("q83vEjRW"),
-            "{shown}"
-        );
-        assert!(
-            shown.contains("master_key: Some(Secret(<redacted>))"),
-            "{shown}"
-        );
-    }
-}
+mod tests;
