@@ -112,13 +112,19 @@ impl App {
         let gap_grace = (settings.database.database_timeout * 3).max(Duration::from_secs(5));
         let inbox_feed =
             InboxFeed::start(store.clone(), settings.inbox_poll_interval, gap_grace).await?;
-        let revocations = Revocations::load(store.clone(), settings.revocation_refresh()).await?;
+        let revocations = Revocations::load(
+            store.clone(),
+            settings.revocation_refresh(),
+            settings.access_token_ttl + Duration::from_secs(crate::auth::keyring::LEEWAY_SECS),
+        )
+        .await?;
         let clients = Arc::new(Clients::new(store.clone()));
         Ok(Arc::new(App {
             connections: Connections::new(store.clone(), clock.clone(), revocations.clone()),
             grants: Grants::new(
                 store.clone(),
                 clients.clone(),
+                revocations.clone(),
                 GrantSettings {
                     access_ttl: settings.access_token_ttl,
                     refresh_ttl: settings.refresh_token_ttl,

@@ -6,7 +6,7 @@ use std::{net::IpAddr, sync::Arc, time::Duration};
 
 use time::OffsetDateTime;
 
-use super::{Clients, secrets, throttle::Throttle};
+use super::{Clients, Revocations, secrets, throttle::Throttle};
 use crate::{
     auth::{Claims, KeyRing, TokenKind, normalize_company_id, signing},
     error::{Error, ErrorCode, Problem, Result},
@@ -151,15 +151,23 @@ pub struct GrantSettings {
 pub struct Grants {
     store: DynStore,
     clients: Arc<Clients>,
+    /// Told at once of a chain this instance revokes (a replayed refresh token).
+    revocations: Arc<Revocations>,
     throttle: Throttle,
     settings: GrantSettings,
 }
 
 impl Grants {
-    pub fn new(store: DynStore, clients: Arc<Clients>, settings: GrantSettings) -> Self {
+    pub fn new(
+        store: DynStore,
+        clients: Arc<Clients>,
+        revocations: Arc<Revocations>,
+        settings: GrantSettings,
+    ) -> Self {
         Grants {
             store,
             clients,
+            revocations,
             throttle: Throttle::default(),
             settings,
         }
@@ -231,15 +239,20 @@ impl Grants {
                         now,
                     )
                     .await?;
-                let (company_id, held) = match outcome {
-                    RefreshOutcome::Rotated { company_id, scopes } => (company_id, scopes),
+                let (chain_id, company_id, held) = match outcome {
+                    RefreshOutcome::Rotated {
+                        chain_id,
+                        company_id,
+                        scopes,
+                    } => (chain_id, company_id, scopes),
                     RefreshOutcome::ScopeNotHeld => {
                         return Err(Error::new(
                             ErrorCode::InvalidScope,
                             "The scope asked for is more than the refresh token holds.",
                         ));
                     }
-                    RefreshOutcome::Reused => {
+                    RefreshOutcome::Reused { chain_id } => {
+                        self.revocations.note_grant(&chain_id);
                         tracing::warn!(client = %client.id, "a used refresh token was presented again; its chain is revoked");
                         return Err(Error::new(
                             ErrorCode::InvalidGrant,
@@ -256,6 +269,7 @@ impl Grants {
                 };
                 let scopes = granted(request.scope.as_deref(), &held)?;
                 let next = NewRefreshToken {
+                    chain_id,
                     company_id: company_id.clone(),
                     scopes: held,
                     ..next
@@ -305,7 +319,9 @@ impl Grants {
         refresh: String,
         stored: &NewRefreshToken,
     ) -> Result<Issued> {
-        let claims = self.claims(client, TokenKind::Company, company_id, &scopes, now);
+        let mut claims = self.claims(client, TokenKind::Company, company_id, &scopes, now);
+        // The grant the token descends from: revoking the chain revokes the token.
+        claims.sid = Some(stored.chain_id.clone());
         Ok(Issued {
             access_token: signing::issue(&self.store, keyring, &claims).await?,
             expires_in: self.settings.access_ttl,
@@ -336,6 +352,7 @@ impl Grants {
             exp: issued + self.settings.access_ttl.as_secs() as i64,
             nbf: Some(issued),
             jti: Some(uuid::Uuid::new_v4().to_string()),
+            sid: None,
         }
     }
 }

@@ -5,7 +5,7 @@
 //! instance that records a revocation applies it at once.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{Arc, RwLock},
     time::Duration,
 };
@@ -33,15 +33,27 @@ pub struct Revocations {
     store: DynStore,
     refresh: Duration,
     entries: RwLock<HashMap<Key, Refused>>,
+    /// Refresh-token chains revoked within `grant_memory`: the access tokens they issued (whose
+    /// `sid` names them) are refused. Older ones need no entry, their access tokens expired.
+    grants: RwLock<HashSet<String>>,
+    grant_memory: Duration,
 }
 
 impl Revocations {
-    /// Loads the revocations in force; `refresh` is how often they are read again.
-    pub async fn load(store: DynStore, refresh: Duration) -> anyhow::Result<Arc<Self>> {
+    /// Loads the revocations in force; `refresh` is how often they are read again, and
+    /// `grant_memory` how long an access token of a revoked chain may live (its TTL and the
+    /// verification leeway).
+    pub async fn load(
+        store: DynStore,
+        refresh: Duration,
+        grant_memory: Duration,
+    ) -> anyhow::Result<Arc<Self>> {
         let revocations = Arc::new(Revocations {
             store,
             refresh,
             entries: RwLock::default(),
+            grants: RwLock::default(),
+            grant_memory,
         });
         revocations.refresh().await?;
         Ok(revocations)
@@ -51,8 +63,24 @@ impl Revocations {
     pub async fn refresh(&self) -> anyhow::Result<()> {
         let loaded = self.store.revocations().await?;
         let entries = loaded.iter().map(entry).collect();
+        let since = time::OffsetDateTime::now_utc() - self.grant_memory;
+        let grants = self
+            .store
+            .revoked_grants(since)
+            .await?
+            .into_iter()
+            .collect();
         *self.entries.write().expect("revocations lock poisoned") = entries;
+        *self.grants.write().expect("revocations lock poisoned") = grants;
         Ok(())
+    }
+
+    /// Applies the revocation of a refresh-token chain this instance recorded (a replay).
+    pub fn note_grant(&self, chain_id: &str) {
+        self.grants
+            .write()
+            .expect("revocations lock poisoned")
+            .insert(chain_id.to_owned());
     }
 
     /// Applies a revocation this instance recorded, before the next refresh would.
@@ -80,6 +108,17 @@ impl Revocations {
 
     /// 401 when the token of `principal` has been revoked.
     pub fn check(&self, principal: &Principal) -> Result<()> {
+        if let Some(grant) = &principal.grant
+            && self
+                .grants
+                .read()
+                .expect("revocations lock poisoned")
+                .contains(grant)
+        {
+            return Err(Error::unauthenticated(
+                "The token was revoked with its grant: a refresh token of it was used twice.",
+            ));
+        }
         let Some(app_id) = &principal.app_id else {
             return Ok(());
         };

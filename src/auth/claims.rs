@@ -44,6 +44,10 @@ pub struct Claims {
     pub nbf: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
+    /// The grant a token from the token endpoint descends from (its refresh-token chain): when
+    /// the chain is revoked, so is every access token that names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 /// Scopes come as an array, or (as OAuth2 writes them) as one space-separated string.

@@ -296,6 +296,7 @@ fn principal(claims: Claims) -> Result<Principal> {
         roles: claims.roles,
         accepted_until: claims.exp + LEEWAY_SECS as i64,
         issued_at: claims.iat,
+        grant: claims.sid,
     })
 }
 

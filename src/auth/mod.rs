@@ -57,6 +57,8 @@ pub struct Principal {
     pub accepted_until: i64,
     /// When the token was issued (`iat`, seconds since the Unix epoch), if it says.
     pub issued_at: Option<i64>,
+    /// The refresh-token chain a token from the token endpoint descends from (`sid`).
+    pub grant: Option<String>,
 }
 
 impl Principal {

@@ -202,6 +202,7 @@ mod tests {
             exp,
             nbf: None,
             jti: None,
+            sid: None,
         }
     }
 

@@ -108,6 +108,7 @@ impl TokenRequest {
             exp: now + self.ttl_secs,
             nbf: Some(now),
             jti: Some(uuid::Uuid::new_v4().to_string()),
+            sid: None,
         })
     }
 }

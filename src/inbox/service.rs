@@ -290,6 +290,7 @@ mod tests {
             roles: vec![],
             accepted_until: 0,
             issued_at: None,
+            grant: None,
         };
         assert_eq!(
             InboxService::owner(&user).unwrap(),

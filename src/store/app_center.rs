@@ -84,11 +84,12 @@ pub struct NewRefreshToken {
 pub enum RefreshOutcome {
     /// It was live: it is now used, and `next` (same chain, company and scopes) replaces it.
     Rotated {
+        chain_id: String,
         company_id: String,
         scopes: Vec<String>,
     },
     /// It had been used already: the whole chain is now revoked.
-    Reused,
+    Reused { chain_id: String },
     /// Live, but holding less than the scopes asked for: left as it was.
     ScopeNotHeld,
     /// Unknown, expired, revoked, or another client's.
@@ -157,6 +158,9 @@ pub trait AppCenterStore: Send + Sync {
 
     /// Every revocation in force (a small table: disconnections and revoked secrets).
     async fn revocations(&self) -> StoreResult<Vec<Revocation>>;
+    /// The refresh-token chains revoked at `since` or later (a replay, a disconnection, a
+    /// revoked secret): access tokens that name one (`sid`) are refused.
+    async fn revoked_grants(&self, since: OffsetDateTime) -> StoreResult<Vec<String>>;
     /// Deletes request and refresh tokens that expired before `now`. How many.
     async fn purge_expired_grants(&self, now: OffsetDateTime) -> StoreResult<u64>;
 }

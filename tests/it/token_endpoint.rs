@@ -113,7 +113,7 @@ async fn refresh_tokens_rotate_and_a_replay_revokes_the_chain(backend: Backend) 
         200
     );
 
-    // The used token again: refused, and the whole chain with it.
+    // The used token again: refused, and the whole chain with it — refresh and access tokens.
     expect_oauth_error(
         t.refresh(&secret, first_refresh).await,
         400,
@@ -126,6 +126,15 @@ async fn refresh_tokens_rotate_and_a_replay_revokes_the_chain(backend: Backend) 
         "invalid_grant",
     )
     .await;
+    let second_access = second["access_token"].as_str().unwrap();
+    assert_eq!(alert_status(&t, second_access).await, 401);
+    assert_eq!(
+        alert_status(&t, first["access_token"].as_str().unwrap()).await,
+        401
+    );
+    // Another instance learns of it when it reads the revocations (at start, then every 5 s).
+    let other = TestApp::spawn_on(t.db.clone(), |_| {}).await;
+    assert_eq!(alert_status(&other, second_access).await, 401);
 }
 
 async fn a_refresh_may_narrow_the_scope_but_not_widen_it(backend: Backend) {

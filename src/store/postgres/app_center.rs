@@ -138,6 +138,17 @@ impl AppCenterStore for PostgresStore {
         .await
     }
 
+    async fn revoked_grants(&self, since: OffsetDateTime) -> StoreResult<Vec<String>> {
+        self.timed(
+            sqlx::query_scalar(
+                "SELECT DISTINCT chain_id FROM refresh_tokens WHERE revoked_at >= $1",
+            )
+            .bind(since)
+            .fetch_all(&self.pool),
+        )
+        .await
+    }
+
     async fn purge_expired_grants(&self, now: OffsetDateTime) -> StoreResult<u64> {
         self.timed(async {
             let request = sqlx::query("DELETE FROM request_tokens WHERE expires_at <= $1")
@@ -404,7 +415,7 @@ async fn rotate(
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        return Ok(RefreshOutcome::Reused);
+        return Ok(RefreshOutcome::Reused { chain_id });
     }
     let company_id: String = row.try_get("company_id")?;
     let scopes: Vec<String> = decode_json(&row.try_get::<String, _>("scopes")?)?;
@@ -417,12 +428,16 @@ async fn rotate(
         .execute(&mut *tx)
         .await?;
     let replacement = NewRefreshToken {
-        chain_id,
+        chain_id: chain_id.clone(),
         company_id: company_id.clone(),
         scopes: scopes.clone(),
         ..next.clone()
     };
     insert_refresh(&mut tx, &replacement).await?;
     tx.commit().await?;
-    Ok(RefreshOutcome::Rotated { company_id, scopes })
+    Ok(RefreshOutcome::Rotated {
+        chain_id,
+        company_id,
+        scopes,
+    })
 }

@@ -126,6 +126,18 @@ impl AppCenterStore for SqliteStore {
         self.readers.read(revocations).await
     }
 
+    async fn revoked_grants(&self, since: OffsetDateTime) -> StoreResult<Vec<String>> {
+        self.readers
+            .read(move |db| {
+                db.prepare_cached(
+                    "SELECT DISTINCT chain_id FROM refresh_tokens WHERE revoked_ms >= ?1",
+                )?
+                .query_map([millis(since)], |row| row.get(0))?
+                .collect()
+            })
+            .await
+    }
+
     async fn purge_expired_grants(&self, now: OffsetDateTime) -> StoreResult<u64> {
         self.writer
             .exclusive(move |tx| {
@@ -363,7 +375,7 @@ fn rotate(
             "UPDATE refresh_tokens SET revoked_ms = ?2 WHERE chain_id = ?1 AND revoked_ms IS NULL",
             params![chain_id, millis(now)],
         )?;
-        return Ok(RefreshOutcome::Reused);
+        return Ok(RefreshOutcome::Reused { chain_id });
     }
     let scopes: Vec<String> = decode_json(&scopes)?;
     if asked.is_some_and(|asked| asked.iter().any(|scope| !scopes.contains(scope))) {
@@ -376,13 +388,17 @@ fn rotate(
     insert_refresh(
         tx,
         &NewRefreshToken {
-            chain_id,
+            chain_id: chain_id.clone(),
             company_id: company_id.clone(),
             scopes: scopes.clone(),
             ..next.clone()
         },
     )?;
-    Ok(RefreshOutcome::Rotated { company_id, scopes })
+    Ok(RefreshOutcome::Rotated {
+        chain_id,
+        company_id,
+        scopes,
+    })
 }
 
 fn revocations(db: &Connection) -> rusqlite::Result<Vec<Revocation>> {

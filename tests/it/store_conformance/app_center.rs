@@ -216,6 +216,7 @@ async fn refresh_tokens_rotate_once_and_a_replay_revokes_the_chain(backend: Back
             .await
             .unwrap(),
         RefreshOutcome::Rotated {
+            chain_id: "chain-1".into(),
             company_id: "c1".into(),
             scopes: vec!["maestro.alerts.writeonly".into()]
         }
@@ -236,7 +237,9 @@ async fn refresh_tokens_rotate_once_and_a_replay_revokes_the_chain(backend: Back
             .rotate_refresh_token("rf-1", None, &next("rf-3"), NOW)
             .await
             .unwrap(),
-        RefreshOutcome::Reused
+        RefreshOutcome::Reused {
+            chain_id: "chain-1".into()
+        }
     );
     // The replay revoked the chain, the live token with it.
     assert_eq!(
@@ -246,6 +249,11 @@ async fn refresh_tokens_rotate_once_and_a_replay_revokes_the_chain(backend: Back
             .unwrap(),
         RefreshOutcome::Invalid
     );
+    // Access tokens of the chain are refused while they may live: the chain is listed.
+    let listed = store.revoked_grants(NOW - time::Duration::hours(1)).await;
+    assert_eq!(listed.unwrap(), ["chain-1"]);
+    let later = store.revoked_grants(NOW + time::Duration::seconds(1)).await;
+    assert!(later.unwrap().is_empty());
     assert_eq!(
         store
             .rotate_refresh_token("nothing", None, &next("rf-5"), NOW)

@@ -62,3 +62,6 @@ CREATE TABLE refresh_tokens (
 CREATE INDEX refresh_tokens_by_chain ON refresh_tokens (chain_id);
 CREATE INDEX refresh_tokens_by_pair ON refresh_tokens (client_id, company_id);
 CREATE INDEX refresh_tokens_by_expiry ON refresh_tokens (expires_at);
+-- The chains revoked lately, whose access tokens are refused too.
+CREATE INDEX refresh_tokens_by_revocation ON refresh_tokens (revoked_at)
+    WHERE revoked_at IS NOT NULL;
