@@ -11,6 +11,7 @@ use crate::{
     apps::{Clients, Connections, GrantSettings, Grants, Revocations},
     auth::{KeyRing, Principal, issuers::Issuers, signing},
     clock::Clock,
+    downstream::{Publisher, PublisherConfig},
     http::server::{ConnectionLimits, connection_cap, serve_connections},
     inbox::{InboxFeed, InboxService, Sweeper},
     notifications::{
@@ -54,6 +55,9 @@ pub struct App {
     pub grants: Grants,
     /// Tokens refused after the fact; its loop runs with the API.
     pub revocations: Arc<Revocations>,
+    /// Publishes the outbox to NATS JetStream when `MAESTRO_NATS_URL` is set; its loop runs in
+    /// `serve` when the instance's role includes workers, tests call `run_once`.
+    pub downstream: Option<Arc<Publisher>>,
 }
 
 impl App {
@@ -78,6 +82,8 @@ impl App {
         let keyring = KeyRing::new(signing::server_keys(&store).await?, Some(Arc::new(issuers)))?;
         let catalog = Arc::new(Catalog::new(store.clone(), settings.catalog_refresh));
         let metrics = Arc::new(Metrics::new());
+        let downstream = PublisherConfig::from_settings(&settings)?
+            .map(|config| Publisher::new(store.clone(), config, metrics.clone()));
         let delivery = DeliveryWorker::new(
             store.clone(),
             DeliveryConfig {
@@ -115,6 +121,7 @@ impl App {
             ),
             clients,
             revocations,
+            downstream,
             alerts: AlertService::new(
                 store.clone(),
                 catalog.clone(),
@@ -206,6 +213,9 @@ pub async fn serve(
     if app.settings.role.runs_workers() {
         workers.push(tokio::spawn(app.delivery.clone().run(stop_rx.clone())));
         workers.push(tokio::spawn(app.sweeper.clone().run(stop_rx.clone())));
+        if let Some(publisher) = &app.downstream {
+            workers.push(tokio::spawn(publisher.clone().run(stop_rx.clone())));
+        }
     }
     let feed = app.inbox_feed.clone();
     let limits = ConnectionLimits {

@@ -5,7 +5,11 @@ use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, FromArgMatches, ValueEnum};
 
-use crate::{auth::issuers::TrustedSource, notifications::retry::RetrySchedule};
+use crate::{
+    auth::issuers::TrustedSource,
+    downstream::{parse_stream_name, parse_subject_prefix},
+    notifications::retry::RetrySchedule,
+};
 
 /// Which parts of maestro an instance runs, so that API and workers can scale apart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -79,6 +83,26 @@ impl std::str::FromStr for Secret {
     fn from_str(value: &str) -> Result<Self, Self::Err> {
         Ok(Secret(value.to_owned()))
     }
+}
+
+/// Downstream publishing to NATS JetStream (SPEC §4.2).
+#[derive(Args, Clone, Debug)]
+pub struct NatsArgs {
+    /// NATS servers the outbox is published to, comma-separated (`nats://HOST:4222`, `tls://`
+    /// for TLS; `nats://USER:PASSWORD@HOST` or `nats://TOKEN@HOST` to authenticate). Unset:
+    /// nothing is published and nothing about NATS runs. A secret, since it may hold a password.
+    #[arg(long = "nats-url", env = "MAESTRO_NATS_URL", hide_env_values = true)]
+    pub url: Option<Secret>,
+    /// The JetStream stream; created with maestro's limits when missing, used as it is when not.
+    #[arg(long = "nats-stream", env = "MAESTRO_NATS_STREAM", default_value = "MAESTRO_ALERTS", value_parser = parse_stream_name)]
+    pub stream: String,
+    /// The subjects' first token(s): `PREFIX.alerts.{partner}.{eventType}`,
+    /// `PREFIX.company.{type}`.
+    #[arg(long = "nats-subject-prefix", env = "MAESTRO_NATS_SUBJECT_PREFIX", default_value = "maestro", value_parser = parse_subject_prefix)]
+    pub subject_prefix: String,
+    /// How long connecting to NATS, and JetStream's acknowledgement of a batch, may take.
+    #[arg(long = "nats-timeout", env = "MAESTRO_NATS_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
 }
 
 impl Default for DatabaseArgs {
@@ -194,6 +218,8 @@ pub struct Settings {
     /// How long a refresh token from the token endpoint lasts (each use replaces it).
     #[arg(long, env = "MAESTRO_REFRESH_TOKEN_TTL", default_value = "180days", value_parser = humantime::parse_duration)]
     pub refresh_token_ttl: Duration,
+    #[command(flatten)]
+    pub nats: NatsArgs,
     /// How long in-flight requests get to finish after a shutdown signal.
     #[arg(long, env = "MAESTRO_SHUTDOWN_GRACE", default_value = "20s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,

@@ -114,6 +114,22 @@ impl Metrics {
         });
     }
 
+    /// How long the oldest event not yet published downstream has waited (0 when caught up).
+    pub fn outbox_publish_lag(&self, seconds: f64) {
+        self.record(|| gauge!("maestro_outbox_publish_lag_seconds").set(seconds));
+    }
+
+    /// Messages JetStream acknowledged, by feed (`alerts`, `company`); `duplicates` of them it
+    /// already had.
+    pub fn outbox_published(&self, feed: &'static str, acknowledged: usize, duplicates: usize) {
+        self.record(|| {
+            counter!("maestro_outbox_published_total", "feed" => feed)
+                .increment(acknowledged as u64);
+            counter!("maestro_outbox_published_duplicates_total", "feed" => feed)
+                .increment(duplicates as u64);
+        });
+    }
+
     /// The Prometheus text exposition of everything recorded so far.
     pub fn render(&self) -> String {
         let handle = self.recorder.handle();

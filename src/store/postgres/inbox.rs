@@ -175,10 +175,12 @@ pub(super) async fn expire(
              ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED), \
          expired AS ( \
              UPDATE alerts a SET expired_at = $1 FROM due WHERE a.id = due.id \
-             RETURNING a.id, a.revision, a.partner_id, a.company_id, a.user_id, a.expires_at) \
+             RETURNING a.id, a.revision, a.partner_id, a.company_id, a.user_id, a.expires_at, \
+                 a.template_id) \
          INSERT INTO outbox (event_type, alert_id, revision, partner_id, company_id, user_id, \
-             occurred_at) \
-         SELECT '{EVENT_ALERT_EXPIRED}', id, revision, partner_id, company_id, user_id, expires_at \
+             occurred_at, template_id, expires_at) \
+         SELECT '{EVENT_ALERT_EXPIRED}', id, revision, partner_id, company_id, user_id, expires_at, \
+             template_id, expires_at \
          FROM expired ORDER BY expires_at, id"
     ))
     .bind(now)

@@ -11,6 +11,7 @@ mod alerts;
 mod app_center;
 mod catalog;
 mod deliveries;
+mod downstream;
 mod events;
 mod inbox;
 mod json;
@@ -68,6 +69,11 @@ const MIGRATIONS: &[migrations::EmbeddedMigration] = &[
         8,
         "app center",
         include_str!("migrations/0008_app_center.sql"),
+    ),
+    (
+        10,
+        "downstream",
+        include_str!("migrations/0010_downstream.sql"),
     ),
 ];
 

@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008_delivery_partner_cap.sql"),
     include_str!("migrations/0009_key_and_secret_rotation.sql"),
     include_str!("migrations/0010_app_center.sql"),
+    include_str!("migrations/0012_downstream.sql"),
 ];
 
 /// Statements kept prepared per connection (the multi-row inserts come in a few shapes).
