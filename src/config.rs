@@ -91,17 +91,22 @@ pub struct NatsArgs {
     /// NATS servers the outbox is published to, comma-separated (`nats://HOST:4222`, `tls://`
     /// for TLS; `nats://USER:PASSWORD@HOST` or `nats://TOKEN@HOST` to authenticate). Unset:
     /// nothing is published and nothing about NATS runs. A secret, since it may hold a password.
-    #[arg(long = "nats-url", env = "MAESTRO_NATS_URL", hide_env_values = true)]
+    #[arg(
+        id = "nats_url",
+        long = "nats-url",
+        env = "MAESTRO_NATS_URL",
+        hide_env_values = true
+    )]
     pub url: Option<Secret>,
     /// The JetStream stream; created with maestro's limits when missing, used as it is when not.
-    #[arg(long = "nats-stream", env = "MAESTRO_NATS_STREAM", default_value = "MAESTRO_ALERTS", value_parser = parse_stream_name)]
+    #[arg(id = "nats_stream", long = "nats-stream", env = "MAESTRO_NATS_STREAM", default_value = "MAESTRO_ALERTS", value_parser = parse_stream_name)]
     pub stream: String,
     /// The subjects' first token(s): `PREFIX.alerts.{partner}.{eventType}`,
     /// `PREFIX.company.{type}`.
-    #[arg(long = "nats-subject-prefix", env = "MAESTRO_NATS_SUBJECT_PREFIX", default_value = "maestro", value_parser = parse_subject_prefix)]
+    #[arg(id = "nats_subject_prefix", long = "nats-subject-prefix", env = "MAESTRO_NATS_SUBJECT_PREFIX", default_value = "maestro", value_parser = parse_subject_prefix)]
     pub subject_prefix: String,
     /// How long connecting to NATS, and JetStream's acknowledgement of a batch, may take.
-    #[arg(long = "nats-timeout", env = "MAESTRO_NATS_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(id = "nats_timeout", long = "nats-timeout", env = "MAESTRO_NATS_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
 }
 
