@@ -2,7 +2,7 @@
 //! order, so it never publishes an event and later finds one with a lower id (PostgreSQL's
 //! late commits), and never skips one. See `store::OutboxHorizon`.
 
-use crate::store::OutboxHorizon;
+use crate::store::{Finality, OutboxHorizon};
 
 /// The highest id of each feed up to which every event that will ever exist is visible.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
@@ -20,6 +20,15 @@ pub struct Horizon {
 }
 
 impl Horizon {
+    /// What the next observation should look past: a counter is worth taking only for heads
+    /// beyond those settled, and not at all while earlier heads wait to settle.
+    pub fn beyond(&self) -> (i64, i64) {
+        match self.pending {
+            Some(_) => (i64::MAX, i64::MAX),
+            None => (self.settled.alerts, self.settled.company),
+        }
+    }
+
     /// Takes in an observation; returns what is settled now.
     pub fn observe(&mut self, seen: &OutboxHorizon) -> Settled {
         let heads = Settled {
@@ -32,17 +41,17 @@ impl Horizon {
             self.settle(pending);
             self.pending = None;
         }
-        match seen.final_after {
-            None => {
+        match seen.finality {
+            Finality::Now => {
                 self.settle(heads);
                 self.pending = None;
             }
             // One observation waits at a time: replacing it with each newer one would never
             // settle anything while transactions keep overlapping.
-            Some(counter) if self.pending.is_none() && heads != self.settled => {
+            Finality::After(counter) if self.pending.is_none() && heads != self.settled => {
                 self.pending = Some((heads, counter));
             }
-            Some(_) => {}
+            Finality::After(_) | Finality::Unknown => {}
         }
         self.settled
     }
@@ -62,20 +71,22 @@ impl Horizon {
 mod tests {
     use super::*;
 
-    fn seen(alerts: i64, final_after: Option<u64>, oldest_running: u64) -> OutboxHorizon {
+    fn seen(alerts: i64, finality: Finality, oldest_running: u64) -> OutboxHorizon {
         OutboxHorizon {
             alerts_head: alerts,
             company_head: 0,
-            final_after,
+            finality,
             oldest_running,
         }
     }
 
+    use Finality::{After, Now, Unknown};
+
     #[test]
     fn one_writer_in_id_order_settles_at_once() {
         let mut horizon = Horizon::default();
-        assert_eq!(horizon.observe(&seen(5, None, 0)).alerts, 5);
-        assert_eq!(horizon.observe(&seen(9, None, 0)).alerts, 9);
+        assert_eq!(horizon.observe(&seen(5, Now, 0)).alerts, 5);
+        assert_eq!(horizon.observe(&seen(9, Now, 0)).alerts, 9);
         assert!(!horizon.waiting());
     }
 
@@ -83,21 +94,31 @@ mod tests {
     fn heads_settle_once_every_transaction_running_then_has_ended() {
         let mut horizon = Horizon::default();
         // Id 10 is visible; transactions up to counter 100 may still commit lower ids.
-        assert_eq!(horizon.observe(&seen(10, Some(100), 90)).alerts, 0);
+        assert_eq!(horizon.beyond(), (0, 0));
+        assert_eq!(horizon.observe(&seen(10, After(100), 90)).alerts, 0);
         assert!(horizon.waiting());
-        // Transaction 95 still runs: nothing settles, and the newer heads wait their turn.
-        assert_eq!(horizon.observe(&seen(12, Some(104), 95)).alerts, 0);
+        assert_eq!(
+            horizon.beyond(),
+            (i64::MAX, i64::MAX),
+            "no counter while one waits"
+        );
+        // Transaction 95 still runs: nothing settles.
+        assert_eq!(horizon.observe(&seen(12, Unknown, 95)).alerts, 0);
         // Every transaction up to 100 has ended.
-        assert_eq!(horizon.observe(&seen(12, Some(108), 101)).alerts, 10);
-        assert!(horizon.waiting(), "and the newer heads wait in their turn");
-        assert_eq!(horizon.observe(&seen(12, Some(110), 101)).alerts, 10);
-        assert_eq!(horizon.observe(&seen(12, Some(112), 111)).alerts, 12);
+        assert_eq!(horizon.observe(&seen(12, Unknown, 101)).alerts, 10);
+        assert!(!horizon.waiting());
+        assert_eq!(horizon.beyond(), (10, 0));
+        assert_eq!(horizon.observe(&seen(12, After(108), 101)).alerts, 10);
+        assert_eq!(horizon.observe(&seen(12, Unknown, 109)).alerts, 12);
+        // Nothing new: no counter asked, nothing waits.
+        assert_eq!(horizon.observe(&seen(12, Unknown, 120)).alerts, 12);
+        assert!(!horizon.waiting());
     }
 
     #[test]
     fn it_never_goes_back() {
         let mut horizon = Horizon::default();
-        horizon.observe(&seen(10, None, 0));
-        assert_eq!(horizon.observe(&seen(3, None, 0)).alerts, 10);
+        horizon.observe(&seen(10, Now, 0));
+        assert_eq!(horizon.observe(&seen(3, Now, 0)).alerts, 10);
     }
 }

@@ -101,7 +101,7 @@ impl Publisher {
                 ..Pass::default()
             });
         }
-        let seen = self.store.outbox_horizon().await?;
+        let seen = self.store.outbox_horizon(state.horizon.beyond()).await?;
         state.heads = Settled {
             alerts: seen.alerts_head,
             company: seen.company_head,

@@ -26,19 +26,27 @@ pub struct PublisherClaim {
 
 /// The ends of both feeds now, and when everything up to them is final — when no transaction
 /// can still commit an event with a lower id.
-///
-/// SQLite has one writer, which commits in id order: what is visible is final at once
-/// (`final_after` is `None`). PostgreSQL hands out ids before commit, so a transaction under way
-/// may still commit a lower one; `final_after` then names the transaction counter's value now,
-/// and the heads are final once an observation's `oldest_running` is past it: every
-/// transaction that had started writing by now has ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OutboxHorizon {
     pub alerts_head: i64,
     pub company_head: i64,
-    pub final_after: Option<u64>,
+    pub finality: Finality,
     /// The oldest transaction still running (PostgreSQL's snapshot `xmin`); 0 on SQLite.
     pub oldest_running: u64,
+}
+
+/// When the heads of an [`OutboxHorizon`] are final.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Finality {
+    /// At once: SQLite's one writer commits in id order, so what a reader sees is final.
+    Now,
+    /// PostgreSQL hands out ids before commit, so a transaction under way may still commit a
+    /// lower one: the heads are final once a later observation's `oldest_running` is past this
+    /// value of the transaction counter, taken now — every transaction that had started
+    /// writing by now has ended.
+    After(u64),
+    /// Not asked: no head was past `beyond` (see [`DownstreamStore::outbox_horizon`]).
+    Unknown,
 }
 
 /// An outbox event with what the publisher says of its alert as of the event.
@@ -81,8 +89,10 @@ pub trait DownstreamStore {
     /// Lets the lease go: `owner`'s (at shutdown, so another instance takes over at once), or
     /// whoever's (`None`: the only instance of a SQLite database, after a restart).
     async fn release_publisher(&self, owner: Option<&str>) -> StoreResult<()>;
-    /// Where both feeds end now (see [`OutboxHorizon`]).
-    async fn outbox_horizon(&self) -> StoreResult<OutboxHorizon>;
+    /// Where both feeds end now (see [`OutboxHorizon`]). A backend that must take something to
+    /// tell when they are final (PostgreSQL: a transaction id) does so only when a head is past
+    /// `beyond`, so that an idle publisher, or one waiting on earlier heads, takes nothing.
+    async fn outbox_horizon(&self, beyond: (i64, i64)) -> StoreResult<OutboxHorizon>;
     /// Outbox events with `after < id <= until`, oldest first, at most `limit`.
     async fn outbox_between(
         &self,

@@ -17,8 +17,8 @@ use time::OffsetDateTime;
 
 use super::PostgresStore;
 use crate::store::{
-    CompanyEventRecord, DownstreamAlertEvent, DownstreamCompanyEvent, DownstreamStore, OutboxEvent,
-    OutboxHorizon, PublishCursor, PublisherClaim, StoreResult,
+    CompanyEventRecord, DownstreamAlertEvent, DownstreamCompanyEvent, DownstreamStore, Finality,
+    OutboxEvent, OutboxHorizon, PublishCursor, PublisherClaim, StoreResult,
 };
 
 /// The one publisher's row.
@@ -101,24 +101,30 @@ impl DownstreamStore for PostgresStore {
         .await
     }
 
-    async fn outbox_horizon(&self) -> StoreResult<OutboxHorizon> {
+    async fn outbox_horizon(&self, beyond: (i64, i64)) -> StoreResult<OutboxHorizon> {
         self.timed(async {
             // The transaction id taken here is the counter's value now; rolling back ends it
-            // without a commit record to flush.
+            // without a commit record to flush. It is taken only for heads past `beyond`.
             let mut tx = self.pool.begin().await?;
             let row = sqlx::query(
-                "SELECT pg_current_xact_id()::text::bigint AS counter, \
-                 pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS oldest_running, \
+                "WITH heads AS (SELECT \
                  (SELECT COALESCE(MAX(id), 0) FROM outbox) AS alerts_head, \
-                 (SELECT COALESCE(MAX(id), 0) FROM company_outbox) AS company_head",
+                 (SELECT COALESCE(MAX(id), 0) FROM company_outbox) AS company_head) \
+                 SELECT alerts_head, company_head, \
+                 pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS oldest_running, \
+                 CASE WHEN alerts_head > $1 OR company_head > $2 \
+                 THEN pg_current_xact_id()::text::bigint END AS counter FROM heads",
             )
+            .bind(beyond.0)
+            .bind(beyond.1)
             .fetch_one(&mut *tx)
             .await?;
             tx.rollback().await?;
+            let counter: Option<i64> = row.try_get("counter")?;
             Ok(OutboxHorizon {
                 alerts_head: row.try_get("alerts_head")?,
                 company_head: row.try_get("company_head")?,
-                final_after: Some(row.try_get::<i64, _>("counter")? as u64),
+                finality: counter.map_or(Finality::Unknown, |c| Finality::After(c as u64)),
                 oldest_running: row.try_get::<i64, _>("oldest_running")? as u64,
             })
         })

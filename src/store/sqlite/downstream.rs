@@ -11,8 +11,8 @@ use super::{
     rows::{from_millis, millis, parse_ts},
 };
 use crate::store::{
-    CompanyEventRecord, DownstreamAlertEvent, DownstreamCompanyEvent, DownstreamStore, OutboxEvent,
-    OutboxHorizon, PublishCursor, PublisherClaim, StoreResult,
+    CompanyEventRecord, DownstreamAlertEvent, DownstreamCompanyEvent, DownstreamStore, Finality,
+    OutboxEvent, OutboxHorizon, PublishCursor, PublisherClaim, StoreResult,
 };
 
 /// The one publisher's row.
@@ -86,7 +86,7 @@ impl DownstreamStore for SqliteStore {
             .await
     }
 
-    async fn outbox_horizon(&self) -> StoreResult<OutboxHorizon> {
+    async fn outbox_horizon(&self, _beyond: (i64, i64)) -> StoreResult<OutboxHorizon> {
         self.readers
             .read(|db| {
                 db.prepare_cached(
@@ -97,7 +97,7 @@ impl DownstreamStore for SqliteStore {
                     Ok(OutboxHorizon {
                         alerts_head: row.get(0)?,
                         company_head: row.get(1)?,
-                        final_after: None,
+                        finality: Finality::Now,
                         oldest_running: 0,
                     })
                 })

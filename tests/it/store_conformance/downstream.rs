@@ -123,15 +123,16 @@ async fn one_instance_holds_the_publishers_lease_and_its_cursor_only_moves_forwa
 /// Everything up to the heads, settled as the publisher settles it.
 async fn settled(store: &DynStore) -> maestro::downstream::Settled {
     let mut horizon = Horizon::default();
-    let mut at = horizon.observe(&store.outbox_horizon().await.unwrap());
+    let mut at = horizon.observe(&store.outbox_horizon(horizon.beyond()).await.unwrap());
     // On PostgreSQL the first observation waits for the transactions under way, which a
     // second one finds ended (nothing else writes here).
-    for _ in 0..50 {
+    // (Other tests' transactions on the server may run for a while: up to 10 s.)
+    for _ in 0..500 {
         if !horizon.waiting() {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        at = horizon.observe(&store.outbox_horizon().await.unwrap());
+        at = horizon.observe(&store.outbox_horizon(horizon.beyond()).await.unwrap());
     }
     at
 }
@@ -331,10 +332,14 @@ async fn postgres_an_id_committed_late_is_waited_for_not_skipped() {
         .unwrap();
 
     let mut horizon = Horizon::default();
-    horizon.observe(&store.outbox_horizon().await.unwrap());
+    let observe = async |horizon: &mut Horizon| {
+        let seen = store.outbox_horizon(horizon.beyond()).await.unwrap();
+        horizon.observe(&seen)
+    };
+    horizon.observe(&store.outbox_horizon((0, 0)).await.unwrap());
     for _ in 0..5 {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        let at = horizon.observe(&store.outbox_horizon().await.unwrap());
+        let at = observe(&mut horizon).await;
         assert!(
             at.alerts <= start.alerts,
             "nothing past the open transaction's id is final while it runs"
@@ -342,8 +347,8 @@ async fn postgres_an_id_committed_late_is_waited_for_not_skipped() {
     }
     slow.execute("COMMIT").await;
     let mut at = start;
-    for _ in 0..50 {
-        at = horizon.observe(&store.outbox_horizon().await.unwrap());
+    for _ in 0..500 {
+        at = observe(&mut horizon).await;
         if at.alerts > start.alerts + 1 {
             break;
         }
