@@ -129,7 +129,8 @@ impl Sampler {
 pub async fn until_caught_up(addr: &str, limit: Duration) -> f64 {
     let started = Instant::now();
     while started.elapsed() < limit {
-        // A new server's gauge reads 0 before its first pass: count on events published too.
+        // The gauge appears with the publisher's first pass, which publishes up to where the
+        // outbox ended when it began.
         let lag = gauge(addr, "maestro_outbox_publish_lag_seconds").await;
         if lag == Some(0.0) && published(addr).await > 0.0 {
             break;

@@ -92,3 +92,39 @@ pub fn parse_subject_prefix(text: &str) -> Result<String, String> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    #[test]
+    fn names_are_checked_and_a_bad_url_is_refused_without_being_repeated() {
+        assert!(parse_stream_name("MAESTRO_ALERTS").is_ok());
+        for bad in ["", "A.B", "A B", "A*", "A>", "a/b"] {
+            assert!(parse_stream_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse_subject_prefix("maestro").is_ok());
+        assert!(parse_subject_prefix("acme.maestro").is_ok());
+        for bad in ["", "a..b", ".a", "a.*", "a.>", "a b"] {
+            assert!(parse_subject_prefix(bad).is_err(), "{bad:?}");
+        }
+
+        let mut settings = Settings::with_database("127.0.0.1:0", "sqlite://x.db");
+        assert!(PublisherConfig::from_settings(&settings).unwrap().is_none());
+        settings.nats.url = Some(Secret::new("http://app:s3cret@nats.example"));
+        let refused = PublisherConfig::from_settings(&settings).unwrap_err();
+        let shown = format!("{refused:#}");
+        assert!(
+            shown.contains("MAESTRO_NATS_URL") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+        settings.nats.url = Some(Secret::new("nats://app:s3cret@nats.example"));
+        let config = PublisherConfig::from_settings(&settings).unwrap().unwrap();
+        assert_eq!(config.stream, "MAESTRO_ALERTS");
+        assert_eq!(config.naming.prefix, "maestro");
+        assert_eq!(config.timeout, Duration::from_secs(5));
+        assert_eq!(config.lease(), Duration::from_secs(30));
+        assert!(!format!("{config:?}").contains("s3cret"));
+    }
+}

@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use tokio::sync::{Mutex, watch};
 
 use super::{
-    Horizon, Outgoing, PublisherConfig, Settled,
+    Horizon, Outgoing, PublisherConfig,
     jetstream::{Broker, Published},
 };
 use crate::{
@@ -51,8 +51,6 @@ struct State {
     held_until: Option<OffsetDateTime>,
     cursor: PublishCursor,
     horizon: Horizon,
-    /// The feeds' ends as last seen, settled or not.
-    heads: Settled,
     /// The lag last measured, in seconds.
     lag: f64,
 }
@@ -72,7 +70,7 @@ pub struct Pass {
 
 impl Publisher {
     pub fn new(store: DynStore, config: PublisherConfig, metrics: Arc<Metrics>) -> Arc<Self> {
-        metrics.outbox_publish_lag(0.0);
+        // The lag gauge appears with the first pass's measure, not before.
         Arc::new(Publisher {
             store,
             config,
@@ -102,10 +100,6 @@ impl Publisher {
             });
         }
         let seen = self.store.outbox_horizon(state.horizon.beyond()).await?;
-        state.heads = Settled {
-            alerts: seen.alerts_head,
-            company: seen.company_head,
-        };
         let settled = state.horizon.observe(&seen);
         let mut pass = Pass {
             more: state.horizon.waiting(),
@@ -248,22 +242,18 @@ impl Publisher {
         Ok(claim.held)
     }
 
-    /// Sets the lag gauge: how long the oldest event not yet published has waited.
+    /// Sets the lag gauge: how long the oldest event not yet published has waited, read from
+    /// the database (events may have come since this pass looked).
     async fn measure_lag(&self, state: &State) -> f64 {
-        let caught_up = state.cursor.alerts_after >= state.heads.alerts
-            && state.cursor.company_after >= state.heads.company;
-        let lag = match caught_up {
-            true => 0.0,
-            false => match self.store.oldest_unpublished(state.cursor).await {
-                Ok(Some(oldest)) => (OffsetDateTime::now_utc() - oldest)
-                    .as_seconds_f64()
-                    .max(0.0),
-                Ok(None) => 0.0,
-                Err(err) => {
-                    tracing::debug!(error = %err, "could not measure the publishing lag");
-                    return 0.0;
-                }
-            },
+        let lag = match self.store.oldest_unpublished(state.cursor).await {
+            Ok(Some(oldest)) => (OffsetDateTime::now_utc() - oldest)
+                .as_seconds_f64()
+                .max(0.0),
+            Ok(None) => 0.0,
+            Err(err) => {
+                tracing::debug!(error = %err, "could not measure the publishing lag");
+                return state.lag;
+            }
         };
         self.metrics.outbox_publish_lag(lag);
         lag
