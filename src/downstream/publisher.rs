@@ -24,6 +24,8 @@ use crate::{
 
 /// Events read and published per batch.
 const PAGE: i64 = 500;
+/// Batches of each feed per pass at most, so that a long backlog does not hold up a shutdown.
+const PAGES_PER_PASS: usize = 20;
 /// How often an idle publisher looks for new events (other instances' included).
 const POLL: Duration = Duration::from_millis(200);
 /// How soon it looks again when heads wait to settle.
@@ -64,7 +66,7 @@ pub struct Pass {
     pub duplicates: usize,
     /// Another instance holds the lease.
     pub standby: bool,
-    /// There is more to do at once (a full batch, or heads waiting to settle).
+    /// There is more to do at once (the pass used its batches, or heads wait to settle).
     pub more: bool,
 }
 
@@ -109,7 +111,9 @@ impl Publisher {
             state.broker = Some(Broker::connect(&self.config).await?);
         }
         // Alert events, page by page; then company events, the same way.
-        while state.cursor.alerts_after < settled.alerts {
+        let mut pages = 0;
+        while state.cursor.alerts_after < settled.alerts && pages < PAGES_PER_PASS {
+            pages += 1;
             let page = self
                 .store
                 .outbox_between(state.cursor.alerts_after, settled.alerts, PAGE)
@@ -125,7 +129,11 @@ impl Publisher {
             self.advance(state, Feed::Alerts.moved(state.cursor, after))
                 .await?;
         }
-        while state.cursor.company_after < settled.company {
+        pass.more |= pages == PAGES_PER_PASS;
+        // The company feed has batches of its own: a long alert backlog does not starve it.
+        pages = 0;
+        while state.cursor.company_after < settled.company && pages < PAGES_PER_PASS {
+            pages += 1;
             let page = self
                 .store
                 .company_events_between(state.cursor.company_after, settled.company, PAGE)
@@ -148,6 +156,7 @@ impl Publisher {
             self.advance(state, Feed::Company.moved(state.cursor, after))
                 .await?;
         }
+        pass.more |= pages == PAGES_PER_PASS;
         Ok(pass)
     }
 
@@ -178,17 +187,18 @@ impl Publisher {
         };
         pass.published += published.acknowledged;
         pass.duplicates += published.duplicates;
-        pass.more |= full;
         self.metrics
             .outbox_published(feed.name(), published.acknowledged, published.duplicates);
-        let mut unacknowledged_from = published.acknowledged;
+        // Done: every event up to the first message not acknowledged (those not to publish
+        // included).
+        let mut acknowledged_left = published.acknowledged;
         let mut after = feed.after(state.cursor);
         for (position, message) in batch {
             if message.is_some() {
-                if unacknowledged_from == 0 {
+                if acknowledged_left == 0 {
                     break;
                 }
-                unacknowledged_from -= 1;
+                acknowledged_left -= 1;
             }
             after = *position;
         }
