@@ -291,7 +291,13 @@ impl Publisher {
                     retry = FIRST_RETRY;
                     match pass {
                         Pass { standby: true, .. } => STANDBY_POLL,
-                        Pass { more: true, .. } => SETTLING,
+                        // Heads settling: look again soon. A batch budget spent: go on.
+                        Pass {
+                            more: true,
+                            published: 0,
+                            ..
+                        } => SETTLING,
+                        Pass { more: true, .. } => Duration::ZERO,
                         _ => POLL,
                     }
                 }
