@@ -8,6 +8,7 @@
 //! cargo bench --bench ingest -- --connections 64 --duration 10s
 //! cargo bench --bench ingest -- --preload 1000000
 //! cargo bench --bench ingest -- --postgres postgres://postgres@127.0.0.1:5432/postgres
+//! cargo bench --bench ingest -- --nats nats://127.0.0.1:4222 [--nats-backlog]
 //! ```
 
 use std::{
@@ -26,6 +27,9 @@ use serde_json::{Value, json};
 use sqlx::{Connection, Executor};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use tokio::net::TcpStream;
+
+#[path = "ingest/nats.rs"]
+mod nats;
 
 #[derive(Parser, Debug)]
 #[command(about = "maestro ingestion benchmark")]
@@ -55,6 +59,14 @@ struct Args {
     /// builds alternated on one machine compare them despite its noise.
     #[arg(long)]
     binary: Option<PathBuf>,
+    /// Publish to NATS JetStream at this URL while loading (a stream of the run's own): reports
+    /// the publishing lag during each phase and the events published per second.
+    #[arg(long)]
+    nats: Option<String>,
+    /// With `--nats`: load without publishing, then start a server that publishes the backlog,
+    /// and time how fast it drains it.
+    #[arg(long, requires = "nats")]
+    nats_backlog: bool,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -130,6 +142,8 @@ struct Report {
     create_vs_healthz: f64,
     server_rss_mb: f64,
     server_peak_rss_mb: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nats: Option<nats::NatsReport>,
 }
 
 #[derive(serde::Serialize, Default)]
@@ -210,7 +224,12 @@ async fn run(args: &Args, database: &Database, dir: &Path) -> anyhow::Result<Rep
         .server_log
         .clone()
         .unwrap_or_else(|| dir.join("server.log"));
-    let mut server = Server::start(binary, &database.url, &master_key, &log)?;
+    let nats_run = args.nats.as_deref().map(nats::NatsRun::new);
+    let publishing = match (&nats_run, args.nats_backlog) {
+        (Some(run), false) => run.env(),
+        _ => Vec::new(),
+    };
+    let mut server = Server::start(binary, &database.url, &master_key, &log, &publishing)?;
     let token = String::from_utf8(
         Command::new(binary)
             .args(["token", "issue", "--type", "company", "--subject", COMPANY])
@@ -231,12 +250,44 @@ async fn run(args: &Args, database: &Database, dir: &Path) -> anyhow::Result<Rep
     };
     eprintln!("GET /healthz...");
     let (healthz, _) = measure(args, &target, Kind::Healthz, &[]).await?;
+    let mut nats_report = nats_run.as_ref().map(|_| nats::NatsReport::default());
+    let sampling = nats_report.is_some() && !args.nats_backlog;
     eprintln!("POST /maestro/v4/alerts...");
+    let sampler = match sampling {
+        true => Some(nats::Sampler::start(&target.addr).await),
+        false => None,
+    };
     let (create, created) = measure(args, &target, Kind::Create, &[]).await?;
+    if let (Some(sampler), Some(report)) = (sampler, nats_report.as_mut()) {
+        (report.create_lag, report.create_published_per_second) =
+            sampler.finish(&target.addr).await?;
+    }
     eprintln!("PUT /maestro/v4/alerts...");
+    let sampler = match sampling {
+        true => Some(nats::Sampler::start(&target.addr).await),
+        false => None,
+    };
     let (update, _) = measure(args, &target, Kind::Update, &created).await?;
+    if let (Some(sampler), Some(report)) = (sampler, nats_report.as_mut()) {
+        (report.update_lag, report.update_published_per_second) =
+            sampler.finish(&target.addr).await?;
+        report.caught_up_after_s =
+            nats::until_caught_up(&target.addr, Duration::from_secs(120)).await;
+    }
     let (rss, peak) = server.rss_mb()?;
     server.stop()?;
+    if let (Some(run), Some(report), true) = (&nats_run, nats_report.as_mut(), args.nats_backlog) {
+        eprintln!("publishing the backlog...");
+        let mut server = Server::start(binary, &database.url, &master_key, &log, &run.env())?;
+        report.backlog_drained_s =
+            nats::until_caught_up(&server.addr, Duration::from_secs(600)).await;
+        report.backlog_events = nats::published(&server.addr).await;
+        report.backlog_per_second = report.backlog_events / report.backlog_drained_s;
+        server.stop()?;
+    }
+    if let Some(run) = &nats_run {
+        run.delete().await?;
+    }
     Ok(Report {
         machine: machine(),
         server: binary.to_owned(),
@@ -252,6 +303,7 @@ async fn run(args: &Args, database: &Database, dir: &Path) -> anyhow::Result<Rep
         update,
         server_rss_mb: rss,
         server_peak_rss_mb: peak,
+        nats: nats_report,
     })
 }
 
@@ -261,13 +313,23 @@ struct Server {
 }
 
 impl Server {
-    fn start(binary: &str, url: &str, master_key: &str, log: &Path) -> anyhow::Result<Server> {
-        let log = std::fs::File::create(log)?;
+    fn start(
+        binary: &str,
+        url: &str,
+        master_key: &str,
+        log: &Path,
+        env: &[(String, String)],
+    ) -> anyhow::Result<Server> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
         let mut child = Command::new(binary)
             .args(["serve", "--listen", "127.0.0.1:0", "--database-url", url])
             .env("MAESTRO_MASTER_KEY", master_key)
             // No load balancer to drain: stop at once (a variable, which older builds ignore).
             .env("MAESTRO_DRAIN_DELAY", "0s")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()?;
@@ -634,5 +696,28 @@ fn render(args: &Args, report: &Report) -> String {
         "\nPOST / healthz ceiling: {:.2}; server RSS {:.1} MB (peak {:.1} MB)\n",
         report.create_vs_healthz, report.server_rss_mb, report.server_peak_rss_mb
     ));
+    if let Some(nats) = &report.nats {
+        if args.nats_backlog {
+            out.push_str(&format!(
+                "NATS: a backlog of {:.0} events published in {:.2} s: {:.0} events/s\n",
+                nats.backlog_events, nats.backlog_drained_s, nats.backlog_per_second
+            ));
+        } else {
+            for (name, lag, rate) in [
+                ("POST", nats.create_lag, nats.create_published_per_second),
+                ("PUT", nats.update_lag, nats.update_published_per_second),
+            ] {
+                out.push_str(&format!(
+                    "NATS during {name}: {rate:.0} events/s published; lag p50 {:.2} s, p99 {:.2} s, \
+                     max {:.2} s ({} samples)\n",
+                    lag.p50_s, lag.p99_s, lag.max_s, lag.samples
+                ));
+            }
+            out.push_str(&format!(
+                "NATS: caught up {:.2} s after the load ended\n",
+                nats.caught_up_after_s
+            ));
+        }
+    }
     out
 }

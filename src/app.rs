@@ -18,6 +18,7 @@ use crate::{
     apps::{Clients, Connections, GrantSettings, Grants, Revocations},
     auth::{KeyRing, Principal, issuers::Issuers, signing},
     clock::Clock,
+    downstream::{Publisher, PublisherConfig},
     http::server::{ConnectionLimits, connection_cap, serve_connections},
     inbox::{InboxFeed, InboxService, Sweeper},
     notifications::{
@@ -66,6 +67,9 @@ pub struct App {
     pub draining: AtomicBool,
     /// Ends the drain before its delay (a second signal).
     drain_cut: tokio::sync::Notify,
+    /// Publishes the outbox to NATS JetStream when `MAESTRO_NATS_URL` is set; its loop runs in
+    /// `serve` when the instance's role includes workers, tests call `run_once`.
+    pub downstream: Option<Arc<Publisher>>,
 }
 
 impl App {
@@ -90,6 +94,8 @@ impl App {
         let keyring = KeyRing::new(signing::server_keys(&store).await?, Some(Arc::new(issuers)))?;
         let catalog = Arc::new(Catalog::new(store.clone(), settings.catalog_refresh));
         let metrics = Arc::new(Metrics::new());
+        let downstream = PublisherConfig::from_settings(&settings)?
+            .map(|config| Publisher::new(store.clone(), config, metrics.clone()));
         let delivery = DeliveryWorker::new(
             store.clone(),
             DeliveryConfig {
@@ -133,6 +139,7 @@ impl App {
             ),
             clients,
             revocations,
+            downstream,
             alerts: AlertService::new(
                 store.clone(),
                 catalog.clone(),
@@ -242,6 +249,9 @@ pub async fn serve(
     if app.settings.role.runs_workers() {
         workers.push(tokio::spawn(app.delivery.clone().run(stop_rx.clone())));
         workers.push(tokio::spawn(app.sweeper.clone().run(stop_rx.clone())));
+        if let Some(publisher) = &app.downstream {
+            workers.push(tokio::spawn(publisher.clone().run(stop_rx.clone())));
+        }
     }
     let feed = app.inbox_feed.clone();
     let limits = ConnectionLimits {

@@ -2,7 +2,7 @@
 //!
 //! The layout follows the flow of a request: `http` (the surfaces) calls into the domain
 //! modules (`alerts`, `partners`, `inbox`, `auth`, `notifications`), which persist through the
-//! `store` trait.
+//! `store` trait; `downstream` publishes the outbox to NATS JetStream.
 //! `docs/ARCHITECTURE.md` is the map.
 #![forbid(unsafe_code)]
 
@@ -14,6 +14,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod digest;
+pub mod downstream;
 pub mod error;
 pub mod http;
 pub mod inbox;

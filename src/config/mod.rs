@@ -19,7 +19,11 @@ use serde::{Deserialize, Serialize};
 
 pub use layers::{CONFIG_ARG, Declared, Layer, Layered, Origin, declared, load};
 
-use crate::{auth::issuers::TrustedSource, notifications::retry::RetrySchedule};
+use crate::{
+    auth::issuers::TrustedSource,
+    downstream::{parse_stream_name, parse_subject_prefix},
+    notifications::retry::RetrySchedule,
+};
 
 /// Which parts of maestro an instance runs, so that API and workers can scale apart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -107,6 +111,41 @@ impl std::str::FromStr for Secret {
     }
 }
 
+/// Downstream publishing to NATS JetStream (SPEC §4.2).
+#[derive(Args, Clone, Debug, Deserialize, Serialize)]
+pub struct NatsArgs {
+    /// NATS servers the outbox is published to, comma-separated (`nats://HOST:4222`, `tls://`
+    /// for TLS; `nats://USER:PASSWORD@HOST` or `nats://TOKEN@HOST` to authenticate). Unset:
+    /// nothing is published and nothing about NATS runs. A secret, since it may hold a password.
+    #[arg(
+        id = "nats_url",
+        long = "nats-url",
+        env = "MAESTRO_NATS_URL",
+        hide_env_values = true
+    )]
+    #[serde(rename = "nats_url")]
+    pub url: Option<Secret>,
+    /// The JetStream stream; created with maestro's limits when missing, used as it is when not.
+    #[arg(id = "nats_stream", long = "nats-stream", env = "MAESTRO_NATS_STREAM", default_value = "MAESTRO_ALERTS", value_parser = parse_stream_name)]
+    #[serde(
+        rename = "nats_stream",
+        deserialize_with = "text::checked::stream_name"
+    )]
+    pub stream: String,
+    /// The subjects' first token(s): `PREFIX.alerts.{partner}.{eventType}`,
+    /// `PREFIX.company.{type}`.
+    #[arg(id = "nats_subject_prefix", long = "nats-subject-prefix", env = "MAESTRO_NATS_SUBJECT_PREFIX", default_value = "maestro", value_parser = parse_subject_prefix)]
+    #[serde(
+        rename = "nats_subject_prefix",
+        deserialize_with = "text::checked::subject_prefix"
+    )]
+    pub subject_prefix: String,
+    /// How long connecting to NATS, and JetStream's acknowledgement of a batch, may take.
+    #[arg(id = "nats_timeout", long = "nats-timeout", env = "MAESTRO_NATS_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    #[serde(rename = "nats_timeout", with = "text::duration")]
+    pub timeout: Duration,
+}
+
 impl Default for DatabaseArgs {
     fn default() -> Self {
         defaults(&[])
@@ -114,6 +153,14 @@ impl Default for DatabaseArgs {
 }
 
 impl Layer for DatabaseArgs {}
+
+impl Default for NatsArgs {
+    fn default() -> Self {
+        defaults(&[])
+    }
+}
+
+impl Layer for NatsArgs {}
 
 /// The public URL alone, for the commands that write it into what they print.
 #[derive(Args, Clone, Debug, Deserialize, Serialize)]
@@ -251,6 +298,10 @@ pub struct Settings {
     #[arg(long, env = "MAESTRO_DRAIN_DELAY", default_value = "5s", value_parser = humantime::parse_duration)]
     #[serde(with = "text::duration")]
     pub drain_delay: Duration,
+    /// Read from the same layers as the rest, by `Layer::extract`, like `database`.
+    #[command(flatten)]
+    #[serde(skip)]
+    pub nats: NatsArgs,
     /// How long in-flight requests get to finish once the listener has closed.
     #[arg(long, env = "MAESTRO_SHUTDOWN_GRACE", default_value = "20s", value_parser = humantime::parse_duration)]
     #[serde(with = "text::duration")]
@@ -261,6 +312,7 @@ impl Layer for Settings {
     fn extract(figment: &figment::Figment) -> Result<Self, Box<figment::Error>> {
         let mut settings: Settings = figment.extract_lossy()?;
         settings.database = figment.extract_lossy()?;
+        settings.nats = figment.extract_lossy()?;
         Ok(settings)
     }
 }

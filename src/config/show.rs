@@ -12,6 +12,7 @@ pub const REDACTED: &str = "<redacted>";
 pub fn render(settings: &Layered<Settings>) -> anyhow::Result<String> {
     let mut values = toml::Table::try_from(&**settings)?;
     values.extend(toml::Table::try_from(&settings.database)?);
+    values.extend(toml::Table::try_from(&settings.nats)?);
     let mut out = String::from(
         "# The effective configuration of `maestro serve`: defaults, then the configuration\n\
          # file, then MAESTRO_* variables, then flags. Each value says where it came from.\n",

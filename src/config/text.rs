@@ -161,3 +161,25 @@ mod tests {
         }
     }
 }
+
+/// Texts that must pass a check of their own (the NATS stream's name, its subjects' prefix),
+/// the same checks the flags go through.
+pub mod checked {
+    use super::*;
+
+    fn check<'de, D: Deserializer<'de>>(
+        deserializer: D,
+        check: fn(&str) -> Result<String, String>,
+    ) -> Result<String, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        check(&text).map_err(D::Error::custom)
+    }
+
+    pub fn stream_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+        check(deserializer, crate::downstream::parse_stream_name)
+    }
+
+    pub fn subject_prefix<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+        check(deserializer, crate::downstream::parse_subject_prefix)
+    }
+}

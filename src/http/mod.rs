@@ -65,9 +65,10 @@ fn documented_routes() -> (Router<Arc<App>>, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
-fn api_routes(public_url: &str) -> Router<Arc<App>> {
+fn api_routes(settings: &crate::Settings) -> Router<Arc<App>> {
     let (documented, declared) = documented_routes();
-    let document = Arc::new(openapi::document(declared, public_url));
+    let document = Arc::new(openapi::document(declared, &settings.public_url));
+    let asyncapi = Arc::new(crate::downstream::asyncapi::for_settings(settings));
     let docs_page = Html(utoipa_scalar::Scalar::new(document.as_ref().clone()).to_html());
     let json = documented
         // The inbox page: HTML, so not part of the OpenAPI document.
@@ -82,6 +83,11 @@ fn api_routes(public_url: &str) -> Router<Arc<App>> {
                 let document = document.clone();
                 async move { Json(document.as_ref().clone()) }
             }),
+        )
+        // The AsyncAPI 3.0 document of what is published to NATS (SPEC §4.2).
+        .route(
+            "/asyncapi.json",
+            get(move || async move { Json(asyncapi.as_ref().clone()) }),
         )
         // The document in a browser: Scalar's page, which loads its script from a CDN.
         .route("/docs", get(move || async move { docs_page.clone() }))
@@ -103,7 +109,7 @@ pub fn openapi(public_url: &str) -> serde_json::Value {
 
 pub fn router(app: Arc<App>) -> Router {
     let routes = if app.settings.role.serves_api() {
-        api_routes(&app.settings.public_url)
+        api_routes(&app.settings)
     } else {
         // A worker-only instance answers the probes and metrics, and nothing else.
         Router::new()

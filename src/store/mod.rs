@@ -4,6 +4,7 @@
 //! conformance suite (`tests/it/store_conformance.rs`) runs against every backend.
 
 mod app_center;
+mod downstream;
 mod inbox;
 pub mod key_file;
 mod keys;
@@ -20,6 +21,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 pub use app_center::*;
+pub use downstream::*;
 pub use inbox::*;
 pub use keys::*;
 pub use types::*;
@@ -56,7 +58,7 @@ impl From<StoreError> for Error {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 #[async_trait]
-pub trait Store: AppCenterStore + Send + Sync + 'static {
+pub trait Store: AppCenterStore + DownstreamStore + Send + Sync + 'static {
     /// Answers when the database is reachable (readiness).
     async fn ping(&self) -> StoreResult<()>;
 
@@ -123,7 +125,9 @@ pub trait Store: AppCenterStore + Send + Sync + 'static {
     /// The alert if it belongs to the partner and company, whatever its expiry or withdrawal.
     async fn alert(&self, owner: &AlertOwner, alert_id: &str) -> StoreResult<Option<AlertRecord>>;
     async fn alert_revisions(&self, alert_id: &str) -> StoreResult<Vec<RevisionRecord>>;
-    /// Outbox events with an id greater than `after`, oldest first.
+    /// Outbox events with an id greater than `after`, oldest first. Nothing deletes outbox
+    /// events; a purge, should one come, must keep those past the downstream publisher's cursor
+    /// while NATS is configured (`DownstreamStore`).
     async fn outbox_after(&self, after: i64, limit: i64) -> StoreResult<Vec<OutboxEvent>>;
     /// The id of the latest outbox event, 0 when there is none.
     async fn outbox_head(&self) -> StoreResult<i64>;

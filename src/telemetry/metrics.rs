@@ -108,6 +108,23 @@ pub const FAMILIES: &[Family] = &[
         Kind::Gauge,
         "Live inbox streams (Server-Sent Events) open on this instance.",
     ),
+    family(
+        "maestro_outbox_publish_lag_seconds",
+        Kind::Gauge,
+        "How long the oldest event not yet published to NATS has waited (0 when caught up), \
+         read from the database (the same on every instance).",
+    ),
+    family(
+        "maestro_outbox_published_total",
+        Kind::Counter,
+        "Messages JetStream acknowledged, by feed (alerts, company).",
+    ),
+    family(
+        "maestro_outbox_published_duplicates_total",
+        Kind::Counter,
+        "Acknowledged messages JetStream already had (a republish its duplicate window dropped), \
+         by feed.",
+    ),
 ];
 
 /// Request latencies: 0.5 ms to 10 s. Also the default of any histogram not listed otherwise,
@@ -256,6 +273,22 @@ impl Metrics {
     pub fn inbox_feed(&self, lag: Duration, streams: usize) {
         self.set_gauge("maestro_inbox_feed_lag_seconds", lag.as_secs_f64());
         self.set_gauge("maestro_inbox_streams_open", streams as f64);
+    }
+
+    /// How long the oldest event not yet published downstream has waited (0 when caught up).
+    pub fn outbox_publish_lag(&self, seconds: f64) {
+        self.set_gauge("maestro_outbox_publish_lag_seconds", seconds);
+    }
+
+    /// Messages JetStream acknowledged, by feed (`alerts`, `company`); `duplicates` of them it
+    /// already had.
+    pub fn outbox_published(&self, feed: &'static str, acknowledged: usize, duplicates: usize) {
+        self.record(|| {
+            counter!("maestro_outbox_published_total", "feed" => feed)
+                .increment(acknowledged as u64);
+            counter!("maestro_outbox_published_duplicates_total", "feed" => feed)
+                .increment(duplicates as u64);
+        });
     }
 
     /// Sets a gauge of [`FAMILIES`] that has no labels: a value measured elsewhere, such as a

@@ -1,4 +1,6 @@
-//! Probes, metrics, the OpenAPI document, and the headers every response carries.
+//! Probes, metrics, the OpenAPI and AsyncAPI documents, and the headers every response carries.
+
+use std::collections::BTreeMap;
 
 use serde_json::Value;
 
@@ -313,4 +315,59 @@ async fn a_worker_only_instance_serves_probes_and_metrics_but_no_api() {
     }
     let api = t.post_alert(&t.groundspan_token(), &post_seed()).await;
     expect_error(api, 404, "ROUTE_NOT_FOUND").await;
+}
+
+#[tokio::test]
+async fn the_asyncapi_document_is_valid_asyncapi_3_and_names_no_secret() {
+    let t = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.nats.url = Some(maestro::config::Secret::new(
+            "nats://app:s3cret@127.0.0.1:4222",
+        ));
+    })
+    .await;
+    let response = t.client.get(t.url("/asyncapi.json")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    assert!(!text.contains("s3cret") && !text.contains("app:"), "{text}");
+    let doc: Value = serde_json::from_str(&text).unwrap();
+
+    // The AsyncAPI 3.0.0 JSON Schema, from the AsyncAPI Initiative's `@asyncapi/specs` 6.11.1
+    // (Apache-2.0), kept as a fixture so that the check runs offline.
+    let schema: Value = serde_json::from_str(&fixture("asyncapi-3.0.0.schema.json")).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let problems: Vec<String> = validator
+        .iter_errors(&doc)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(problems.is_empty(), "{problems:#?}");
+
+    assert_eq!(doc["asyncapi"], "3.0.0");
+    assert_eq!(doc["servers"]["nats1"]["host"], "127.0.0.1:4222");
+    let addresses: BTreeMap<&str, &str> = doc["channels"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(name, c)| (name.as_str(), c["address"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        addresses,
+        BTreeMap::from([
+            ("alertCreated", "maestro.alerts.{partner}.alert.created"),
+            ("alertExpired", "maestro.alerts.{partner}.alert.expired"),
+            ("alertUpdated", "maestro.alerts.{partner}.alert.updated"),
+            ("alertWithdrawn", "maestro.alerts.{partner}.alert.withdrawn"),
+            ("companyEvents", "maestro.company.{type}"),
+        ])
+    );
+    // Every operation receives on a channel of the document, and every reference resolves.
+    for (name, operation) in doc["operations"].as_object().unwrap() {
+        assert_eq!(operation["action"], "receive", "{name}");
+        let channel = operation["channel"]["$ref"].as_str().unwrap();
+        assert!(doc.pointer(&channel[1..]).is_some(), "{name}: {channel}");
+    }
+    let text = doc.to_string();
+    for reference in text.split("\"$ref\":\"").skip(1) {
+        let target = &reference[..reference.find('"').unwrap()];
+        assert!(doc.pointer(&target[1..]).is_some(), "{target} resolves");
+    }
 }

@@ -15,6 +15,7 @@ use crate::helpers::{Backend, TestDatabase, payload_with_metadata};
 
 mod app_center;
 mod delivery_claims;
+mod downstream;
 mod key_rotation;
 mod withdrawal;
 

@@ -188,9 +188,13 @@ pub(super) async fn announce(
     user_id: &str,
     at: OffsetDateTime,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    // The alert's template and expiry as of the event, for downstream consumers. This insert
+    // comes after the transaction's first write (the alert's row), so the transaction has its
+    // id before it takes an outbox id: the publisher's horizon relies on it (downstream.rs).
+    let written = sqlx::query(
         "INSERT INTO outbox (event_type, alert_id, revision, partner_id, company_id, user_id, \
-         occurred_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+         occurred_at, template_id, expires_at) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, template_id, expires_at FROM alerts WHERE id = $2",
     )
     .bind(event_type)
     .bind(alert_id)
@@ -201,6 +205,10 @@ pub(super) async fn announce(
     .bind(at)
     .execute(&mut **tx)
     .await?;
+    if written.rows_affected() != 1 {
+        // An event about no alert would be lost silently: fail the change instead.
+        return Err(sqlx::Error::RowNotFound);
+    }
     Ok(())
 }
 

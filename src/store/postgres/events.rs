@@ -25,6 +25,12 @@ pub(super) async fn record(
     .bind(event.received_at)
     .execute(&mut *tx)
     .await?;
+    // Its place in the company feed that the downstream publisher reads: after the event's
+    // own insert, so the transaction has its id first (see downstream.rs, the horizon).
+    sqlx::query("INSERT INTO company_outbox (event_id) VALUES ($1)")
+        .bind(&event.id)
+        .execute(&mut *tx)
+        .await?;
     // A delivery id is `msg_` and 32 random hex digits, as on SQLite.
     sqlx::query(
         "INSERT INTO deliveries (id, event_id, partner_id, status, attempts, next_attempt_at, \

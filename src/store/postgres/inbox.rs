@@ -182,12 +182,12 @@ pub(super) async fn expire(
          expired AS ( \
              UPDATE alerts a SET expired_at = $1 FROM due WHERE a.id = due.id \
              RETURNING a.id, a.revision, a.partner_id, a.company_id, a.user_id, a.expires_at, \
-             a.withdrawn_at), \
+             a.withdrawn_at, a.template_id), \
          announced AS ( \
              INSERT INTO outbox (event_type, alert_id, revision, partner_id, company_id, \
-                 user_id, occurred_at) \
+                 user_id, occurred_at, template_id, expires_at) \
              SELECT '{EVENT_ALERT_EXPIRED}', id, revision, partner_id, company_id, user_id, \
-                 expires_at \
+                 expires_at, template_id, expires_at \
              FROM expired WHERE withdrawn_at IS NULL ORDER BY expires_at, id) \
          SELECT COUNT(*) FROM expired"
     ))

@@ -11,6 +11,7 @@ mod alerts;
 mod app_center;
 mod catalog;
 mod deliveries;
+mod downstream;
 mod events;
 mod inbox;
 mod json;
@@ -74,6 +75,11 @@ const MIGRATIONS: &[migrations::EmbeddedMigration] = &[
         9,
         "withdrawal",
         include_str!("migrations/0009_withdrawal.sql"),
+    ),
+    (
+        10,
+        "downstream",
+        include_str!("migrations/0010_downstream.sql"),
     ),
 ];
 

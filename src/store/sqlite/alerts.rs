@@ -310,19 +310,28 @@ pub(super) fn announce(
     user_id: &str,
     at: OffsetDateTime,
 ) -> rusqlite::Result<()> {
-    db.prepare_cached(
-        "INSERT INTO outbox (event_type, alert_id, revision, partner_id, company_id, user_id, \
-         occurred_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?
-    .execute(params![
-        event_type,
-        alert_id,
-        revision,
-        owner.partner_id,
-        owner.company_id,
-        user_id,
-        ts(at)
-    ])?;
+    // The alert's template and expiry as of the event, for downstream consumers; and when the
+    // event was recorded, which the publisher's lag counts from.
+    let written = db
+        .prepare_cached(
+            "INSERT INTO outbox (event_type, alert_id, revision, partner_id, company_id, \
+             user_id, occurred_at, template_id, expires_at, recorded_at) \
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, template_id, expires_at, \
+             CAST(unixepoch('subsec') * 1000 AS INTEGER) FROM alerts WHERE id = ?2",
+        )?
+        .execute(params![
+            event_type,
+            alert_id,
+            revision,
+            owner.partner_id,
+            owner.company_id,
+            user_id,
+            ts(at)
+        ])?;
+    if written != 1 {
+        // An event about no alert would be lost silently: fail the change instead.
+        return Err(rusqlite::Error::QueryReturnedNoRows);
+    }
     Ok(())
 }
 

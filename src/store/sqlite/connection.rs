@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0009_key_and_secret_rotation.sql"),
     include_str!("migrations/0010_app_center.sql"),
     include_str!("migrations/0011_withdrawal.sql"),
+    include_str!("migrations/0012_downstream.sql"),
 ];
 
 /// Statements kept prepared per connection (the multi-row inserts come in a few shapes).

@@ -26,6 +26,9 @@ pub(super) fn record(
             received_at,
         ],
     )?;
+    // Its place in the company feed that the downstream publisher reads.
+    db.prepare_cached("INSERT INTO company_outbox (event_id) VALUES (?1)")?
+        .execute([&event.id])?;
     // A delivery id is `msg_` and 32 random hex digits, as on PostgreSQL.
     db.execute(
         "INSERT INTO deliveries (id, event_id, partner_id, status, attempts, next_attempt_ms, \

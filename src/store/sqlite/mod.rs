@@ -23,6 +23,7 @@ mod catalog;
 mod checkpointer;
 mod connection;
 mod deliveries;
+mod downstream;
 mod events;
 mod inbox;
 mod keys;
