@@ -276,6 +276,17 @@ pub struct Settings {
     #[arg(long, env = "MAESTRO_INBOX_SESSION_TTL", default_value = "8h", value_parser = humantime::parse_duration)]
     #[serde(with = "text::duration")]
     pub inbox_session_ttl: Duration,
+    /// The host product's web origins allowed to call the inbox API from a browser (CORS):
+    /// comma-separated `https://host[:port]`, with the bearer header, never cookies, never `*`.
+    #[arg(
+        long,
+        env = "MAESTRO_INBOX_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        num_args = 0..,
+        value_parser = crate::http::cors::parse_origin
+    )]
+    #[serde(deserialize_with = "text::checked::origins")]
+    pub inbox_allowed_origins: Vec<String>,
     /// How often the sweeper announces expired alerts (`alert.expired`) and purges old ones.
     /// Users never see an expired alert, whenever the sweeper runs.
     #[arg(long, env = "MAESTRO_SWEEP_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]

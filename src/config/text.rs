@@ -182,4 +182,11 @@ pub mod checked {
     pub fn subject_prefix<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
         check(deserializer, crate::downstream::parse_subject_prefix)
     }
+
+    pub fn origins<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+        Vec::<String>::deserialize(deserializer)?
+            .iter()
+            .map(|text| crate::http::cors::parse_origin(text).map_err(D::Error::custom))
+            .collect()
+    }
 }

@@ -231,51 +231,66 @@ impl FromRequestParts<Arc<App>> for InboxUser {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Error> {
-        let principal = inbox_principal(parts, app)?;
-        Ok(InboxUser(InboxService::owner(&principal)?))
+        Ok(InboxUser(
+            InboxViewer::from_request_parts(parts, app).await?.owner,
+        ))
     }
 }
 
-/// The user of an inbox and how long their token lasts: a live stream ends with it.
+/// The user of an inbox and how long their credential lasts: a live stream ends with it.
 pub struct InboxViewer {
     pub owner: InboxOwner,
-    /// When the token stops being accepted (seconds since the Unix epoch).
+    /// When the token or session stops being accepted (seconds since the Unix epoch).
     pub accepted_until: i64,
+    /// The page's session cookie, when that is the credential (a stream re-checks it, so that
+    /// a sign-out ends the streams it opened).
+    pub session_cookie: Option<String>,
 }
 
 impl FromRequestParts<Arc<App>> for InboxViewer {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Error> {
-        let principal = inbox_principal(parts, app)?;
+        if parts.headers.contains_key(header::AUTHORIZATION) {
+            let principal = authenticate(app, parts, bearer_token(parts, &["Bearer"])?)?;
+            return Ok(InboxViewer {
+                owner: InboxService::owner(&principal)?,
+                accepted_until: principal.accepted_until,
+                session_cookie: None,
+            });
+        }
+        let Some(cookie) = cookie(parts, login::COOKIE) else {
+            return Err(Error::unauthenticated(
+                "An Authorization: Bearer user token (or the inbox page's sign-in cookie) is required.",
+            ));
+        };
+        if parts.method != Method::GET && !marked_by_page(parts) {
+            return Err(Error::unauthenticated(
+                "A change made with the inbox cookie needs the X-Requested-With: maestro-inbox header.",
+            ));
+        }
+        let session = login::session(&app.store, cookie, app.clock.now())
+            .await?
+            .ok_or_else(|| {
+                Error::unauthenticated(
+                    "The inbox session has ended; sign in again with a new link.",
+                )
+            })?;
         Ok(InboxViewer {
-            owner: InboxService::owner(&principal)?,
-            accepted_until: principal.accepted_until,
+            owner: session.owner,
+            accepted_until: session.expires_at.unix_timestamp(),
+            session_cookie: Some(cookie.to_owned()),
         })
     }
 }
 
-/// The verified token of an inbox request: the bearer header, or the page's cookie.
-fn inbox_principal(parts: &Parts, app: &App) -> Result<Principal, Error> {
-    if parts.headers.contains_key(header::AUTHORIZATION) {
-        return authenticate(app, parts, bearer_token(parts, &["Bearer"])?);
-    }
-    let Some(token) = cookie(parts, login::COOKIE) else {
-        return Err(Error::unauthenticated(
-            "An Authorization: Bearer user token (or the inbox page's sign-in cookie) is required.",
-        ));
-    };
+/// True when the request carries the header the inbox page sends with its changes.
+pub fn marked_by_page(parts: &Parts) -> bool {
     let (name, expected) = INBOX_REQUEST_HEADER;
-    let marked = parts
+    parts
         .headers
         .get(name)
-        .is_some_and(|value| value.as_bytes() == expected.as_bytes());
-    if parts.method != Method::GET && !marked {
-        return Err(Error::unauthenticated(
-            "A change made with the inbox cookie needs the X-Requested-With: maestro-inbox header.",
-        ));
-    }
-    authenticate(app, parts, token)
+        .is_some_and(|value| value.as_bytes() == expected.as_bytes())
 }
 
 /// The value of the cookie `name`, if the request carries it.

@@ -1,26 +1,24 @@
-//! The user inbox API (SPEC §5): a page of the user's alerts, read and dismiss, and the live
-//! stream of changes (Server-Sent Events).
+//! The user inbox API (SPEC §5): a page of the user's alerts, read, dismiss, read-all and
+//! snooze. The live stream of changes (Server-Sent Events) is in `inbox_stream.rs`.
 
-use std::{convert::Infallible, sync::Arc};
+use std::sync::Arc;
 
 use axum::{
     Json,
     extract::{Path, RawQuery, State},
-    response::sse::{Event, KeepAlive, Sse},
 };
-use futures_util::{Stream, StreamExt, stream};
 use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{
     error::ErrorBody,
-    extract::{InboxUser, InboxViewer},
+    extract::{InboxUser, JsonBody},
 };
 use crate::{
     App,
-    error::Error,
-    inbox::{InboxChange, MarkReceipt, Page},
+    error::{Error, ErrorCode, Problem},
+    inbox::{MarkReceipt, Page},
     store::{InboxItem, InboxMark},
 };
 
@@ -42,6 +40,22 @@ pub struct InboxItemBody {
     pub read: bool,
     /// The card, rendered by the template: escaped, links `http(s)` only.
     pub html: String,
+    /// The plain-text rendering, by the template.
+    pub text: String,
+    /// Who sent it.
+    pub partner: PartnerBody,
+    /// The alert's revision: each partner update adds one (the card may have changed).
+    pub revision: i64,
+    /// Until when the user snoozed it (RFC 3339), while that lies ahead; it is then listed by
+    /// `state=snoozed` only.
+    pub snoozed_until: Option<String>,
+}
+
+/// The partner an alert comes from.
+#[derive(Serialize, ToSchema)]
+pub struct PartnerBody {
+    pub id: String,
+    pub name: String,
 }
 
 impl From<InboxItem> for InboxItemBody {
@@ -56,6 +70,15 @@ impl From<InboxItem> for InboxItemBody {
             expires_at: item.expires_at.format(&Rfc3339).unwrap_or_default(),
             read: item.read,
             html: item.html,
+            text: item.text,
+            partner: PartnerBody {
+                id: item.partner_id,
+                name: item.partner_name,
+            },
+            revision: item.revision,
+            snoozed_until: item
+                .snoozed_until
+                .map(|until| until.format(&Rfc3339).unwrap_or_default()),
         }
     }
 }
@@ -117,16 +140,19 @@ pub struct InboxParams {
     state: Option<String>,
 }
 
-/// Which alerts a page lists (documentation of `state`).
+/// Which alerts a page lists (documentation of `state`): the inbox (`all`, `unread`) or the
+/// snoozed alerts, which the inbox hides until their snooze ends.
 #[derive(ToSchema)]
 #[allow(dead_code)]
 #[schema(as = InboxState, rename_all = "lowercase")]
 pub enum InboxStateDoc {
     Unread,
     All,
+    Snoozed,
 }
 
-/// The user's live alerts: not expired, not dismissed; newest first.
+/// The user's live alerts: not expired, not dismissed, not withdrawn; newest first. Snoozed
+/// alerts are listed with `state=snoozed` only, until their snooze ends.
 #[utoipa::path(
     operation_id = "listInbox",
     get, path = "/maestro/v4/inbox", tag = "inbox",
@@ -211,68 +237,96 @@ pub async fn dismiss(
     Ok(Json(receipt.into()))
 }
 
-/// The changes of the user's inbox as Server-Sent Events, from any instance: first `ready`
-/// (`{unreadCount}`), then one event per change, named by its type (`alert.created`,
-/// `alert.updated`, `alert.read`, `alert.expired`, `alert.dismissed`, `alert.withdrawn`) with
-/// data `{type, alertId, item, unreadCount}` (`item` as in the inbox, or null once the alert has
-/// left it), and `resync` when changes were missed. Reload the inbox on (re)connecting.
+/// What read-all answers.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadAllBody {
+    /// How many alerts were marked read (each with `alert.read` on the stream).
+    pub changed: u64,
+    /// Unread alerts left (0 unless one arrived meanwhile).
+    pub unread_count: i64,
+}
+
+/// Marks every unread alert of the inbox read (snoozed ones excepted: they come back unread).
+/// The user's other streams hear of each (`alert.read`).
 #[utoipa::path(
-    operation_id = "streamInbox",
-    get, path = "/maestro/v4/inbox/stream", tag = "inbox",
+    operation_id = "markAllInboxAlertsRead",
+    post, path = "/maestro/v4/inbox/read-all", tag = "inbox",
     responses(
-        (status = 200, description = "An event stream", content_type = "text/event-stream", body = String),
+        (status = 200, description = "Marked read", body = ReadAllBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 503, body = ErrorBody), (status = 504, body = ErrorBody),
     ),
     security(("bearer" = ["maestro.inbox.readwrite"]))
 )]
-pub async fn stream(
+pub async fn read_all(
     State(app): State<Arc<App>>,
-    InboxViewer {
-        owner,
-        accepted_until,
-    }: InboxViewer,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Error> {
-    // Listen first, count second: a change in between is then told, not lost.
-    let watch = app.inbox.watch(owner.clone());
-    let unread_count = app.inbox.unread_count(&owner).await?;
-    let ready = event("ready", &serde_json::json!({ "unreadCount": unread_count }));
-    let changes = stream::unfold(watch, |mut watch| async move {
-        let change = watch.next().await?;
-        Some((Ok(sse_event(change)), watch))
-    });
-    // The stream is the token's to use, so it ends when the token would no longer be
-    // accepted; the client reconnects with a fresh one.
-    let lapses = time::OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(accepted_until + 1);
-    let lasts = lapses - time::OffsetDateTime::now_utc();
-    let token_lapsed = tokio::time::sleep(lasts.try_into().unwrap_or_default());
-    Ok(Sse::new(
-        stream::once(async move { Ok(ready) })
-            .chain(changes)
-            .take_until(token_lapsed),
-    )
-    .keep_alive(KeepAlive::default()))
+    InboxUser(owner): InboxUser,
+) -> Result<Json<ReadAllBody>, Error> {
+    let receipt = app.inbox.read_all(&owner).await?;
+    Ok(Json(ReadAllBody {
+        changed: receipt.changed,
+        unread_count: receipt.unread_count,
+    }))
 }
 
-fn sse_event(change: InboxChange) -> Event {
-    match change {
-        InboxChange::Alert {
-            event_type,
-            alert_id,
-            item,
-            unread_count,
-        } => event(
-            &event_type,
-            &serde_json::json!({
-                "type": event_type,
-                "alertId": alert_id,
-                "item": item.map(|item| InboxItemBody::from(*item)),
-                "unreadCount": unread_count,
-            }),
-        ),
-        InboxChange::Resync => event("resync", &serde_json::json!({})),
-    }
+/// The body of a snooze.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct SnoozeRequestDoc {
+    /// RFC 3339; ahead, and before the alert's `expiresAt`.
+    #[schema(format = DateTime)]
+    until: String,
 }
 
-fn event(name: &str, data: &serde_json::Value) -> Event {
-    Event::default().event(name).data(data.to_string())
+/// What a snooze answers.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SnoozeBody {
+    pub alert_id: String,
+    /// False when it already was snoozed until then (and unread).
+    pub changed: bool,
+    /// RFC 3339.
+    pub snoozed_until: String,
+    pub unread_count: i64,
+}
+
+/// Hides the alert from the inbox until `until`, when it comes back unread (`alert.unsnoozed`
+/// on the stream, within `MAESTRO_SWEEP_INTERVAL` of that instant; the inbox and its count show
+/// it again from the instant itself). Snoozing again moves the end.
+#[utoipa::path(
+    operation_id = "snoozeInboxAlert",
+    post, path = "/maestro/v4/inbox/{alertId}/snooze", tag = "inbox",
+    params(("alertId" = String, Path)),
+    request_body(content = SnoozeRequestDoc, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Snoozed", body = SnoozeBody),
+        (status = 400, description = "until is not an RFC 3339 date-time, is not ahead, or is not before the alert expires (details.field is /until)", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "Not a live alert of this user", body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 503, body = ErrorBody), (status = 504, body = ErrorBody),
+    ),
+    security(("bearer" = ["maestro.inbox.readwrite"]))
+)]
+pub async fn snooze(
+    State(app): State<Arc<App>>,
+    Path(alert_id): Path<String>,
+    InboxUser(owner): InboxUser,
+    JsonBody(body): JsonBody<serde_json::Value>,
+) -> Result<Json<SnoozeBody>, Error> {
+    let Some(until) = body.get("until").and_then(|until| until.as_str()) else {
+        return Err(Error::Rejected(vec![Problem::at(
+            ErrorCode::InvalidField,
+            "/until",
+            "until is required: an RFC 3339 date-time.",
+        )]));
+    };
+    let receipt = app.inbox.snooze(&owner, &alert_id, until).await?;
+    Ok(Json(SnoozeBody {
+        alert_id: receipt.alert_id,
+        changed: receipt.changed,
+        snoozed_until: receipt.snoozed_until.format(&Rfc3339).unwrap_or_default(),
+        unread_count: receipt.unread_count,
+    }))
 }

@@ -4,11 +4,13 @@
 pub mod admin;
 pub mod alerts;
 pub mod connections;
+pub mod cors;
 pub mod envelope;
 pub mod error;
 pub mod events;
 pub mod extract;
 pub mod inbox;
+pub mod inbox_stream;
 pub mod legacy;
 pub mod oauth;
 pub mod openapi;
@@ -51,7 +53,9 @@ fn documented_routes() -> (Router<Arc<App>>, utoipa::openapi::OpenApi) {
         .routes(routes!(inbox::list))
         .routes(routes!(inbox::read))
         .routes(routes!(inbox::dismiss))
-        .routes(routes!(inbox::stream))
+        .routes(routes!(inbox::snooze))
+        .routes(routes!(inbox::read_all))
+        .routes(routes!(inbox_stream::stream))
         .routes(routes!(events::publish_company_event))
         .routes(routes!(admin::list_deliveries))
         .routes(routes!(admin::show_delivery))
@@ -75,6 +79,7 @@ fn api_routes(settings: &crate::Settings) -> Router<Arc<App>> {
         .route("/inbox", get(page::inbox))
         .route("/inbox/cards", get(page::cards))
         .route("/inbox/login", get(page::login))
+        .route("/inbox/logout", post(page::logout))
         .route("/inbox/assets/inbox.js", get(page::script))
         .route("/inbox/assets/inbox.css", get(page::styles))
         .route(
@@ -125,6 +130,11 @@ pub fn router(app: Arc<App>) -> Router {
                 format!("{method} is not allowed on this endpoint."),
             )
         })
+        // Outside the routes' own answers (a preflight's OPTIONS would be a 405 otherwise).
+        .layer(middleware::from_fn_with_state(
+            cors::inbox_cors(&app.settings.inbox_allowed_origins),
+            cors::gate,
+        ))
         // A body must have arrived `request_timeout` after the request started; reading it
         // later fails, and the body extractor answers 408.
         .layer(RequestBodyDeadlineLayer::new(app.settings.request_timeout))

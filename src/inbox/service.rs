@@ -1,20 +1,20 @@
-//! What a user does with their inbox: read a page of it, mark an alert read or dismiss it, and
-//! watch it change. The user is the token's: `sub` in the company `concur.company`.
+//! What a user does with their inbox: read a page of it, mark an alert read or dismiss it, read
+//! them all, snooze one, and watch it change (`watch.rs`). The user is the token's: `sub` in the company `concur.company`.
 
 use std::sync::Arc;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use tokio::sync::broadcast::error::RecvError;
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
-use super::{InboxFeed, feed::Listener};
+use super::{
+    InboxFeed,
+    watch::{InboxWatch, Opening},
+};
 use crate::{
     auth::{Principal, SCOPE_INBOX, TokenKind, normalize_user_id},
     clock::Clock,
     error::{Error, ErrorCode, Problem, Result},
-    store::{
-        DynStore, EVENT_ALERT_CREATED, EVENT_ALERT_READ, EVENT_ALERT_UPDATED, InboxFilter,
-        InboxItem, InboxMark, InboxOwner, InboxQuery,
-    },
+    store::{DynStore, InboxFilter, InboxItem, InboxMark, InboxOwner, InboxQuery, SnoozeOutcome},
 };
 
 /// Items per page unless asked otherwise, and at most.
@@ -22,9 +22,9 @@ pub const DEFAULT_PAGE: i64 = 20;
 pub const MAX_PAGE: i64 = 100;
 
 pub struct InboxService {
-    store: DynStore,
-    clock: Arc<Clock>,
-    feed: Arc<InboxFeed>,
+    pub(super) store: DynStore,
+    pub(super) clock: Arc<Clock>,
+    pub(super) feed: Arc<InboxFeed>,
 }
 
 /// A page of the inbox, newest first.
@@ -45,20 +45,22 @@ pub struct MarkReceipt {
     pub unread_count: i64,
 }
 
-/// A change of a user's inbox, as the live stream tells it.
-#[derive(Debug)]
-pub enum InboxChange {
-    /// `alert.created`, `alert.updated`, `alert.read`, `alert.expired`, `alert.dismissed` or
-    /// `alert.withdrawn`; `item` is the alert as the inbox now shows it (none once it has left
-    /// the inbox: after the last three, always).
-    Alert {
-        event_type: String,
-        alert_id: String,
-        item: Option<Box<InboxItem>>,
-        unread_count: i64,
-    },
-    /// Changes were missed (the stream fell behind): reload the inbox.
-    Resync,
+/// The answer to a snooze.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SnoozeReceipt {
+    pub alert_id: String,
+    /// False when the alert already was snoozed until then (and unread).
+    pub changed: bool,
+    pub snoozed_until: OffsetDateTime,
+    pub unread_count: i64,
+}
+
+/// The answer to read-all.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ReadAllReceipt {
+    /// How many alerts were marked read.
+    pub changed: u64,
+    pub unread_count: i64,
 }
 
 impl InboxService {
@@ -108,8 +110,9 @@ impl InboxService {
         let filter = match state {
             None | Some("all") => InboxFilter::All,
             Some("unread") => InboxFilter::Unread,
+            Some("snoozed") => InboxFilter::Snoozed,
             Some(_) => {
-                problems.push(parameter("state", "state must be unread or all."));
+                problems.push(parameter("state", "state must be unread, all or snoozed."));
                 InboxFilter::All
             }
         };
@@ -174,13 +177,118 @@ impl InboxService {
         })
     }
 
-    /// The changes of the owner's inbox from now on, until the server shuts down.
-    pub fn watch(self: &Arc<Self>, owner: InboxOwner) -> InboxWatch {
-        InboxWatch {
-            service: self.clone(),
-            owner,
-            listener: self.feed.listen(),
+    /// The changes of the owner's inbox until the server shuts down: from now on, or after
+    /// `last_event_id` (a position this stream or another instance's handed out), replaying
+    /// what the client missed first. Also says how the stream opened, and the unread count
+    /// then (read after listening, so a change in between is told, not lost).
+    pub async fn watch(
+        self: &Arc<Self>,
+        owner: InboxOwner,
+        last_event_id: Option<&str>,
+    ) -> Result<(InboxWatch, Opening, i64)> {
+        let resume_from = match last_event_id.map(str::trim) {
+            None | Some("") => None,
+            Some(id) => match id.parse::<i64>() {
+                // A position above the outbox's head was not handed out by this database.
+                Ok(position) if position >= 0 && position <= self.store.outbox_head().await? => {
+                    Some(position)
+                }
+                _ => {
+                    let watch = InboxWatch::start(self.clone(), owner.clone(), None);
+                    let unread_count = self.unread_count(&owner).await?;
+                    return Ok((watch, Opening::Resync, unread_count));
+                }
+            },
+        };
+        let opening = match resume_from {
+            Some(_) => Opening::Resumed,
+            None => Opening::Fresh,
+        };
+        // The feed takes in what committed before this stream, so that the stream starts from
+        // there (a fresh client loads the inbox itself; a resuming one gets it replayed).
+        if let Err(err) = self.feed.run_once().await {
+            tracing::warn!(error = %err, "inbox stream: catching up with the outbox failed");
         }
+        let watch = InboxWatch::start(self.clone(), owner.clone(), resume_from);
+        let unread_count = self.unread_count(&owner).await?;
+        Ok((watch, opening, unread_count))
+    }
+
+    /// Where a page rendered now stands in the feed: a stream resumed from it tells every
+    /// change the page does not show (read before the page's query).
+    pub fn position(&self) -> i64 {
+        self.feed.position()
+    }
+
+    /// `POST /maestro/v4/inbox/{alertId}/snooze`: hides the alert until `until` (RFC 3339),
+    /// which must lie ahead and before the alert expires; it comes back unread.
+    pub async fn snooze(
+        &self,
+        owner: &InboxOwner,
+        alert_id: &str,
+        until: &str,
+    ) -> Result<SnoozeReceipt> {
+        let now = self.clock.now();
+        let until = OffsetDateTime::parse(until, &Rfc3339).map_err(|_| {
+            Error::Rejected(vec![Problem::at(
+                ErrorCode::InvalidField,
+                "/until",
+                "until must be an RFC 3339 date-time, such as 2030-01-01T08:00:00Z.",
+            )])
+        })?;
+        if until <= now {
+            return Err(Error::Rejected(vec![Problem::at(
+                ErrorCode::InvalidField,
+                "/until",
+                "until must lie ahead: a snooze ends in the future.",
+            )]));
+        }
+        let changed = match self.store.snooze_inbox(owner, alert_id, until, now).await? {
+            SnoozeOutcome::Snoozed { changed } => changed,
+            SnoozeOutcome::NotFound => {
+                return Err(Error::new(
+                    ErrorCode::AlertNotFound,
+                    "No such alert in your inbox.",
+                ));
+            }
+            // Refused rather than shortened: a snooze up to the expiry would never bring the
+            // alert back, which is a dismissal the user did not ask for.
+            SnoozeOutcome::PastExpiry { expires_at } => {
+                return Err(Error::Rejected(vec![
+                    Problem::at(
+                        ErrorCode::InvalidField,
+                        "/until",
+                        format!(
+                            "until must come before the alert expires ({}); dismiss it instead.",
+                            expires_at.format(&Rfc3339).unwrap_or_default()
+                        ),
+                    )
+                    .with_detail("expiresAt", expires_at.format(&Rfc3339).unwrap_or_default()),
+                ]));
+            }
+        };
+        if changed {
+            self.feed.poke();
+        }
+        Ok(SnoozeReceipt {
+            alert_id: alert_id.to_owned(),
+            changed,
+            snoozed_until: until,
+            unread_count: self.store.inbox_unread_count(owner, now).await?,
+        })
+    }
+
+    /// `POST /maestro/v4/inbox/read-all`: every unread alert of the inbox read, at once.
+    pub async fn read_all(&self, owner: &InboxOwner) -> Result<ReadAllReceipt> {
+        let now = self.clock.now();
+        let changed = self.store.read_all_inbox(owner, now).await?;
+        if changed > 0 {
+            self.feed.poke();
+        }
+        Ok(ReadAllReceipt {
+            changed,
+            unread_count: self.store.inbox_unread_count(owner, now).await?,
+        })
     }
 
     pub async fn unread_count(&self, owner: &InboxOwner) -> Result<i64> {
@@ -188,61 +296,6 @@ impl InboxService {
             .store
             .inbox_unread_count(owner, self.clock.now())
             .await?)
-    }
-}
-
-/// One user's view of the feed.
-pub struct InboxWatch {
-    service: Arc<InboxService>,
-    owner: InboxOwner,
-    listener: Listener,
-}
-
-impl InboxWatch {
-    /// The next change of this inbox; `None` when the server shuts down.
-    pub async fn next(&mut self) -> Option<InboxChange> {
-        loop {
-            let received = tokio::select! {
-                _ = self.listener.closed.wait_for(|closed| *closed) => return None,
-                received = self.listener.events.recv() => received,
-            };
-            let event = match received {
-                Ok(event) => event,
-                Err(RecvError::Lagged(_)) => return Some(InboxChange::Resync),
-                Err(RecvError::Closed) => return None,
-            };
-            if event.company_id != self.owner.company_id || event.user_id != self.owner.user_id {
-                continue;
-            }
-            return Some(self.describe(&event.event_type, &event.alert_id).await);
-        }
-    }
-
-    async fn describe(&self, event_type: &str, alert_id: &str) -> InboxChange {
-        let store = &self.service.store;
-        let now = self.service.clock.now();
-        let shows_item = matches!(
-            event_type,
-            EVENT_ALERT_CREATED | EVENT_ALERT_UPDATED | EVENT_ALERT_READ
-        );
-        let item = if shows_item {
-            store.inbox_item(&self.owner, alert_id, now).await
-        } else {
-            Ok(None)
-        };
-        let unread_count = store.inbox_unread_count(&self.owner, now).await;
-        match (item, unread_count) {
-            (Ok(item), Ok(unread_count)) => InboxChange::Alert {
-                event_type: event_type.to_owned(),
-                alert_id: alert_id.to_owned(),
-                item: item.map(Box::new),
-                unread_count,
-            },
-            (Err(err), _) | (_, Err(err)) => {
-                tracing::warn!(error = %err, "inbox stream: reading a changed alert failed");
-                InboxChange::Resync
-            }
-        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! The expiry sweeper. Users never see an alert past its `expiresAt` — the inbox reads compare
+//! The expiry sweeper (and the end of snoozes). Users never see an alert past its `expiresAt` — the inbox reads compare
 //! with the clock — so the sweeper is not what hides alerts. It announces expiries
 //! (`alert.expired` in the outbox, for the live stream and other consumers) and, once the
 //! retention has passed, deletes expired alerts with their revisions.
@@ -33,6 +33,10 @@ pub struct SweepReport {
     pub purged: u64,
     /// Expired request and refresh tokens of the token endpoint deleted.
     pub grants_purged: u64,
+    /// Snoozes ended (live alerts' with `alert.unsnoozed`).
+    pub woken: u64,
+    /// Lapsed inbox sessions and used sign-in links deleted.
+    pub sessions_purged: u64,
 }
 
 pub struct Sweeper {
@@ -71,7 +75,16 @@ impl Sweeper {
                 break;
             }
         }
-        if report.expired > 0 {
+        // A snooze ends at its instant in every read (like an expiry); the pass announces it,
+        // so a live stream hears of it within the sweep interval.
+        loop {
+            let woken = self.store.wake_snoozed(now, BATCH).await?;
+            report.woken += woken;
+            if woken < BATCH as u64 {
+                break;
+            }
+        }
+        if report.expired > 0 || report.woken > 0 {
             self.feed.poke();
         }
         let cutoff = now - self.retention;
@@ -85,6 +98,7 @@ impl Sweeper {
         // The App Center's expired grants go with the same pass: a used refresh token is kept
         // until it expires, so that presenting it again is still recognised as a replay.
         report.grants_purged = self.store.purge_expired_grants(now).await?;
+        report.sessions_purged = self.store.purge_inbox_sessions(now).await?;
         Ok(report)
     }
 
@@ -101,6 +115,7 @@ impl Sweeper {
                     tracing::info!(
                         expired = report.expired,
                         purged = report.purged,
+                        woken = report.woken,
                         "swept expired alerts"
                     );
                 }

@@ -6,6 +6,7 @@
 mod app_center;
 mod downstream;
 mod inbox;
+mod inbox_store;
 pub mod key_file;
 mod keys;
 mod migrations;
@@ -23,6 +24,7 @@ use time::OffsetDateTime;
 pub use app_center::*;
 pub use downstream::*;
 pub use inbox::*;
+pub use inbox_store::*;
 pub use keys::*;
 pub use types::*;
 pub use withdrawal::*;
@@ -58,7 +60,7 @@ impl From<StoreError> for Error {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 #[async_trait]
-pub trait Store: AppCenterStore + DownstreamStore + Send + Sync + 'static {
+pub trait Store: AppCenterStore + DownstreamStore + InboxStore + Send + Sync + 'static {
     /// Answers when the database is reachable (readiness).
     async fn ping(&self) -> StoreResult<()>;
 

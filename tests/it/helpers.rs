@@ -349,6 +349,16 @@ impl TestApp {
 
     /// Spawns an instance on an existing test database (a second instance, or a restart).
     pub async fn spawn_on(db: Arc<TestDatabase>, configure: impl FnOnce(&mut Settings)) -> TestApp {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        TestApp::spawn_listening(db, listener, configure).await
+    }
+
+    /// Spawns an instance on `listener` (a restart at the address a browser knows).
+    pub async fn spawn_listening(
+        db: Arc<TestDatabase>,
+        listener: TcpListener,
+        configure: impl FnOnce(&mut Settings),
+    ) -> TestApp {
         let mut settings = Settings::with_database("127.0.0.1:0", &db.url);
         settings.database = db.database_args();
         let fixture_jwks = fixture_path("keys/trusted_jwks.json");
@@ -359,7 +369,6 @@ impl TestApp {
         // Tests that shut the app down watch the drain only when they ask for one.
         settings.drain_delay = std::time::Duration::ZERO;
         configure(&mut settings);
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let app = App::open(settings).await.unwrap();
         cover_test_tokens(&app).await;

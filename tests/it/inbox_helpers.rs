@@ -88,22 +88,36 @@ impl TestApp {
 
     /// Opens the live stream with `token` and reads its first event (`ready`).
     pub async fn stream(&self, token: &str) -> EventStream {
-        let response = self
+        let (stream, name, data) = self.stream_from(token, None).await;
+        assert_eq!(name, "ready", "{data}");
+        assert_eq!(data["resumed"], false, "{data}");
+        stream
+    }
+
+    /// Opens the live stream with `token`, resuming after `last_event_id` when given (the
+    /// `Last-Event-ID` header), and reads its first event.
+    pub async fn stream_from(
+        &self,
+        token: &str,
+        last_event_id: Option<&str>,
+    ) -> (EventStream, String, Value) {
+        let mut request = self
             .client
             .get(self.url("/maestro/v4/inbox/stream"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
+            .bearer_auth(token);
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id);
+        }
+        let response = request.send().await.unwrap();
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["content-type"], "text/event-stream");
         let mut stream = EventStream {
             response,
             buffer: String::new(),
+            last_id: None,
         };
         let (name, data) = stream.next().await;
-        assert_eq!(name, "ready", "{data}");
-        stream
+        (stream, name, data)
     }
 }
 
@@ -111,6 +125,8 @@ impl TestApp {
 pub struct EventStream {
     response: Response,
     buffer: String,
+    /// The `id:` of the last event read (what a browser would send as `Last-Event-ID`).
+    pub last_id: Option<String>,
 }
 
 impl EventStream {
@@ -144,6 +160,8 @@ impl EventStream {
                         name = value.trim().to_owned();
                     } else if let Some(value) = line.strip_prefix("data:") {
                         data.push_str(value.trim_start());
+                    } else if let Some(value) = line.strip_prefix("id:") {
+                        self.last_id = Some(value.trim().to_owned());
                     }
                 }
                 if data.is_empty() {

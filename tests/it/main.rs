@@ -3,6 +3,8 @@
 mod alerts_api;
 mod app_center_helpers;
 mod browser;
+mod browser_harness;
+mod browser_live;
 mod company_events;
 mod configuration;
 mod connections;
@@ -16,6 +18,8 @@ mod hostile_input;
 mod inbox_api;
 mod inbox_helpers;
 mod inbox_page;
+mod inbox_resume;
+mod inbox_session;
 mod inbox_store;
 mod issuers;
 mod jwks_server;

@@ -16,6 +16,7 @@ use crate::helpers::{Backend, TestDatabase, payload_with_metadata};
 mod app_center;
 mod delivery_claims;
 mod downstream;
+mod inbox_more;
 mod key_rotation;
 mod withdrawal;
 

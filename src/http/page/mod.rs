@@ -18,7 +18,7 @@ use axum::{
 use minijinja::{AutoEscape, Environment, Value, context};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339, macros::format_description};
 
-use super::extract::InboxUser;
+use super::extract::{InboxUser, cookie, marked_by_page};
 use crate::{
     App,
     error::Error,
@@ -63,6 +63,8 @@ pub async fn inbox(State(app): State<Arc<App>>, user: Result<InboxUser, Error>) 
         return response;
     };
     let result = async {
+        // Read before the cards: a stream resumed from here tells whatever the cards miss.
+        let position = app.inbox.position();
         let (cards, unread_count) = cards_html(&app, &owner).await?;
         let unread_label = unread_label(unread_count);
         let document_title = if unread_count > 0 {
@@ -72,7 +74,10 @@ pub async fn inbox(State(app): State<Arc<App>>, user: Result<InboxUser, Error>) 
         };
         render(
             "inbox.html",
-            context! { cards => Value::from_safe_string(cards), unread_count, unread_label, document_title },
+            context! {
+                cards => Value::from_safe_string(cards), unread_count, unread_label,
+                document_title, position,
+            },
         )
     }
     .await;
@@ -108,9 +113,9 @@ pub async fn login(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Re
     let session = login::exchange(
         &app.store,
         &app.keyring,
-        &app.settings.public_url,
         &token,
         app.settings.inbox_session_ttl,
+        app.clock.now(),
     )
     .await;
     match session {
@@ -135,10 +140,37 @@ pub async fn login(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Re
         Err(_) => notice(
             StatusCode::UNAUTHORIZED,
             "This sign-in link does not work",
-            "It is not a sign-in link of this server, or it has run out (links last minutes).",
+            "It is not a sign-in link of this server, it was used already (a link works once), \
+             or it has run out (links last minutes).",
             false,
         ),
     }
+}
+
+/// `POST /inbox/logout`: ends the session on the server (every instance refuses its cookie
+/// from then on) and clears the cookie. Like every change made with the cookie, it needs the
+/// page's `X-Requested-With` header, so another site cannot sign the user out.
+pub async fn logout(State(app): State<Arc<App>>, request: axum::extract::Request) -> Response {
+    let (parts, _) = request.into_parts();
+    if !marked_by_page(&parts) {
+        return Error::unauthenticated(
+            "Signing out needs the X-Requested-With: maestro-inbox header (the page sends it).",
+        )
+        .into_response();
+    }
+    if let Some(value) = cookie(&parts, COOKIE)
+        && let Err(err) = login::sign_out(&app.store, value, app.clock.now()).await
+    {
+        return err.into_response();
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    if let Ok(value) = HeaderValue::from_str(&clear_cookie(&app)) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 pub async fn script() -> Response {
@@ -166,6 +198,7 @@ fn card(item: &InboxItem) -> Value {
         title => &item.title,
         topic => &item.topic,
         read => item.read,
+        revision => item.revision,
         expires_at => item.expires_at.format(&Rfc3339).unwrap_or_default(),
         expires_display => display_time(item.expires_at),
         // Rendered by the partner's template when the alert was stored, and checked then.

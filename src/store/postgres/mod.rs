@@ -14,6 +14,8 @@ mod deliveries;
 mod downstream;
 mod events;
 mod inbox;
+mod inbox_actions;
+mod inbox_sessions;
 mod json;
 mod keys;
 mod subscriptions;
@@ -80,6 +82,11 @@ const MIGRATIONS: &[migrations::EmbeddedMigration] = &[
         10,
         "downstream",
         include_str!("migrations/0010_downstream.sql"),
+    ),
+    (
+        11,
+        "inbox resume snooze sessions",
+        include_str!("migrations/0011_inbox_resume_snooze_sessions.sql"),
     ),
 ];
 

@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0010_app_center.sql"),
     include_str!("migrations/0011_withdrawal.sql"),
     include_str!("migrations/0012_downstream.sql"),
+    include_str!("migrations/0013_inbox_resume_snooze_sessions.sql"),
 ];
 
 /// Statements kept prepared per connection (the multi-row inserts come in a few shapes).

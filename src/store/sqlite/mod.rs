@@ -26,6 +26,8 @@ mod deliveries;
 mod downstream;
 mod events;
 mod inbox;
+mod inbox_actions;
+mod inbox_sessions;
 mod keys;
 mod read_pool;
 mod rows;
