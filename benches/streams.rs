@@ -119,6 +119,7 @@ struct Report {
     all_max_ms: f64,
     /// Events received per second over the measured rounds (streams × alerts ÷ time).
     events_per_second: f64,
+    /// CPU time of the server(s) over every round, the unmeasured one included.
     server_cpu_seconds: f64,
     server_rss_mb: f64,
 }
@@ -159,10 +160,17 @@ async fn run(args: &Args, database: &Database, dir: &Path) -> anyhow::Result<Rep
         binary,
         &database.url,
         &master_key,
-        &["--type", "company", "--subject", COMPANY, "--app", "groundspan"]
-            .into_iter()
-            .chain(["--scope", "maestro.alerts.writeonly"])
-            .collect::<Vec<_>>(),
+        &[
+            "--type",
+            "company",
+            "--subject",
+            COMPANY,
+            "--app",
+            "groundspan",
+        ]
+        .into_iter()
+        .chain(["--scope", "maestro.alerts.writeonly"])
+        .collect::<Vec<_>>(),
     )?;
     let user_token = issue_token(
         binary,
@@ -395,7 +403,7 @@ fn render(args: &Args, report: &Report) -> String {
          {} rounds, backend {}{}\nmachine: {}\n\n\
          every stream had every alert after: p50 {:.0} ms, max {:.0} ms (rounds: {} ms)\n\
          the median stream: {} ms; bursts posted in {} ms\n\
-         {:.0} stream events/s; server CPU {:.1} s over the rounds; RSS {:.0} MB\n",
+         {:.0} stream events/s; server CPU {:.1} s over every round (the warm-up too); RSS {:.0} MB\n",
         args.streams,
         args.alerts,
         args.connections,

@@ -215,7 +215,8 @@ impl InboxFeed {
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let signal = self.signal.lock().expect("feed lock poisoned").take();
         // A task of its own, so that a pass or a poke never interrupts the signal's reconnection.
-        let listening = signal.map(|signal| tokio::spawn(self.clone().follow(signal, stop.clone())));
+        let listening =
+            signal.map(|signal| tokio::spawn(self.clone().follow(signal, stop.clone())));
         loop {
             if let Err(err) = self.run_once().await {
                 tracing::warn!(error = %err, "inbox feed: reading the outbox failed; will retry");
@@ -233,7 +234,11 @@ impl InboxFeed {
     }
 
     /// Pokes the feed whenever the database announces a change, until `stop` turns true.
-    async fn follow(self: Arc<Self>, mut signal: Box<dyn OutboxSignal>, mut stop: watch::Receiver<bool>) {
+    async fn follow(
+        self: Arc<Self>,
+        mut signal: Box<dyn OutboxSignal>,
+        mut stop: watch::Receiver<bool>,
+    ) {
         loop {
             tokio::select! {
                 _ = stop.wait_for(|stopped| *stopped) => break,

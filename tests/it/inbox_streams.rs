@@ -73,7 +73,8 @@ async fn the_listener_listens_again_after_its_connection_is_killed() {
     ))
     .await;
     // Gone for good before the alert is posted, so that only a new listener can hear of it.
-    let gone = format!("SELECT count(*)::text FROM pg_stat_activity WHERE pid = ANY('{{{killed}}}')");
+    let gone =
+        format!("SELECT count(*)::text FROM pg_stat_activity WHERE pid = ANY('{{{killed}}}')");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while side.strings(&gone).await != ["0"] {
         assert!(std::time::Instant::now() < deadline, "the listeners end");
