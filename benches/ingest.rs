@@ -4,18 +4,22 @@
 //! alerts/s, latency percentiles, errors by status, the server's RSS, and the `/healthz` ceiling of
 //! the HTTP stack on the same machine.
 //!
+//! The client runs on `--client-threads` threads (default 2): a single-threaded client stops
+//! sending while it reads answers, so a server stall shows there as a lull in its load rather
+//! than in its latencies. `--distinct-metadata` gives every alert a price of its own, so that no
+//! alert reuses another's checked metadata or rendering: a partner's fan-out at its worst.
+//!
 //! ```text
 //! cargo bench --bench ingest -- --connections 64 --duration 10s
 //! cargo bench --bench ingest -- --preload 1000000
+//! cargo bench --bench ingest -- --distinct-metadata --client-threads 2
 //! cargo bench --bench ingest -- --postgres postgres://postgres@127.0.0.1:5432/postgres
 //! cargo bench --bench ingest -- --nats nats://127.0.0.1:4222 [--nats-backlog]
 //! ```
 
 use std::{
     collections::BTreeMap,
-    io::{BufRead, BufReader},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -24,12 +28,16 @@ use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, body::Bytes, header};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use sqlx::{Connection, Executor};
+use sqlx::Connection;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use tokio::net::TcpStream;
 
 #[path = "ingest/nats.rs"]
 mod nats;
+#[path = "support/server.rs"]
+mod server;
+
+use server::{Database, Server, issue_token, machine, master_key, migrate};
 
 #[derive(Parser, Debug)]
 #[command(about = "maestro ingestion benchmark")]
@@ -37,6 +45,13 @@ struct Args {
     /// Concurrent HTTP/1.1 connections, each sending one request at a time.
     #[arg(long, default_value_t = 64)]
     connections: usize,
+    /// Threads of the load generator's runtime, over which the connections are spread.
+    #[arg(long, default_value_t = 2)]
+    client_threads: usize,
+    /// Every alert created with metadata of its own (a distinct price), so that no validation
+    /// or rendering is shared with another alert.
+    #[arg(long)]
+    distinct_metadata: bool,
     /// How long each measured phase runs.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     duration: Duration,
@@ -77,10 +92,11 @@ const COMPANY: &str = "b7d12989-0489-471a-81cd-175f8b78afa5";
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let dir = tempfile::tempdir()?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.client_threads.max(1))
         .enable_all()
         .build()?;
-    let database = runtime.block_on(Database::create(&args, dir.path()))?;
+    let database = runtime.block_on(Database::create(args.postgres.as_deref(), dir.path()))?;
     let report = runtime.block_on(run(&args, &database, dir.path()));
     runtime.block_on(database.drop())?;
     let report = report?;
@@ -89,44 +105,6 @@ fn main() -> anyhow::Result<()> {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
     }
     Ok(())
-}
-
-struct Database {
-    url: String,
-    admin: Option<(String, String)>,
-}
-
-impl Database {
-    async fn create(args: &Args, dir: &Path) -> anyhow::Result<Database> {
-        let Some(server) = &args.postgres else {
-            return Ok(Database {
-                url: format!("sqlite://{}", dir.join("bench.db").display()),
-                admin: None,
-            });
-        };
-        let name = format!("maestro_bench_{}", std::process::id());
-        let mut admin = sqlx::PgConnection::connect(server).await?;
-        admin
-            .execute(format!("CREATE DATABASE {name}").as_str())
-            .await?;
-        let (base, _) = server
-            .rsplit_once('/')
-            .expect("a postgres URL names a database");
-        Ok(Database {
-            url: format!("{base}/{name}"),
-            admin: Some((server.clone(), name)),
-        })
-    }
-
-    async fn drop(self) -> anyhow::Result<()> {
-        if let Some((server, name)) = self.admin {
-            let mut admin = sqlx::PgConnection::connect(&server).await?;
-            admin
-                .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-                .await?;
-        }
-        Ok(())
-    }
 }
 
 #[derive(serde::Serialize)]
@@ -203,14 +181,8 @@ async fn run(args: &Args, database: &Database, dir: &Path) -> anyhow::Result<Rep
         .as_deref()
         .and_then(Path::to_str)
         .unwrap_or(env!("CARGO_BIN_EXE_maestro"));
-    // PostgreSQL requires a master key; every command of the run gets the same one.
-    let master_key = std::env::var("MAESTRO_MASTER_KEY")
-        .unwrap_or_else(|_| maestro::store::secrets::MasterKey::generate().to_base64());
-    let output = Command::new(binary)
-        .args(["migrate", "--database-url", &database.url])
-        .env("MAESTRO_MASTER_KEY", &master_key)
-        .output()?;
-    anyhow::ensure!(output.status.success(), "migrate failed: {output:?}");
+    let master_key = master_key();
+    migrate(binary, &database.url, &master_key)?;
     if args.preload > 0 {
         let started = Instant::now();
         preload(&database.url, args.preload).await?;
@@ -230,17 +202,21 @@ async fn run(args: &Args, database: &Database, dir: &Path) -> anyhow::Result<Rep
         _ => Vec::new(),
     };
     let mut server = Server::start(binary, &database.url, &master_key, &log, &publishing)?;
-    let token = String::from_utf8(
-        Command::new(binary)
-            .args(["token", "issue", "--type", "company", "--subject", COMPANY])
-            .args(["--app", "groundspan", "--scope", "maestro.alerts.writeonly"])
-            .args(["--database-url", &database.url, "--ttl", "86400"])
-            .env("MAESTRO_MASTER_KEY", &master_key)
-            .output()?
-            .stdout,
-    )?
-    .trim()
-    .to_owned();
+    let token = issue_token(
+        binary,
+        &database.url,
+        &master_key,
+        &[
+            "--type",
+            "company",
+            "--subject",
+            COMPANY,
+            "--app",
+            "groundspan",
+            "--scope",
+            "maestro.alerts.writeonly",
+        ],
+    )?;
 
     let target = Target {
         addr: server.addr.clone(),
@@ -291,11 +267,7 @@ async fn run(args: &Args, database: &Database, dir: &Path) -> anyhow::Result<Rep
     Ok(Report {
         machine: machine(),
         server: binary.to_owned(),
-        backend: if args.postgres.is_some() {
-            "postgres"
-        } else {
-            "sqlite"
-        },
+        backend: database.backend(),
         preloaded: args.preload,
         create_vs_healthz: create.ok_per_second / healthz.ok_per_second.max(1.0),
         healthz,
@@ -305,77 +277,6 @@ async fn run(args: &Args, database: &Database, dir: &Path) -> anyhow::Result<Rep
         server_peak_rss_mb: peak,
         nats: nats_report,
     })
-}
-
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Server {
-    fn start(
-        binary: &str,
-        url: &str,
-        master_key: &str,
-        log: &Path,
-        env: &[(String, String)],
-    ) -> anyhow::Result<Server> {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)?;
-        let mut child = Command::new(binary)
-            .args(["serve", "--listen", "127.0.0.1:0", "--database-url", url])
-            .env("MAESTRO_MASTER_KEY", master_key)
-            // No load balancer to drain: stop at once (a variable, which older builds ignore).
-            .env("MAESTRO_DRAIN_DELAY", "0s")
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        let mut lines = BufReader::new(child.stderr.take().expect("piped")).lines();
-        let addr = loop {
-            let line = lines
-                .next()
-                .ok_or_else(|| anyhow::anyhow!("server exited"))??;
-            let entry: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-            if entry["message"] == "listening" {
-                break entry["addr"].as_str().unwrap_or_default().to_owned();
-            }
-        };
-        // The server keeps logging (one line per request, as in production) into a file.
-        std::thread::spawn(move || {
-            use std::io::Write;
-            let mut log = std::io::BufWriter::new(log);
-            for line in lines.map_while(Result::ok) {
-                let _ = writeln!(log, "{line}");
-            }
-        });
-        Ok(Server { child, addr })
-    }
-
-    /// Current and peak resident set size, in MB.
-    fn rss_mb(&self) -> anyhow::Result<(f64, f64)> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
-        let field = |name: &str| {
-            status
-                .lines()
-                .find(|l| l.starts_with(name))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-                .map(|kb| kb / 1024.0)
-                .unwrap_or(f64::NAN)
-        };
-        Ok((field("VmRSS:"), field("VmHWM:")))
-    }
-
-    fn stop(&mut self) -> anyhow::Result<()> {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()?;
-        self.child.wait()?;
-        Ok(())
-    }
 }
 
 struct Target {
@@ -424,6 +325,7 @@ async fn measure(
             created.get(connection).copied().unwrap_or(0),
             &target.token,
             &target.template,
+            args.distinct_metadata,
         );
         let addr = target.addr.clone();
         tasks.spawn(drive(addr, request, warmup_end, end));
@@ -476,6 +378,8 @@ struct RequestMaker {
     pieces: [String; 3],
     /// `Bearer <token>`, made once.
     authorization: hyper::header::HeaderValue,
+    /// Creates carry a price of their own (`--distinct-metadata`).
+    distinct: bool,
 }
 
 /// The template's text before `__EXTREF__`, between it and `__AMOUNT__`, and after.
@@ -490,13 +394,21 @@ fn cut(template: &str) -> [String; 3] {
 }
 
 impl RequestMaker {
-    fn new(kind: Kind, connection: usize, created: u64, token: &str, template: &str) -> Self {
+    fn new(
+        kind: Kind,
+        connection: usize,
+        created: u64,
+        token: &str,
+        template: &str,
+        distinct: bool,
+    ) -> Self {
         RequestMaker {
             kind,
             connection,
             created,
             pieces: cut(template),
             authorization: format!("Bearer {token}").parse().expect("a header value"),
+            distinct,
         }
     }
 
@@ -512,6 +424,12 @@ impl RequestMaker {
                 .unwrap(),
             Kind::Create | Kind::Update => {
                 let (method, index, amount) = match self.kind {
+                    // Unique across connections: the connection in the high digits.
+                    Kind::Create if self.distinct => (
+                        Method::POST,
+                        n,
+                        (self.connection as u64 * 100_000_000 + n) as f64 + 0.5,
+                    ),
                     Kind::Create => (Method::POST, n, 450.5),
                     _ => (Method::PUT, n % self.created.max(1), 500.0 + n as f64),
                 };
@@ -635,36 +553,23 @@ async fn preload(url: &str, count: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|s| s.trim().to_owned())
-        })
-        .unwrap_or_default();
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let memory_gb = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .next()
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
-    format!("{cores} cores ({cpu}), {memory_gb:.0} GiB")
-}
-
 fn render(args: &Args, report: &Report) -> String {
     let mut out = format!(
-        "maestro ingest benchmark — {} connections, {:?} per phase, backend {}, {} alerts preloaded\n\
+        "maestro ingest benchmark — {} connections on {} client threads, {:?} per phase, backend {}, {} alerts preloaded{}\n\
          machine: {}\n\n\
          | phase | ok/s | p50 ms | p99 ms | max ms | errors | server CPU µs/req | client CPU µs/req | server disk KB/req |\n\
          |---|---|---|---|---|---|---|---|---|\n",
-        args.connections, args.duration, report.backend, report.preloaded, report.machine
+        args.connections,
+        args.client_threads,
+        args.duration,
+        report.backend,
+        report.preloaded,
+        if args.distinct_metadata {
+            ", distinct metadata in every alert"
+        } else {
+            ""
+        },
+        report.machine
     );
     for (name, phase) in [
         ("GET /healthz", &report.healthz),

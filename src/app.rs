@@ -116,8 +116,13 @@ impl App {
         // An outbox id missing this long is taken for a rolled-back insert rather than a late
         // commit: well past the longest a transaction may run.
         let gap_grace = (settings.database.database_timeout * 3).max(Duration::from_secs(5));
-        let inbox_feed =
-            InboxFeed::start(store.clone(), settings.inbox_poll_interval, gap_grace).await?;
+        let inbox_feed = InboxFeed::start(
+            store.clone(),
+            settings.inbox_poll_interval,
+            gap_grace,
+            settings.role.serves_api(),
+        )
+        .await?;
         let revocations = Revocations::load(
             store.clone(),
             settings.revocation_refresh(),

@@ -130,22 +130,22 @@ async fn session_ended(app: Arc<App>, cookie: Option<String>) {
 
 fn sse_event(change: InboxChange) -> Event {
     match change {
-        InboxChange::Alert {
-            event_type,
-            alert_id,
-            item,
-            unread_count,
-            position,
-        } => event(
-            &event_type,
-            &serde_json::json!({
-                "type": event_type,
-                "alertId": alert_id,
-                "item": item.map(|item| InboxItemBody::from(*item)),
-                "unreadCount": unread_count,
-            }),
-        )
-        .id(position.to_string()),
+        InboxChange::Alert { change, position } => {
+            // The user's other streams send the same text: it is made once.
+            let data = change.rendered.get_or_init(|| {
+                serde_json::json!({
+                    "type": change.event_type,
+                    "alertId": change.alert_id,
+                    "item": change.item.clone().map(InboxItemBody::from),
+                    "unreadCount": change.unread_count,
+                })
+                .to_string()
+            });
+            Event::default()
+                .event(&change.event_type)
+                .data(data)
+                .id(position.to_string())
+        }
         InboxChange::Resync { position } => {
             event("resync", &serde_json::json!({})).id(position.to_string())
         }

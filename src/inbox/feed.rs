@@ -2,8 +2,10 @@
 //! connected inbox stream (which keeps its own user's). Reading the outbox rather than listening
 //! to local writes is what makes a change made on another instance reach this one's users.
 //!
-//! A local change pokes the reader, so it is read at once; other instances' changes are found
-//! by polling every `poll_interval`. With nobody connected the reader hands nothing out, but
+//! A local change pokes the reader, so it is read at once; other instances' changes wake it
+//! through the database's signal where it has one (PostgreSQL's `LISTEN`, see
+//! `store::postgres::outbox_signal`), and are found by polling every `poll_interval` in any
+//! case, should the signal be lost. With nobody connected the reader hands nothing out, but
 //! still accounts for every id (below), so that its position stays exact for the next stream.
 //!
 //! PostgreSQL hands out outbox ids when rows are inserted, not when they commit: a transaction
@@ -28,7 +30,8 @@ use std::{
 
 use tokio::sync::{Mutex, Notify, broadcast, watch};
 
-use crate::store::{DynStore, OutboxEvent, StoreResult};
+use super::watch::SharedChange;
+use crate::store::{DynStore, OutboxEvent, OutboxSignal, StoreResult};
 
 /// Events read per query.
 const PAGE: i64 = 1000;
@@ -48,6 +51,8 @@ pub struct InboxFeed {
     /// The cursor's `low`, published after the events below it were sent.
     position: AtomicI64,
     wake: Notify,
+    /// Other instances' events, announced; taken by `run`, which listens to it.
+    signal: std::sync::Mutex<Option<Box<dyn OutboxSignal>>>,
     poll_interval: Duration,
     gap_grace: Duration,
     closed: watch::Sender<bool>,
@@ -62,6 +67,8 @@ pub struct InboxFeed {
 pub struct Handed {
     pub event: OutboxEvent,
     pub position: i64,
+    /// What the event made of its alert, read by the first of its user's streams to tell it.
+    pub(super) change: SharedChange,
 }
 
 /// What a stream listens to: the events, and the end of the feed (shutdown).
@@ -71,19 +78,28 @@ pub struct Listener {
 }
 
 impl InboxFeed {
-    /// A feed that starts near the current head of the outbox.
+    /// A feed that starts near the current head of the outbox. With `listen` (an instance
+    /// that will `run` it) it listens to the database's signal before returning, so that
+    /// whatever commits after is announced to it; an instance that never runs the feed must
+    /// not listen, as PostgreSQL keeps the announcements a listener does not take.
     pub async fn start(
         store: DynStore,
         poll_interval: Duration,
         gap_grace: Duration,
+        listen: bool,
     ) -> StoreResult<Arc<InboxFeed>> {
         let head = (store.outbox_head().await? - START_MARGIN).max(0);
+        let signal = match listen {
+            true => store.outbox_signal().await,
+            false => None,
+        };
         let feed = Arc::new(InboxFeed {
             store,
             sender: broadcast::channel(BUFFER).0,
             cursor: Mutex::new(Cursor::at(head)),
             position: AtomicI64::new(head),
             wake: Notify::new(),
+            signal: std::sync::Mutex::new(signal),
             poll_interval,
             gap_grace,
             closed: watch::channel(false).0,
@@ -182,7 +198,11 @@ impl InboxFeed {
                 // In id order, so every id at or below min(its id, low) has been sent by now.
                 let position = event.id.min(low);
                 // No receiver left is not an error: the events were for nobody.
-                let _ = self.sender.send(Arc::new(Handed { event, position }));
+                let _ = self.sender.send(Arc::new(Handed {
+                    event,
+                    position,
+                    change: SharedChange::new(),
+                }));
                 handed_out += 1;
             }
         }
@@ -190,8 +210,13 @@ impl InboxFeed {
         Ok(handed_out)
     }
 
-    /// Runs passes until `stop` turns true: after a poke, or every `poll_interval`.
+    /// Runs passes until `stop` turns true: after a poke (a local change, or the database's
+    /// signal of any instance's), or every `poll_interval`.
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let signal = self.signal.lock().expect("feed lock poisoned").take();
+        // A task of its own, so that a pass or a poke never interrupts the signal's reconnection.
+        let listening =
+            signal.map(|signal| tokio::spawn(self.clone().follow(signal, stop.clone())));
         loop {
             if let Err(err) = self.run_once().await {
                 tracing::warn!(error = %err, "inbox feed: reading the outbox failed; will retry");
@@ -202,7 +227,24 @@ impl InboxFeed {
                 () = tokio::time::sleep(self.poll_interval) => {}
             }
         }
+        if let Some(listening) = listening {
+            let _ = listening.await;
+        }
         self.close();
+    }
+
+    /// Pokes the feed whenever the database announces a change, until `stop` turns true.
+    async fn follow(
+        self: Arc<Self>,
+        mut signal: Box<dyn OutboxSignal>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        loop {
+            tokio::select! {
+                _ = stop.wait_for(|stopped| *stopped) => break,
+                () = signal.changed() => self.poke(),
+            }
+        }
     }
 }
 

@@ -20,4 +20,4 @@ pub mod watch;
 pub use feed::InboxFeed;
 pub use service::{InboxService, MarkReceipt, Page, ReadAllReceipt, SnoozeReceipt};
 pub use sweeper::{SweepReport, Sweeper};
-pub use watch::{InboxChange, InboxWatch, Opening};
+pub use watch::{AlertChange, InboxChange, InboxWatch, Opening};

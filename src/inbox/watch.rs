@@ -15,15 +15,15 @@
 
 use std::{
     collections::{HashSet, VecDeque},
-    sync::Arc,
+    sync::{Arc, OnceLock},
 };
 
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{OnceCell, broadcast::error::RecvError};
 
 use super::{InboxService, feed::Listener};
 use crate::store::{
     EVENT_ALERT_CREATED, EVENT_ALERT_READ, EVENT_ALERT_SNOOZED, EVENT_ALERT_UNSNOOZED,
-    EVENT_ALERT_UPDATED, InboxItem, InboxOwner, OutboxEvent,
+    EVENT_ALERT_UPDATED, InboxItem, InboxOwner, OutboxEvent, StoreResult,
 };
 
 /// Events replayed per query.
@@ -32,19 +32,35 @@ const REPLAY_PAGE: i64 = 500;
 /// A change of a user's inbox, as the live stream tells it.
 #[derive(Debug)]
 pub enum InboxChange {
-    /// `alert.created`, `alert.updated`, `alert.read`, `alert.snoozed`, `alert.unsnoozed`,
-    /// `alert.expired`, `alert.dismissed` or `alert.withdrawn`; `item` is the alert as the inbox
-    /// now shows it (none once it has left the inbox: after the last three, always).
+    /// A change of one alert, and the position a client resumes from after it.
     Alert {
-        event_type: String,
-        alert_id: String,
-        item: Option<Box<InboxItem>>,
-        unread_count: i64,
+        change: Arc<AlertChange>,
         position: i64,
     },
     /// Changes may have been missed (they could not be read): reload the inbox.
     Resync { position: i64 },
 }
+
+/// What became of one alert of a user's inbox with one outbox event. It is the same for every
+/// stream of that user, so the user's streams share one: read once from the store by the first
+/// stream that tells the event, and rendered once by the surface (`rendered`). A user with
+/// hundreds of tabs open then costs two queries and one rendering per event, not per tab.
+#[derive(Debug)]
+pub struct AlertChange {
+    /// `alert.created`, `alert.updated`, `alert.read`, `alert.snoozed`, `alert.unsnoozed`,
+    /// `alert.expired`, `alert.dismissed` or `alert.withdrawn`.
+    pub event_type: String,
+    pub alert_id: String,
+    /// The alert as the inbox now shows it (none once it has left the inbox: after the last
+    /// three, always).
+    pub item: Option<InboxItem>,
+    pub unread_count: i64,
+    /// The surface's rendering of the change, made by the first stream that sends it.
+    pub rendered: OnceLock<String>,
+}
+
+/// Where the streams of one user share the change an event made (see [`AlertChange`]).
+pub(super) type SharedChange = OnceCell<Arc<AlertChange>>;
 
 /// How a stream opened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,7 +120,7 @@ impl InboxWatch {
     pub async fn next(&mut self) -> Option<InboxChange> {
         loop {
             if let Some((event, position)) = self.replay.pop_front() {
-                return Some(self.describe(&event, position).await);
+                return Some(self.describe(&event, position, None).await);
             }
             if let Some(from) = self.replay_from {
                 if let Err(change) = self.read_replay(from).await {
@@ -132,7 +148,8 @@ impl InboxWatch {
                 continue;
             }
             let position = handed.position.max(self.position);
-            return Some(self.describe(event, position).await);
+            // Every stream that gets this far with the event is this user's: they share it.
+            return Some(self.describe(event, position, Some(&handed.change)).await);
         }
     }
 
@@ -179,36 +196,62 @@ impl InboxWatch {
         Ok(())
     }
 
-    async fn describe(&mut self, event: &OutboxEvent, position: i64) -> InboxChange {
+    /// The change `event` made, told at `position`; `shared` where the user's other streams
+    /// may have read it already (a live event), none for a replayed one (this stream's alone).
+    async fn describe(
+        &mut self,
+        event: &OutboxEvent,
+        position: i64,
+        shared: Option<&SharedChange>,
+    ) -> InboxChange {
         self.position = position;
-        let store = &self.service.store;
-        let now = self.service.clock.now();
-        let shows_item = matches!(
-            event.event_type.as_str(),
-            EVENT_ALERT_CREATED
-                | EVENT_ALERT_UPDATED
-                | EVENT_ALERT_READ
-                | EVENT_ALERT_SNOOZED
-                | EVENT_ALERT_UNSNOOZED
-        );
-        let item = if shows_item {
-            store.inbox_item(&self.owner, &event.alert_id, now).await
-        } else {
-            Ok(None)
+        let change = match shared {
+            Some(shared) => shared
+                .get_or_try_init(|| read_change(&self.service, &self.owner, event))
+                .await
+                .cloned(),
+            None => read_change(&self.service, &self.owner, event).await,
         };
-        let unread_count = store.inbox_unread_count(&self.owner, now).await;
-        match (item, unread_count) {
-            (Ok(item), Ok(unread_count)) => InboxChange::Alert {
-                event_type: event.event_type.clone(),
-                alert_id: event.alert_id.clone(),
-                item: item.map(Box::new),
-                unread_count,
-                position,
-            },
-            (Err(err), _) | (_, Err(err)) => {
+        match change {
+            Ok(change) => InboxChange::Alert { change, position },
+            Err(err) => {
+                // Not kept: the user's next stream to tell the event reads it again.
                 tracing::warn!(error = %err, "inbox stream: reading a changed alert failed");
                 InboxChange::Resync { position }
             }
         }
     }
+}
+
+/// Reads what `event` made of the owner's alert: the item as the inbox now shows it, and the
+/// unread count (both at once).
+async fn read_change(
+    service: &InboxService,
+    owner: &InboxOwner,
+    event: &OutboxEvent,
+) -> StoreResult<Arc<AlertChange>> {
+    let store = &service.store;
+    let now = service.clock.now();
+    let shows_item = matches!(
+        event.event_type.as_str(),
+        EVENT_ALERT_CREATED
+            | EVENT_ALERT_UPDATED
+            | EVENT_ALERT_READ
+            | EVENT_ALERT_SNOOZED
+            | EVENT_ALERT_UNSNOOZED
+    );
+    let item = async {
+        match shows_item {
+            true => store.inbox_item(owner, &event.alert_id, now).await,
+            false => Ok(None),
+        }
+    };
+    let (item, unread_count) = tokio::join!(item, store.inbox_unread_count(owner, now));
+    Ok(Arc::new(AlertChange {
+        event_type: event.event_type.clone(),
+        alert_id: event.alert_id.clone(),
+        item: item?,
+        unread_count: unread_count?,
+        rendered: OnceLock::new(),
+    }))
 }

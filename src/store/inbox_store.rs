@@ -64,4 +64,21 @@ pub trait InboxStore: Send + Sync + 'static {
     /// Deletes sessions and used links that have expired at `now` (the sweeper). Returns how
     /// many rows went.
     async fn purge_inbox_sessions(&self, now: OffsetDateTime) -> StoreResult<u64>;
+
+    /// A signal that the outbox may have new events, written by any instance, where the
+    /// database can send one (PostgreSQL's `LISTEN`): what wakes the inbox feed at once instead
+    /// of at its next poll. Listening has begun when this returns. `None` where the feed's own
+    /// pokes are all there is (SQLite: one process writes the database).
+    async fn outbox_signal(&self) -> Option<Box<dyn OutboxSignal>> {
+        None
+    }
+}
+
+/// Tells the inbox feed that the outbox may have changed (see [`InboxStore::outbox_signal`]).
+#[async_trait]
+pub trait OutboxSignal: Send {
+    /// Returns once the outbox may hold events not read yet: one was announced, or the signal
+    /// was lost for a while (announcements may have been missed meanwhile). Never fails: it
+    /// keeps trying to listen again, and the feed's poll covers the time it cannot.
+    async fn changed(&mut self);
 }

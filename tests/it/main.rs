@@ -21,6 +21,7 @@ mod inbox_page;
 mod inbox_resume;
 mod inbox_session;
 mod inbox_store;
+mod inbox_streams;
 mod issuers;
 mod jwks_server;
 mod legacy_subscriptions;

@@ -12,11 +12,11 @@ use super::{
     PostgresStore,
     alerts::announce,
     inbox::{AWAKE, LIVE, UNREAD},
-    inbox_sessions,
+    inbox_sessions, outbox_signal,
 };
 use crate::store::{
     AlertOwner, EVENT_ALERT_READ, EVENT_ALERT_SNOOZED, EVENT_ALERT_UNSNOOZED, InboxOwner,
-    InboxSession, InboxStore, OutboxEvent, SnoozeOutcome, StoreResult,
+    InboxSession, InboxStore, OutboxEvent, OutboxSignal, SnoozeOutcome, StoreResult,
 };
 
 #[async_trait]
@@ -90,6 +90,11 @@ impl InboxStore for PostgresStore {
 
     async fn purge_inbox_sessions(&self, now: OffsetDateTime) -> StoreResult<u64> {
         self.timed(inbox_sessions::purge(&self.pool, now)).await
+    }
+
+    async fn outbox_signal(&self) -> Option<Box<dyn OutboxSignal>> {
+        let signal = outbox_signal::Listener::start(self.options.clone(), self.timeout).await;
+        Some(Box::new(signal))
     }
 }
 

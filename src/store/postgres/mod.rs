@@ -18,6 +18,7 @@ mod inbox_actions;
 mod inbox_sessions;
 mod json;
 mod keys;
+mod outbox_signal;
 mod subscriptions;
 mod withdrawal;
 
@@ -88,10 +89,17 @@ const MIGRATIONS: &[migrations::EmbeddedMigration] = &[
         "inbox resume snooze sessions",
         include_str!("migrations/0011_inbox_resume_snooze_sessions.sql"),
     ),
+    (
+        14,
+        "outbox notify",
+        include_str!("migrations/0014_outbox_notify.sql"),
+    ),
 ];
 
 pub struct PostgresStore {
     pool: PgPool,
+    /// How the pool connects: the outbox signal's connection of its own connects the same way.
+    options: PgConnectOptions,
     timeout: Duration,
     /// Seals the secrets on their way in, opens them on their way out.
     secrets: Secrets,
@@ -122,7 +130,7 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(database.database_max_connections.max(1))
             .acquire_timeout(timeout)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(|err| match err {
                 sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) => {
@@ -155,6 +163,7 @@ impl PostgresStore {
         }
         Ok(PostgresStore {
             pool,
+            options,
             timeout,
             secrets,
         })

@@ -1,0 +1,187 @@
+//! What the HTTP benchmarks share: a fresh database (a SQLite file, or a PostgreSQL database
+//! created for the run and dropped after), the release server started on it, tokens issued by
+//! its CLI, and a line naming the machine.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Child, Command, Stdio},
+};
+
+use serde_json::Value;
+use sqlx::{Connection, Executor};
+
+pub struct Database {
+    pub url: String,
+    admin: Option<(String, String)>,
+}
+
+impl Database {
+    /// A SQLite file in `dir`, or with `postgres` (a server URL) a database of the run's own.
+    pub async fn create(postgres: Option<&str>, dir: &Path) -> anyhow::Result<Database> {
+        let Some(server) = postgres else {
+            return Ok(Database {
+                url: format!("sqlite://{}", dir.join("bench.db").display()),
+                admin: None,
+            });
+        };
+        let name = format!("maestro_bench_{}", std::process::id());
+        let mut admin = sqlx::PgConnection::connect(server).await?;
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await?;
+        let (base, _) = server
+            .rsplit_once('/')
+            .expect("a postgres URL names a database");
+        Ok(Database {
+            url: format!("{base}/{name}"),
+            admin: Some((server.to_owned(), name)),
+        })
+    }
+
+    pub fn backend(&self) -> &'static str {
+        if self.admin.is_some() {
+            "postgres"
+        } else {
+            "sqlite"
+        }
+    }
+
+    pub async fn drop(self) -> anyhow::Result<()> {
+        if let Some((server, name)) = self.admin {
+            let mut admin = sqlx::PgConnection::connect(&server).await?;
+            admin
+                .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// The master key of the run: PostgreSQL requires one, and every command gets the same.
+pub fn master_key() -> String {
+    std::env::var("MAESTRO_MASTER_KEY")
+        .unwrap_or_else(|_| maestro::store::secrets::MasterKey::generate().to_base64())
+}
+
+/// `maestro migrate` on the run's database.
+pub fn migrate(binary: &str, url: &str, master_key: &str) -> anyhow::Result<()> {
+    let output = Command::new(binary)
+        .args(["migrate", "--database-url", url])
+        .env("MAESTRO_MASTER_KEY", master_key)
+        .output()?;
+    anyhow::ensure!(output.status.success(), "migrate failed: {output:?}");
+    Ok(())
+}
+
+/// A token printed by `maestro token issue ARGS`.
+pub fn issue_token(
+    binary: &str,
+    url: &str,
+    master_key: &str,
+    args: &[&str],
+) -> anyhow::Result<String> {
+    let output = Command::new(binary)
+        .args(["token", "issue"])
+        .args(args)
+        .args(["--database-url", url, "--ttl", "86400"])
+        .env("MAESTRO_MASTER_KEY", master_key)
+        .output()?;
+    anyhow::ensure!(output.status.success(), "token issue failed: {output:?}");
+    Ok(String::from_utf8(output.stdout)?.trim().to_owned())
+}
+
+pub struct Server {
+    pub child: Child,
+    pub addr: String,
+}
+
+impl Server {
+    pub fn start(
+        binary: &str,
+        url: &str,
+        master_key: &str,
+        log: &Path,
+        env: &[(String, String)],
+    ) -> anyhow::Result<Server> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
+        let mut child = Command::new(binary)
+            .args(["serve", "--listen", "127.0.0.1:0", "--database-url", url])
+            .env("MAESTRO_MASTER_KEY", master_key)
+            // No load balancer to drain: stop at once (a variable, which older builds ignore).
+            .env("MAESTRO_DRAIN_DELAY", "0s")
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let mut lines = BufReader::new(child.stderr.take().expect("piped")).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .ok_or_else(|| anyhow::anyhow!("server exited"))??;
+            let entry: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+            if entry["message"] == "listening" {
+                break entry["addr"].as_str().unwrap_or_default().to_owned();
+            }
+        };
+        // The server keeps logging (one line per request, as in production) into a file.
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut log = std::io::BufWriter::new(log);
+            for line in lines.map_while(Result::ok) {
+                let _ = writeln!(log, "{line}");
+            }
+        });
+        Ok(Server { child, addr })
+    }
+
+    /// Current and peak resident set size, in MB.
+    pub fn rss_mb(&self) -> anyhow::Result<(f64, f64)> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+                .map(|kb| kb / 1024.0)
+                .unwrap_or(f64::NAN)
+        };
+        Ok((field("VmRSS:"), field("VmHWM:")))
+    }
+
+    pub fn stop(&mut self) -> anyhow::Result<()> {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
+        self.child.wait()?;
+        Ok(())
+    }
+}
+
+/// The machine's cores, processor and memory, for the report.
+pub fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_owned())
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let memory_gb = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
+    format!("{cores} cores ({cpu}), {memory_gb:.0} GiB")
+}

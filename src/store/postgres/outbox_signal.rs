@@ -1,0 +1,122 @@
+//! The outbox's signal on PostgreSQL: a connection of its own that `LISTEN`s to the channel the
+//! outbox's trigger notifies (migration 0014), so that an event committed by any instance wakes
+//! this instance's inbox feed at once. sqlx's `PgListener` reconnects by itself when its
+//! connection drops; a connection that stays silent is asked a question now and then, since a
+//! dead peer can look like a quiet one for ever; when all fails, it connects again with a
+//! growing pause. Each time listening resumes, announcements may have been missed, so that
+//! counts as a change too. Meanwhile the feed's poll is what finds other instances' events.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+
+use crate::store::OutboxSignal;
+
+/// The channel of `outbox_notify()` (migration 0014).
+const CHANNEL: &str = "maestro_outbox";
+/// How long the connection may stay silent before it is asked whether it still lives.
+const QUIET: Duration = Duration::from_secs(30);
+/// The pauses between attempts to listen again: from the first to the longest.
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+const RETRY_LONGEST: Duration = Duration::from_secs(10);
+
+pub(super) struct Listener {
+    /// A pool of one connection, only this listener's: it holds it for as long as it listens.
+    pool: PgPool,
+    listener: Option<PgListener>,
+    /// Every call on the connection (connect, `LISTEN`, the liveness question) is bounded.
+    timeout: Duration,
+    retry: Duration,
+}
+
+impl Listener {
+    /// Connects and listens before returning, so that whatever commits after is announced; on
+    /// failure it tries again when first asked for a change.
+    pub(super) async fn start(options: PgConnectOptions, timeout: Duration) -> Listener {
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(timeout)
+            .connect_lazy_with(options);
+        let mut listener = Listener {
+            pool,
+            listener: None,
+            timeout,
+            retry: RETRY_FIRST,
+        };
+        if let Err(err) = listener.listen().await {
+            tracing::warn!(error = %err, "inbox feed: listening to the outbox failed; polling until it works");
+        }
+        listener
+    }
+
+    async fn listen(&mut self) -> Result<(), sqlx::Error> {
+        let listening = async {
+            let mut listener = PgListener::connect_with(&self.pool).await?;
+            listener.listen(CHANNEL).await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        let listener = tokio::time::timeout(self.timeout, listening)
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)??;
+        self.listener = Some(listener);
+        Ok(())
+    }
+
+    /// Drops the connection: the next call listens again after a pause.
+    fn lost(&mut self, err: &dyn std::fmt::Display) {
+        tracing::warn!(error = %err, "inbox feed: the outbox's signal was lost; listening again");
+        self.listener = None;
+    }
+}
+
+#[async_trait]
+impl OutboxSignal for Listener {
+    async fn changed(&mut self) {
+        loop {
+            let Some(listener) = self.listener.as_mut() else {
+                tokio::time::sleep(self.retry).await;
+                match self.listen().await {
+                    Ok(()) => {
+                        tracing::info!("inbox feed: listening to the outbox again");
+                        self.retry = RETRY_FIRST;
+                        return;
+                    }
+                    Err(err) => {
+                        tracing::debug!(error = %err, "inbox feed: listening to the outbox failed");
+                        self.retry = (self.retry * 2).min(RETRY_LONGEST);
+                        continue;
+                    }
+                }
+            };
+            match tokio::time::timeout(QUIET, listener.try_recv()).await {
+                Ok(Ok(Some(_))) => {
+                    // A burst announces itself many times: one pass reads it all.
+                    while listener.next_buffered().is_some() {}
+                    return;
+                }
+                // The connection dropped and a new one listens (sqlx reconnects): anything
+                // announced in between was missed.
+                Ok(Ok(None)) => return,
+                Ok(Err(err)) => {
+                    self.lost(&err);
+                    return;
+                }
+                Err(_quiet) => {
+                    let asked = sqlx::query("SELECT 1").execute(&mut *listener);
+                    match tokio::time::timeout(self.timeout, asked).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(err)) => {
+                            self.lost(&err);
+                            return;
+                        }
+                        Err(_) => {
+                            self.lost(&"no answer in time");
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
