@@ -231,12 +231,7 @@ struct Published {
 
 /// Publishes `args.events` events from `args.clients` connections, each sending its next event
 /// as soon as the previous one is answered.
-async fn publish(
-    args: &Args,
-    addr: &str,
-    token: &str,
-    base: Instant,
-) -> anyhow::Result<Published> {
+async fn publish(args: &Args, addr: &str, token: &str, base: Instant) -> anyhow::Result<Published> {
     let next = Arc::new(AtomicUsize::new(0));
     let sent_at: Arc<Vec<AtomicU64>> =
         Arc::new((0..args.events).map(|_| AtomicU64::new(0)).collect());

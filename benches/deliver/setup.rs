@@ -86,7 +86,7 @@ impl Cli<'_> {
         std::fs::write(
             partner.join("partner.toml"),
             format!(
-                "id = \"{PARTNER}\"\nname = \"Bench\"\nallowed_url_domains = [\"concur.com\"]\n\
+                "id = \"{PARTNER}\"\nname = \"Bench\"\nallowed_url_domains = [\"groundspan.com\", \"concur.com\"]\n\
                  postback_url = \"http://{receiver}/postback\"\npostback_secret = \"{SECRET}\"\n"
             ),
         )?;
@@ -97,8 +97,20 @@ impl Cli<'_> {
     /// A company administrator's token in the partner's application (to subscribe).
     pub fn admin_token(&self) -> anyhow::Result<String> {
         self.run(&[
-            "token", "issue", "--type", "user", "--subject", ADMIN, "--app", PARTNER, "--company",
-            COMPANY, "--role", "CompanyAdministrator", "--ttl", "86400",
+            "token",
+            "issue",
+            "--type",
+            "user",
+            "--subject",
+            ADMIN,
+            "--app",
+            PARTNER,
+            "--company",
+            COMPANY,
+            "--role",
+            "CompanyAdministrator",
+            "--ttl",
+            "86400",
         ])
     }
 

@@ -29,13 +29,20 @@ impl Recorder {
     /// Records `finished` with whatever else ended meanwhile, through `write` (one transaction
     /// for a batch: `Store::finish_attempts`) should this task be the one to write them;
     /// whether the claim was still held.
-    pub(super) async fn record<F, W>(&self, finished: FinishedAttempt, write: W) -> anyhow::Result<bool>
+    pub(super) async fn record<F, W>(
+        &self,
+        finished: FinishedAttempt,
+        write: W,
+    ) -> anyhow::Result<bool>
     where
         W: FnOnce(Vec<FinishedAttempt>) -> F,
         F: Future<Output = StoreResult<Vec<bool>>>,
     {
         let (reply, answer) = oneshot::channel();
-        self.queue.lock().expect("not poisoned").push((finished, reply));
+        self.queue
+            .lock()
+            .expect("not poisoned")
+            .push((finished, reply));
         {
             // Whoever held the lock before took this attempt with its batch, or left it queued
             // for the next holder: this task, unless an earlier waiter takes it first.
@@ -65,7 +72,9 @@ impl Recorder {
         match answer.await {
             Ok(Ok(kept)) => Ok(kept),
             Ok(Err(why)) => Err(anyhow::anyhow!("{why}")),
-            Err(_) => Err(anyhow::anyhow!("the batch holding this attempt was abandoned")),
+            Err(_) => Err(anyhow::anyhow!(
+                "the batch holding this attempt was abandoned"
+            )),
         }
     }
 }
@@ -100,7 +109,8 @@ mod tests {
         let recorder = Arc::new(Recorder::default());
         let batches = Arc::new(Mutex::new(Vec::<Vec<String>>::new()));
         let (release, released) = tokio::sync::watch::channel(false);
-        let write = |batches: Arc<Mutex<Vec<Vec<String>>>>, mut released: tokio::sync::watch::Receiver<bool>| {
+        let write = |batches: Arc<Mutex<Vec<Vec<String>>>>,
+                     mut released: tokio::sync::watch::Receiver<bool>| {
             move |batch: Vec<FinishedAttempt>| async move {
                 let mut ids: Vec<String> = batch.iter().map(|f| f.delivery_id.clone()).collect();
                 ids.sort();
@@ -123,7 +133,8 @@ mod tests {
         let others: Vec<_> = ["b", "c", "d"]
             .into_iter()
             .map(|id| {
-                let (recorder, write) = (recorder.clone(), write(batches.clone(), released.clone()));
+                let (recorder, write) =
+                    (recorder.clone(), write(batches.clone(), released.clone()));
                 tokio::spawn(async move { recorder.record(ended(id), write).await })
             })
             .collect();
@@ -137,7 +148,10 @@ mod tests {
         }
         assert_eq!(
             *batches.lock().unwrap(),
-            [vec!["a".to_owned()], vec!["b".to_owned(), "c".to_owned(), "d".to_owned()]],
+            [
+                vec!["a".to_owned()],
+                vec!["b".to_owned(), "c".to_owned(), "d".to_owned()]
+            ],
             "one write for the attempts that ended during the first"
         );
     }
@@ -152,7 +166,10 @@ mod tests {
             .await;
         assert!(failed.is_err());
         // The next one is written on its own.
-        let kept = recorder.record(ended("b"), |batch| async move { Ok(vec![false; batch.len()]) });
+        let kept = recorder.record(
+            ended("b"),
+            |batch| async move { Ok(vec![false; batch.len()]) },
+        );
         assert!(!kept.await.unwrap());
     }
 }

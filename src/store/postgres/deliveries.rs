@@ -117,12 +117,18 @@ pub(super) async fn finish_all(
         .iter()
         .map(|f| f.attempt.status_code.map(|code| code as i32))
         .collect();
-    let error: Vec<Option<&str>> = finished.iter().map(|f| f.attempt.error.as_deref()).collect();
+    let error: Vec<Option<&str>> = finished
+        .iter()
+        .map(|f| f.attempt.error.as_deref())
+        .collect();
     let response_body: Vec<Option<&str>> = finished
         .iter()
         .map(|f| f.attempt.response_body.as_deref())
         .collect();
-    let outcome: Vec<&str> = finished.iter().map(|f| f.attempt.outcome.as_str()).collect();
+    let outcome: Vec<&str> = finished
+        .iter()
+        .map(|f| f.attempt.outcome.as_str())
+        .collect();
     let (status, next_at): (Vec<&str>, Vec<Option<OffsetDateTime>>) = finished
         .iter()
         .map(|f| match f.next {
@@ -160,8 +166,15 @@ pub(super) async fn finish_all(
     .bind(&next_at)
     .fetch_all(&mut *tx)
     .await?;
-    let kept: Vec<bool> = ids.iter().map(|id| applied.iter().any(|a| a == id)).collect();
-    for (f, _) in finished.iter().zip(&kept).filter(|(f, kept)| **kept && f.next == DeliveryNext::Gone) {
+    let kept: Vec<bool> = ids
+        .iter()
+        .map(|id| applied.iter().any(|a| a == id))
+        .collect();
+    for (f, _) in finished
+        .iter()
+        .zip(&kept)
+        .filter(|(f, kept)| **kept && f.next == DeliveryNext::Gone)
+    {
         sqlx::query(
             "DELETE FROM subscriptions s USING deliveries d, company_events e \
              WHERE d.id = $1 AND e.id = d.event_id AND s.partner_id = d.partner_id \

@@ -53,7 +53,7 @@ use super::{
     secrets::{Column, Secrets},
     types::{
         AttemptRecord, ClaimedDelivery, DeliveryBacklog, DeliveryFilter, DeliveryRecord,
-        FinishedAttempt, DeliverySummary, NewCompanyEvent, ReplayOutcome, SnapshotKey,
+        DeliverySummary, FinishedAttempt, NewCompanyEvent, ReplayOutcome, SnapshotKey,
     },
 };
 

@@ -265,7 +265,10 @@ async fn many_attempts_are_recorded_together_each_fenced_on_its_claim(backend: B
             (summary.status, summary.attempts, attempts.len())
         }
     };
-    assert_eq!(status(again[0].id.clone()).await, ("delivered".into(), 2, 2));
+    assert_eq!(
+        status(again[0].id.clone()).await,
+        ("delivered".into(), 2, 2)
+    );
     let (retried, _) = store.delivery(&again[1].id).await.unwrap().unwrap();
     assert_eq!(
         (retried.status.as_str(), retried.next_attempt_at),
