@@ -15,6 +15,7 @@
 
 mod in_flight;
 mod postback;
+mod record;
 
 use std::{
     sync::Arc,
@@ -35,9 +36,12 @@ use super::{
 };
 use crate::{
     clock::Clock,
-    store::{AttemptRecord, ClaimedDelivery, DeliveryNext, DynStore},
+    store::{AttemptRecord, ClaimedDelivery, DeliveryNext, DynStore, FinishedAttempt},
     telemetry::{self, Metrics, traces},
 };
+
+/// How long a woken worker lets further wake-ups gather before it claims.
+const WAKE_COALESCING: Duration = Duration::from_millis(2);
 
 #[derive(Clone, Debug)]
 pub struct DeliveryConfig {
@@ -65,6 +69,8 @@ pub struct DeliveryWorker {
     /// Names this worker's claims.
     claimant: String,
     wake: Notify,
+    /// Records ended attempts together (group commit).
+    recorder: record::Recorder,
 }
 
 /// What one pass did.
@@ -90,6 +96,7 @@ impl DeliveryWorker {
             clock,
             claimant: format!("worker-{}", uuid::Uuid::new_v4().simple()),
             wake: Notify::new(),
+            recorder: record::Recorder::default(),
         }))
     }
 
@@ -123,6 +130,11 @@ impl DeliveryWorker {
                 Err(err) => tracing::error!(error = %err, "could not release earlier claims"),
             }
         }
+        // Other instances' intake wakes this worker too (PostgreSQL), rather than its poll.
+        let listening = {
+            let worker = self.clone();
+            tokio::spawn(async move { worker.store.watch_deliveries(&worker.wake).await })
+        };
         let mut in_flight = InFlight::new(self.slots());
         while !*stop.borrow() {
             // `None` while every slot is busy: only an attempt that ends makes room.
@@ -135,7 +147,13 @@ impl DeliveryWorker {
                     in_flight.collect_ended();
                 }
                 () = tokio::time::sleep(idle.unwrap_or_default()), if idle.is_some() => {}
-                () = self.wake.notified(), if idle.is_some() => {}
+                () = self.wake.notified(), if idle.is_some() => {
+                    // Under load every event wakes the worker: a short pause lets one claim
+                    // take the events of the next moment together, instead of a claim (and a
+                    // transaction) per event while the partners' shares are full anyway.
+                    tokio::time::sleep(WAKE_COALESCING).await;
+                    in_flight.collect_ended();
+                }
                 changed = stop.changed() => {
                     if changed.is_err() {
                         // The sender is gone: as good as a stop.
@@ -144,6 +162,7 @@ impl DeliveryWorker {
                 }
             }
         }
+        listening.abort();
         while in_flight.next_ended().await.is_some() {}
         tracing::info!("delivery worker stopped");
     }
@@ -289,9 +308,17 @@ impl DeliveryWorker {
             response_body: excerpt.filter(|text| !text.is_empty()),
             outcome: outcome.as_str().to_owned(),
         };
+        let finished = FinishedAttempt {
+            delivery_id: delivery.id.clone(),
+            attempt: record,
+            next,
+        };
+        let (store, claimant) = (&self.store, self.claimant.as_str());
         let kept = self
-            .store
-            .finish_attempt(&self.claimant, &delivery.id, &record, next)
+            .recorder
+            .record(finished, |batch| async move {
+                store.finish_attempts(claimant, &batch).await
+            })
             .await?;
         if !kept {
             tracing::warn!(delivery = %delivery.id, "the claim lapsed during the attempt; its new holder decides");

@@ -209,7 +209,24 @@ pub trait Store: AppCenterStore + DownstreamStore + InboxStore + Send + Sync + '
         delivery_id: &str,
         attempt: &AttemptRecord,
         next: DeliveryNext,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<bool> {
+        let finished = FinishedAttempt {
+            delivery_id: delivery_id.to_owned(),
+            attempt: attempt.clone(),
+            next,
+        };
+        let kept = self
+            .finish_attempts(claimant, std::slice::from_ref(&finished))
+            .await?;
+        Ok(kept.first().copied().unwrap_or(false))
+    }
+    /// `finish_attempt` for many attempts of one claimant in one transaction (group commit):
+    /// whether each claim was still held, in order.
+    async fn finish_attempts(
+        &self,
+        claimant: &str,
+        finished: &[FinishedAttempt],
+    ) -> StoreResult<Vec<bool>>;
     /// Voids every claim (a single-claimant database after a restart). Returns how many.
     async fn release_claims(&self) -> StoreResult<u64>;
     /// When the next pending delivery falls due, if any is pending.
@@ -228,6 +245,12 @@ pub trait Store: AppCenterStore + DownstreamStore + InboxStore + Send + Sync + '
         delivery_id: &str,
         now: time::OffsetDateTime,
     ) -> StoreResult<ReplayOutcome>;
+    /// Wakes `wake` whenever another instance records deliveries that are due, until the future
+    /// is dropped (PostgreSQL: LISTEN/NOTIFY, reconnecting by itself). Returns at once where
+    /// one process owns the database: its own intake wakes its worker directly.
+    async fn watch_deliveries(&self, wake: &tokio::sync::Notify) {
+        let _ = wake;
+    }
     /// False when this database has one claimant only (SQLite: one process owns the file), so a
     /// claim left by a previous run can be voided at start-up instead of waiting for it to lapse.
     fn shared_by_instances(&self) -> bool;

@@ -345,6 +345,15 @@ pub struct AttemptRecord {
     pub outcome: String,
 }
 
+/// An attempt that ended, to record with others of its claimant (see
+/// `Store::finish_attempts`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FinishedAttempt {
+    pub delivery_id: String,
+    pub attempt: AttemptRecord,
+    pub next: DeliveryNext,
+}
+
 /// What becomes of a delivery after an attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeliveryNext {

@@ -30,7 +30,7 @@ pub(crate) async fn spawn(backend: Backend, receiver: &Receiver) -> TestApp {
     t
 }
 
-fn allow_loopback(settings: &mut maestro::Settings) {
+pub(crate) fn allow_loopback(settings: &mut maestro::Settings) {
     settings.delivery_allowed_subnets = vec!["127.0.0.0/8".parse().unwrap()];
     settings.delivery_retry_schedule = "10s,1m".parse().unwrap();
     settings.public_url = "https://maestro.example.com".into();

@@ -275,7 +275,7 @@ impl SideConnection {
     }
 }
 
-fn test_database_url() -> String {
+pub(crate) fn test_database_url() -> String {
     let base = postgres_base_url();
     let (without_db, _) = base.rsplit_once('/').unwrap();
     format!("{without_db}/{TEST_DATABASE}")

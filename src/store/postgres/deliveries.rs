@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use crate::store::{
     AttemptRecord, ClaimedDelivery, CompanyEventRecord, DELIVERY_DELIVERED, DELIVERY_FAILED,
     DELIVERY_PENDING, DeliveryBacklog, DeliveryFilter, DeliveryNext, DeliverySummary,
-    ReplayOutcome,
+    FinishedAttempt, ReplayOutcome,
 };
 
 /// Serialises delivery claims across instances (an arbitrary, fixed lock id; see `claim`).
@@ -36,10 +36,16 @@ pub(super) async fn claim(
     // statement, whose snapshot (READ COMMITTED) then holds every claim committed before it.
     // No JIT: the planner cannot tell how few rows a partner's room admits, estimates a huge
     // claim, and compiling it took ~170 ms where running it took 0.2 ms (200,000 due).
-    sqlx::query("SELECT set_config('jit', 'off', true), pg_advisory_xact_lock($1)")
-        .bind(CLAIM_LOCK)
-        .execute(&mut *tx)
-        .await?;
+    // The claim's commit does not wait for the WAL's flush (`synchronous_commit` off for this
+    // transaction): a claim lost with the server is only a lease not held, and the delivery is
+    // then sent again under the same `webhook-id` — at least once, as promised.
+    sqlx::query(
+        "SELECT set_config('jit', 'off', true), set_config('synchronous_commit', 'off', true), \
+         pg_advisory_xact_lock($1)",
+    )
+    .bind(CLAIM_LOCK)
+    .execute(&mut *tx)
+    .await?;
     let rows = sqlx::query(
         "WITH room AS (\
            SELECT p.id AS partner_id, least($5 - (SELECT count(*) FROM deliveries h \
@@ -98,63 +104,98 @@ pub(super) async fn claim(
         .collect()
 }
 
-pub(super) async fn finish(
+/// Records the attempts of one claimant in one transaction: one multi-row statement logs them
+/// all and moves on each delivery still held by `claimant` (the fence); a `Gone` one also ends
+/// its subscription.
+pub(super) async fn finish_all(
     pool: &PgPool,
     claimant: &str,
-    delivery_id: &str,
-    attempt: &AttemptRecord,
-    next: DeliveryNext,
-) -> Result<bool, sqlx::Error> {
+    finished: &[FinishedAttempt],
+) -> Result<Vec<bool>, sqlx::Error> {
+    if finished.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<&str> = finished.iter().map(|f| f.delivery_id.as_str()).collect();
+    let attempt: Vec<i64> = finished.iter().map(|f| f.attempt.attempt).collect();
+    let started_at: Vec<OffsetDateTime> = finished.iter().map(|f| f.attempt.started_at).collect();
+    let duration_ms: Vec<i64> = finished.iter().map(|f| f.attempt.duration_ms).collect();
+    let status_code: Vec<Option<i32>> = finished
+        .iter()
+        .map(|f| f.attempt.status_code.map(|code| code as i32))
+        .collect();
+    let error: Vec<Option<&str>> = finished
+        .iter()
+        .map(|f| f.attempt.error.as_deref())
+        .collect();
+    let response_body: Vec<Option<&str>> = finished
+        .iter()
+        .map(|f| f.attempt.response_body.as_deref())
+        .collect();
+    let outcome: Vec<&str> = finished
+        .iter()
+        .map(|f| f.attempt.outcome.as_str())
+        .collect();
+    let (status, next_at): (Vec<&str>, Vec<Option<OffsetDateTime>>) = finished
+        .iter()
+        .map(|f| match f.next {
+            DeliveryNext::Delivered => (DELIVERY_DELIVERED, None),
+            DeliveryNext::RetryAt(at) => (DELIVERY_PENDING, Some(at)),
+            DeliveryNext::Failed | DeliveryNext::Gone => (DELIVERY_FAILED, None),
+        })
+        .unzip();
     let mut tx = pool.begin().await?;
-    sqlx::query(
-        "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, \
-         status_code, error, response_body, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    // As for claims: an outcome lost with the server means the delivery is sent again.
+    sqlx::query("SELECT set_config('synchronous_commit', 'off', true)")
+        .execute(&mut *tx)
+        .await?;
+    let applied: Vec<String> = sqlx::query_scalar(
+        "WITH f AS (SELECT * FROM unnest($2::text[], $3::int8[], $4::timestamptz[], \
+           $5::int8[], $6::int4[], $7::text[], $8::text[], $9::text[], $10::text[], \
+           $11::timestamptz[]) AS f(delivery_id, attempt, started_at, duration_ms, status_code, \
+           error, response_body, outcome, status, next_at)), \
+         logged AS (INSERT INTO delivery_attempts (delivery_id, attempt, started_at, \
+           duration_ms, status_code, error, response_body, outcome) \
+           SELECT delivery_id, attempt, started_at, duration_ms, status_code, error, \
+           response_body, outcome FROM f) \
+         UPDATE deliveries d SET status = f.status, attempts = greatest(d.attempts, f.attempt), \
+           next_attempt_at = coalesce(f.next_at, d.next_attempt_at), lease_owner = NULL, \
+           lease_until = NULL, last_status = f.status_code, last_error = f.error, \
+           updated_at = f.started_at \
+         FROM f WHERE d.id = f.delivery_id AND d.lease_owner = $1 RETURNING d.id",
     )
-    .bind(delivery_id)
-    .bind(attempt.attempt)
-    .bind(attempt.started_at)
-    .bind(attempt.duration_ms)
-    .bind(attempt.status_code.map(|code| code as i32))
-    .bind(&attempt.error)
-    .bind(&attempt.response_body)
-    .bind(&attempt.outcome)
-    .execute(&mut *tx)
-    .await?;
-    let (status, next_at) = match next {
-        DeliveryNext::Delivered => (DELIVERY_DELIVERED, None),
-        DeliveryNext::RetryAt(at) => (DELIVERY_PENDING, Some(at)),
-        DeliveryNext::Failed | DeliveryNext::Gone => (DELIVERY_FAILED, None),
-    };
-    let applied = sqlx::query(
-        "UPDATE deliveries SET status = $1, attempts = greatest(attempts, $2), \
-         next_attempt_at = coalesce($3, next_attempt_at), lease_owner = NULL, \
-         lease_until = NULL, last_status = $4, last_error = $5, updated_at = $6 \
-         WHERE id = $7 AND lease_owner = $8",
-    )
-    .bind(status)
-    .bind(attempt.attempt)
-    .bind(next_at)
-    .bind(attempt.status_code.map(|code| code as i32))
-    .bind(&attempt.error)
-    .bind(attempt.started_at)
-    .bind(delivery_id)
     .bind(claimant)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
-    if applied && next == DeliveryNext::Gone {
+    .bind(&ids)
+    .bind(&attempt)
+    .bind(&started_at)
+    .bind(&duration_ms)
+    .bind(&status_code)
+    .bind(&error)
+    .bind(&response_body)
+    .bind(&outcome)
+    .bind(&status)
+    .bind(&next_at)
+    .fetch_all(&mut *tx)
+    .await?;
+    let kept: Vec<bool> = ids
+        .iter()
+        .map(|id| applied.iter().any(|a| a == id))
+        .collect();
+    for (f, _) in finished
+        .iter()
+        .zip(&kept)
+        .filter(|(f, kept)| **kept && f.next == DeliveryNext::Gone)
+    {
         sqlx::query(
             "DELETE FROM subscriptions s USING deliveries d, company_events e \
              WHERE d.id = $1 AND e.id = d.event_id AND s.partner_id = d.partner_id \
              AND s.company_id = e.company_id AND s.object_type = e.object_type",
         )
-        .bind(delivery_id)
+        .bind(&f.delivery_id)
         .execute(&mut *tx)
         .await?;
     }
     tx.commit().await?;
-    Ok(applied)
+    Ok(kept)
 }
 
 pub(super) async fn release_claims(pool: &PgPool) -> Result<u64, sqlx::Error> {

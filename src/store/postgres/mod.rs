@@ -20,6 +20,7 @@ mod json;
 mod keys;
 mod outbox_signal;
 mod subscriptions;
+mod wakeups;
 mod withdrawal;
 
 use std::{future::Future, str::FromStr, time::Duration};
@@ -39,8 +40,8 @@ use super::{
     Subscription, TemplateRecord, UpdateOutcome, WithdrawOutcome, WithdrawTarget, migrations,
     secrets::{Column, Secrets},
     types::{
-        AttemptRecord, ClaimedDelivery, DeliveryBacklog, DeliveryFilter, DeliveryNext,
-        DeliveryRecord, DeliverySummary, NewCompanyEvent, ReplayOutcome, SnapshotKey,
+        AttemptRecord, ClaimedDelivery, DeliveryBacklog, DeliveryFilter, DeliveryRecord,
+        DeliverySummary, FinishedAttempt, NewCompanyEvent, ReplayOutcome, SnapshotKey,
     },
 };
 use crate::config::DatabaseArgs;
@@ -103,6 +104,8 @@ pub struct PostgresStore {
     timeout: Duration,
     /// Seals the secrets on their way in, opens them on their way out.
     secrets: Secrets,
+    /// Tells the other instances' workers of deliveries recorded here.
+    announcer: wakeups::Announcer,
 }
 
 impl PostgresStore {
@@ -162,6 +165,7 @@ impl PostgresStore {
             tracing::info!(sealed, "encrypted the secrets stored in the clear");
         }
         Ok(PostgresStore {
+            announcer: wakeups::Announcer::start(pool.clone()),
             pool,
             options,
             timeout,
@@ -397,7 +401,11 @@ impl Store for PostgresStore {
         &self,
         event: &NewCompanyEvent,
     ) -> StoreResult<Vec<DeliveryRecord>> {
-        self.timed(events::record(&self.pool, event)).await
+        let deliveries = self.timed(events::record(&self.pool, event)).await?;
+        if !deliveries.is_empty() {
+            self.announcer.announce();
+        }
+        Ok(deliveries)
     }
 
     async fn deliveries_of(&self, event_id: &str) -> StoreResult<Vec<DeliveryRecord>> {
@@ -430,21 +438,13 @@ impl Store for PostgresStore {
         Ok(self.secrets.open_claims(sealed)?)
     }
 
-    async fn finish_attempt(
+    async fn finish_attempts(
         &self,
         claimant: &str,
-        delivery_id: &str,
-        attempt: &AttemptRecord,
-        next: DeliveryNext,
-    ) -> StoreResult<bool> {
-        self.timed(deliveries::finish(
-            &self.pool,
-            claimant,
-            delivery_id,
-            attempt,
-            next,
-        ))
-        .await
+        finished: &[FinishedAttempt],
+    ) -> StoreResult<Vec<bool>> {
+        self.timed(deliveries::finish_all(&self.pool, claimant, finished))
+            .await
     }
 
     async fn release_claims(&self) -> StoreResult<u64> {
@@ -475,8 +475,17 @@ impl Store for PostgresStore {
         delivery_id: &str,
         now: time::OffsetDateTime,
     ) -> StoreResult<ReplayOutcome> {
-        self.timed(deliveries::replay(&self.pool, delivery_id, now))
-            .await
+        let outcome = self
+            .timed(deliveries::replay(&self.pool, delivery_id, now))
+            .await?;
+        if outcome == ReplayOutcome::Replayed {
+            self.announcer.announce();
+        }
+        Ok(outcome)
+    }
+
+    async fn watch_deliveries(&self, wake: &tokio::sync::Notify) {
+        wakeups::listen(&self.pool, wake).await
     }
 
     fn shared_by_instances(&self) -> bool {

@@ -11,7 +11,7 @@ use super::rows::{from_millis, millis, parse_ts, ts};
 use crate::store::{
     AttemptRecord, ClaimedDelivery, CompanyEventRecord, DELIVERY_DELIVERED, DELIVERY_FAILED,
     DELIVERY_PENDING, DeliveryBacklog, DeliveryFilter, DeliveryNext, DeliverySummary,
-    ReplayOutcome,
+    FinishedAttempt, ReplayOutcome,
 };
 
 /// Claims the oldest due deliveries, partner by partner within each one's free room (its limit
@@ -92,7 +92,19 @@ pub(super) fn claim(
         .collect()
 }
 
-pub(super) fn finish(
+/// Records the attempts of one claimant in the writer's transaction, in order.
+pub(super) fn finish_all(
+    db: &Connection,
+    claimant: &str,
+    finished: &[FinishedAttempt],
+) -> rusqlite::Result<Vec<bool>> {
+    finished
+        .iter()
+        .map(|f| finish(db, claimant, &f.delivery_id, &f.attempt, f.next))
+        .collect()
+}
+
+fn finish(
     db: &Connection,
     claimant: &str,
     delivery_id: &str,

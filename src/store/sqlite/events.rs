@@ -11,37 +11,37 @@ pub(super) fn record(
     event: &NewCompanyEvent,
 ) -> rusqlite::Result<Vec<DeliveryRecord>> {
     let received_at = ts(event.received_at);
-    db.execute(
+    db.prepare_cached(
         "INSERT INTO company_events (id, object_type, event_type, company_id, user_login, \
          trip_id, occurred_at, object, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![
-            event.id,
-            event.object_type,
-            event.event_type,
-            event.company_id,
-            event.user_login,
-            event.trip_id,
-            ts(event.occurred_at),
-            event.object,
-            received_at,
-        ],
-    )?;
+    )?
+    .execute(params![
+        event.id,
+        event.object_type,
+        event.event_type,
+        event.company_id,
+        event.user_login,
+        event.trip_id,
+        ts(event.occurred_at),
+        event.object,
+        received_at,
+    ])?;
     // Its place in the company feed that the downstream publisher reads.
     db.prepare_cached("INSERT INTO company_outbox (event_id) VALUES (?1)")?
         .execute([&event.id])?;
     // A delivery id is `msg_` and 32 random hex digits, as on PostgreSQL.
-    db.execute(
+    db.prepare_cached(
         "INSERT INTO deliveries (id, event_id, partner_id, status, attempts, next_attempt_ms, \
          created_at, updated_at) SELECT 'msg_' || lower(hex(randomblob(16))), ?1, partner_id, \
          'pending', 0, ?2, ?3, ?3 FROM subscriptions WHERE company_id = ?4 AND object_type = ?5",
-        params![
-            event.id,
-            millis(event.received_at),
-            received_at,
-            event.company_id,
-            event.object_type
-        ],
-    )?;
+    )?
+    .execute(params![
+        event.id,
+        millis(event.received_at),
+        received_at,
+        event.company_id,
+        event.object_type
+    ])?;
     of_event(db, &event.id)
 }
 

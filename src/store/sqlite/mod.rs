@@ -52,8 +52,8 @@ use super::{
     Subscription, TemplateRecord, UpdateOutcome, WithdrawOutcome, WithdrawTarget,
     secrets::{Column, Secrets},
     types::{
-        AttemptRecord, ClaimedDelivery, DeliveryBacklog, DeliveryFilter, DeliveryNext,
-        DeliveryRecord, DeliverySummary, NewCompanyEvent, ReplayOutcome, SnapshotKey,
+        AttemptRecord, ClaimedDelivery, DeliveryBacklog, DeliveryFilter, DeliveryRecord,
+        DeliverySummary, FinishedAttempt, NewCompanyEvent, ReplayOutcome, SnapshotKey,
     },
 };
 
@@ -386,7 +386,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<DeliveryRecord>> {
         let event = event.clone();
         self.writer
-            .exclusive(move |tx| events::record(tx, &event))
+            .grouped(move |tx| events::record(tx, &event))
             .await
     }
 
@@ -415,24 +415,21 @@ impl Store for SqliteStore {
         let claimant = claimant.to_owned();
         let sealed = self
             .writer
-            .exclusive(move |tx| {
+            .relaxed(move |tx| {
                 deliveries::claim(tx, &claimant, now, lease_until, limit, per_partner_limit)
             })
             .await?;
         Ok(self.secrets.open_claims(sealed)?)
     }
 
-    async fn finish_attempt(
+    async fn finish_attempts(
         &self,
         claimant: &str,
-        delivery_id: &str,
-        attempt: &AttemptRecord,
-        next: DeliveryNext,
-    ) -> StoreResult<bool> {
-        let (claimant, delivery_id, attempt) =
-            (claimant.to_owned(), delivery_id.to_owned(), attempt.clone());
+        finished: &[FinishedAttempt],
+    ) -> StoreResult<Vec<bool>> {
+        let (claimant, finished) = (claimant.to_owned(), finished.to_vec());
         self.writer
-            .exclusive(move |tx| deliveries::finish(tx, &claimant, &delivery_id, &attempt, next))
+            .relaxed(move |tx| deliveries::finish_all(tx, &claimant, &finished))
             .await
     }
 

@@ -2,7 +2,8 @@
 //! live leases, whoever holds them, so one that never answers cannot take every slot.
 
 use maestro::store::{
-    AttemptRecord, ClaimedDelivery, DeliveryNext, DynStore, NewCompanyEvent, Subscription,
+    AttemptRecord, ClaimedDelivery, DeliveryNext, DynStore, FinishedAttempt, NewCompanyEvent,
+    Subscription,
 };
 use time::{Duration, OffsetDateTime, macros::datetime};
 
@@ -13,6 +14,7 @@ crate::on_both_backends!(
     a_partner_holds_at_most_its_limit_of_live_claims,
     the_oldest_due_come_first_whatever_the_partner,
     the_backlog_counts_each_partners_pending_deliveries,
+    many_attempts_are_recorded_together_each_fenced_on_its_claim,
 );
 
 const LEASE: Duration = Duration::seconds(60);
@@ -178,4 +180,107 @@ async fn the_backlog_counts_each_partners_pending_deliveries(backend: Backend) {
     assert_eq!(busy.oldest_next_attempt, Some(t0 - Duration::minutes(2)));
     let idle = of("idle").expect("a partner owed nothing is listed too");
     assert_eq!((idle.pending, idle.oldest_next_attempt), (0, None));
+}
+
+/// Group commit: one call records the outcomes of many attempts, each as `finish_attempt`
+/// would — logged, moved on if the claim is still held (the fence), a 410 ending its
+/// subscription — and says for each whether its claim was still held.
+async fn many_attempts_are_recorded_together_each_fenced_on_its_claim(backend: Backend) {
+    let (store, _db) = open(backend).await;
+    let t0 = datetime!(2026-11-24 10:00:00 UTC);
+    owed(&store, "acme", "itinerary", 4, t0).await;
+    let claimed = store
+        .claim_deliveries("w1", t0, t0 + LEASE, 4, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 4);
+    // The last one's lease lapses and another worker takes it over.
+    let later = t0 + LEASE + Duration::seconds(1);
+    let lost = claimed[3].id.clone();
+    store.release_claims().await.unwrap();
+    let retaken = store
+        .claim_deliveries("w2", later, later + LEASE, 4, 10)
+        .await
+        .unwrap();
+    assert_eq!(retaken.len(), 4, "every claim was released");
+    // w2 gives three back by recording them as retried far ahead; it keeps `lost`.
+    let attempt = |n: i64, status: Option<i64>, outcome: &str| AttemptRecord {
+        attempt: n,
+        started_at: later,
+        duration_ms: 3,
+        status_code: status,
+        error: (outcome != "delivered").then(|| format!("{outcome} happened")),
+        response_body: Some("ok".into()),
+        outcome: outcome.into(),
+    };
+    let handed_back: Vec<FinishedAttempt> = retaken
+        .iter()
+        .filter(|d| d.id != lost)
+        .map(|d| FinishedAttempt {
+            delivery_id: d.id.clone(),
+            attempt: attempt(1, Some(503), "retry"),
+            next: DeliveryNext::RetryAt(later),
+        })
+        .collect();
+    assert_eq!(
+        store.finish_attempts("w2", &handed_back).await.unwrap(),
+        [true, true, true]
+    );
+    let again = store
+        .claim_deliveries("w1", later, later + LEASE, 3, 10)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 3);
+    let mut finished: Vec<FinishedAttempt> = vec![
+        FinishedAttempt {
+            delivery_id: again[0].id.clone(),
+            attempt: attempt(2, Some(200), "delivered"),
+            next: DeliveryNext::Delivered,
+        },
+        FinishedAttempt {
+            delivery_id: again[1].id.clone(),
+            attempt: attempt(2, None, "retry"),
+            next: DeliveryNext::RetryAt(later + Duration::minutes(5)),
+        },
+        FinishedAttempt {
+            delivery_id: again[2].id.clone(),
+            attempt: attempt(2, Some(410), "gone"),
+            next: DeliveryNext::Gone,
+        },
+    ];
+    // w1 no longer holds `lost`: its attempt is logged, the delivery left to w2.
+    finished.push(FinishedAttempt {
+        delivery_id: lost.clone(),
+        attempt: attempt(1, Some(200), "delivered"),
+        next: DeliveryNext::Delivered,
+    });
+    assert_eq!(
+        store.finish_attempts("w1", &finished).await.unwrap(),
+        [true, true, true, false]
+    );
+    let status = |id: String| {
+        let store = store.clone();
+        async move {
+            let (summary, attempts) = store.delivery(&id).await.unwrap().unwrap();
+            (summary.status, summary.attempts, attempts.len())
+        }
+    };
+    assert_eq!(
+        status(again[0].id.clone()).await,
+        ("delivered".into(), 2, 2)
+    );
+    let (retried, _) = store.delivery(&again[1].id).await.unwrap().unwrap();
+    assert_eq!(
+        (retried.status.as_str(), retried.next_attempt_at),
+        ("pending", Some(later + Duration::minutes(5)))
+    );
+    assert_eq!(retried.last_status, None);
+    assert_eq!(status(again[2].id.clone()).await, ("failed".into(), 2, 2));
+    assert!(
+        store.subscriptions("c1").await.unwrap().is_empty(),
+        "a 410 ends the subscription"
+    );
+    let (held, attempts) = store.delivery(&lost).await.unwrap().unwrap();
+    assert_eq!((held.status.as_str(), attempts.len()), ("pending", 1));
+    assert!(store.finish_attempts("w1", &[]).await.unwrap().is_empty());
 }
