@@ -7,8 +7,10 @@
 //! Timeouts: the pool's acquire timeout and the server-side `statement_timeout` both equal
 //! `MAESTRO_DATABASE_TIMEOUT`; either running out is a 504.
 
+mod alert_writes;
 mod alerts;
 mod app_center;
+mod batch;
 mod catalog;
 mod deliveries;
 mod downstream;
@@ -88,6 +90,11 @@ const MIGRATIONS: &[migrations::EmbeddedMigration] = &[
         "inbox resume snooze sessions",
         include_str!("migrations/0011_inbox_resume_snooze_sessions.sql"),
     ),
+    (
+        12,
+        "group commit",
+        include_str!("migrations/0012_group_commit.sql"),
+    ),
 ];
 
 pub struct PostgresStore {
@@ -95,6 +102,8 @@ pub struct PostgresStore {
     timeout: Duration,
     /// Seals the secrets on their way in, opens them on their way out.
     secrets: Secrets,
+    /// Commits alert writes in batches.
+    batcher: batch::Batcher,
 }
 
 impl PostgresStore {
@@ -153,10 +162,13 @@ impl PostgresStore {
         if sealed > 0 {
             tracing::info!(sealed, "encrypted the secrets stored in the clear");
         }
+        let batcher =
+            batch::Batcher::start(pool.clone(), timeout, database.database_max_connections);
         Ok(PostgresStore {
             pool,
             timeout,
             secrets,
+            batcher,
         })
     }
 
@@ -290,7 +302,7 @@ impl Store for PostgresStore {
     }
 
     async fn create_alert(&self, alert: &NewAlert) -> StoreResult<CreateOutcome> {
-        self.timed(alerts::create(&self.pool, alert)).await
+        self.batcher.create(alert).await
     }
 
     async fn update_alert(
@@ -298,7 +310,7 @@ impl Store for PostgresStore {
         target: &AlertTarget,
         change: &AlertChange,
     ) -> StoreResult<UpdateOutcome> {
-        self.timed(alerts::update(&self.pool, target, change)).await
+        self.batcher.update(target, change).await
     }
 
     async fn withdraw_alert(
