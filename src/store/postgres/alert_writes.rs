@@ -319,15 +319,19 @@ pub(super) async fn update(
         by_ext_ref.push(ext_ref);
     }
     // FOR UPDATE, in id order: updates of one alert take turns, so revisions never collide,
-    // and two batches lock the rows they share in the same order. Locking gives the
+    // and two batches lock the rows they share in the same order. An extRef is turned into
+    // its id first, so that each row is found through one index (an `OR` of the two would
+    // scan the table). Locking gives the
     // transaction its id before the events take outbox ids (see `create`).
     let rows = sqlx::query(
         "SELECT i.ord, a.id, a.ext_ref, a.revision, a.body_hash, \
              a.withdrawn_at IS NOT NULL AS withdrawn \
          FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY \
              AS i(partner_id, company_id, id, ext_ref, ord) \
-         JOIN alerts a ON a.partner_id = i.partner_id AND a.company_id = i.company_id \
-             AND (a.id = i.id OR a.ext_ref = i.ext_ref) \
+         JOIN alerts a ON a.id = coalesce(i.id, (SELECT x.id FROM alerts x \
+                 WHERE x.partner_id = i.partner_id AND x.company_id = i.company_id \
+                 AND x.ext_ref = i.ext_ref)) \
+             AND a.partner_id = i.partner_id AND a.company_id = i.company_id \
          ORDER BY a.id FOR UPDATE OF a",
     )
     .bind(updates.iter().map(|u| u.0.owner.partner_id.clone()).collect::<Vec<_>>())
