@@ -182,7 +182,13 @@ fn postgres_cpu_seconds() -> f64 {
     };
     entries
         .flatten()
-        .filter(|entry| entry.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
         .filter_map(|entry| std::fs::read_to_string(entry.path().join("stat")).ok())
         .filter(|stat| stat.contains("(postgres)"))
         .map(|stat| Usage::from_stat(&stat))

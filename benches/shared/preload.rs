@@ -58,7 +58,14 @@ pub async fn preload(url: &str, count: u64) -> anyhow::Result<()> {
                  SELECT printf('alt_preload_%012d', x), 1, 1, 'h' || x, ?2, ?3, ?4, ?5, ?6 \
                  FROM series"
             ),
-            rusqlite::params![count, PAYLOAD, rendering_hash, now, metadata_hash, METADATA_AT],
+            rusqlite::params![
+                count,
+                PAYLOAD,
+                rendering_hash,
+                now,
+                metadata_hash,
+                METADATA_AT
+            ],
         )?;
         conn.execute(
             &format!(

@@ -9,109 +9,21 @@
 //! locked in id order (so two batches never deadlock on them), the outcomes decided here, then
 //! one statement for the rows, revisions and events.
 
-use std::{collections::HashMap, sync::Arc};
+mod columns;
+
+use std::collections::HashMap;
 
 use sqlx::{PgPool, Row};
 use time::OffsetDateTime;
 
 use crate::store::{
     AlertChange, AlertContent, AlertSelector, AlertTarget, CreateOutcome, EVENT_ALERT_CREATED,
-    EVENT_ALERT_UPDATED, NewAlert, Rendering, UpdateOutcome,
-    stored_once::{rendering_hash, split_body},
+    EVENT_ALERT_UPDATED, NewAlert, UpdateOutcome,
 };
+use columns::{Revisions, Shared, store_shared};
 
-/// The renderings and metadata documents of a batch's revisions, each once, as the columns of
-/// their multi-row inserts; and per revision the names it stores.
-#[derive(Default)]
-struct Shared {
-    known: Vec<(Arc<Rendering>, Vec<u8>)>,
-    rendering_hash: Vec<Vec<u8>>,
-    title: Vec<String>,
-    html: Vec<String>,
-    text: Vec<String>,
-    metadata_hash: Vec<Vec<u8>>,
-    json: Vec<String>,
-}
-
-/// A batch's revision rows, as columns.
-#[derive(Default)]
-struct Revisions {
-    payload: Vec<String>,
-    rendering_hash: Vec<Vec<u8>>,
-    metadata_hash: Vec<Option<Vec<u8>>>,
-    metadata_at: Vec<Option<i32>>,
-}
-
-impl Revisions {
-    fn push(&mut self, content: &AlertContent, shared: &mut Shared) {
-        self.rendering_hash.push(shared.rendering(&content.rendering));
-        let body = split_body(content);
-        // A payload is at most the body limit, far below i32::MAX; should an offset not fit,
-        // the body is stored whole.
-        let located = body
-            .metadata
-            .and_then(|(digest, json, at)| Some((digest, json, i32::try_from(at).ok()?)));
-        match located {
-            Some((digest, json, at)) => {
-                shared.metadata(digest, json);
-                self.payload.push(body.payload.into_owned());
-                self.metadata_hash.push(Some(digest.to_vec()));
-                self.metadata_at.push(Some(at));
-            }
-            None => {
-                self.payload.push(content.payload.clone());
-                self.metadata_hash.push(None);
-                self.metadata_at.push(None);
-            }
-        }
-    }
-}
-
-impl Shared {
-    fn rendering(&mut self, rendering: &Arc<Rendering>) -> Vec<u8> {
-        // Alerts of a fan-out share one rendering (the same `Arc`, compared by address first).
-        if let Some((_, hash)) = self.known.iter().find(|(known, _)| known == rendering) {
-            return hash.clone();
-        }
-        let hash = rendering_hash(rendering);
-        if !self.rendering_hash.contains(&hash) {
-            self.rendering_hash.push(hash.clone());
-            self.title.push(rendering.title.clone());
-            self.html.push(rendering.html.clone());
-            self.text.push(rendering.text.clone());
-        }
-        self.known.push((Arc::clone(rendering), hash.clone()));
-        hash
-    }
-
-    fn metadata(&mut self, digest: &[u8; 32], json: &str) {
-        if !self.metadata_hash.iter().any(|known| known[..] == digest[..]) {
-            self.metadata_hash.push(digest.to_vec());
-            self.json.push(json.to_owned());
-        }
-    }
-}
-
-/// Stores the batch's renderings and metadata documents that its revisions (`revised`, a CTE
-/// with the columns `rendering_hash` and `metadata_hash`) name, unless they are stored.
-const STORE_SHARED: &str = "rendered AS ( \
-         INSERT INTO renderings (hash, title, html, text) \
-         SELECT * FROM UNNEST($R1::bytea[], $R2::text[], $R3::text[], $R4::text[]) \
-             AS g(hash, title, html, text) \
-         WHERE g.hash IN (SELECT rendering_hash FROM named) \
-         ON CONFLICT (hash) DO NOTHING), \
-     documented AS ( \
-         INSERT INTO metadata_documents (hash, json) \
-         SELECT * FROM UNNEST($R5::bytea[], $R6::text[]) AS m(hash, json) \
-         WHERE m.hash IN (SELECT metadata_hash FROM named) \
-         ON CONFLICT (hash) DO NOTHING)";
-
-/// `STORE_SHARED` with its parameters numbered from `first`.
-fn store_shared(first: usize) -> String {
-    (1..=6).rev().fold(STORE_SHARED.to_owned(), |sql, n| {
-        sql.replace(&format!("$R{n}"), &format!("${}", first + n - 1))
-    })
-}
+/// An update applied by a batch: its target and change, the alert's id and its new revision.
+type Written<'a> = (&'a AlertTarget, &'a AlertChange, String, i64);
 
 fn create_sql() -> String {
     format!(
@@ -195,7 +107,11 @@ pub(super) async fn create(
         .await?;
     let mut outcomes: Vec<Option<CreateOutcome>> = alerts
         .iter()
-        .map(|alert| created.contains(&alert.id).then_some(CreateOutcome::Created))
+        .map(|alert| {
+            created
+                .contains(&alert.id)
+                .then_some(CreateOutcome::Created)
+        })
         .collect();
     let taken: Vec<&NewAlert> = alerts
         .iter()
@@ -214,9 +130,24 @@ pub(super) async fn create(
          JOIN alerts a ON a.partner_id = i.partner_id AND a.company_id = i.company_id \
              AND a.ext_ref = i.ext_ref",
     )
-    .bind(taken.iter().map(|a| a.owner.partner_id.clone()).collect::<Vec<_>>())
-    .bind(taken.iter().map(|a| a.owner.company_id.clone()).collect::<Vec<_>>())
-    .bind(taken.iter().map(|a| a.content.ext_ref.clone()).collect::<Vec<_>>())
+    .bind(
+        taken
+            .iter()
+            .map(|a| a.owner.partner_id.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        taken
+            .iter()
+            .map(|a| a.owner.company_id.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        taken
+            .iter()
+            .map(|a| a.content.ext_ref.clone())
+            .collect::<Vec<_>>(),
+    )
     .fetch_all(pool)
     .await?;
     let mut by_ord = HashMap::new();
@@ -276,7 +207,7 @@ fn update_sql() -> String {
                  $11::text[], $12::timestamptz[]) AS u(id, user_id, template_id, \
                  template_version, msg_type, topic, title, created_at, expires_at, revision, \
                  body_hash, changed_at) \
-             WHERE a.id = u.id RETURNING a.id), \
+             WHERE a.id = u.id AND a.id = ANY($1) RETURNING a.id), \
          input AS ( \
              SELECT * FROM UNNEST($13::text[], $14::int8[], $15::int8[], $16::text[], \
                  $17::text[], $18::bytea[], $19::bytea[], $20::int4[], $21::timestamptz[], \
@@ -309,57 +240,102 @@ pub(super) async fn update(
     updates: &[&(AlertTarget, AlertChange)],
 ) -> Result<Vec<UpdateOutcome>, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let (mut by_id, mut by_ext_ref) = (Vec::new(), Vec::new());
-    for (target, _) in updates {
-        let (id, ext_ref) = match &target.selector {
-            AlertSelector::Id(id) => (Some(id.clone()), None),
-            AlertSelector::ExtRef(ext_ref) => (None, Some(ext_ref.clone())),
+    // The extRefs turned into ids first: one index range (`alerts_ext_ref_key`, each column
+    // `= ANY`), matched exactly here. Ids and extRefs never change, so no lock is needed yet.
+    let wanted: Vec<(&str, &str, &str)> = updates
+        .iter()
+        .filter_map(|(target, _)| match &target.selector {
+            AlertSelector::ExtRef(ext_ref) => Some((
+                target.owner.partner_id.as_str(),
+                target.owner.company_id.as_str(),
+                ext_ref.as_str(),
+            )),
+            AlertSelector::Id(_) => None,
+        })
+        .collect();
+    let mut by_ext_ref: HashMap<(String, String, String), String> = HashMap::new();
+    if !wanted.is_empty() {
+        let column = |part: usize| {
+            let mut values: Vec<&str> = wanted.iter().map(|w| [w.0, w.1, w.2][part]).collect();
+            values.sort_unstable();
+            values.dedup();
+            values
         };
-        by_id.push(id);
-        by_ext_ref.push(ext_ref);
+        let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+            "SELECT partner_id, company_id, ext_ref, id FROM alerts \
+             WHERE partner_id = ANY($1) AND company_id = ANY($2) AND ext_ref = ANY($3)",
+        )
+        .bind(column(0))
+        .bind(column(1))
+        .bind(column(2))
+        .fetch_all(&mut *tx)
+        .await?;
+        for (partner_id, company_id, ext_ref, id) in rows {
+            by_ext_ref.insert((partner_id, company_id, ext_ref), id);
+        }
     }
+    let wanted_ids: Vec<Option<String>> = updates
+        .iter()
+        .map(|(target, _)| match &target.selector {
+            AlertSelector::Id(id) => Some(id.clone()),
+            AlertSelector::ExtRef(ext_ref) => by_ext_ref
+                .get(&(
+                    target.owner.partner_id.clone(),
+                    target.owner.company_id.clone(),
+                    ext_ref.clone(),
+                ))
+                .cloned(),
+        })
+        .collect();
+    let mut ids: Vec<&str> = wanted_ids.iter().flatten().map(String::as_str).collect();
+    ids.sort_unstable();
+    ids.dedup();
     // FOR UPDATE, in id order: updates of one alert take turns, so revisions never collide,
-    // and two batches lock the rows they share in the same order. An extRef is turned into
-    // its id first, so that each row is found through one index (an `OR` of the two would
-    // scan the table). Locking gives the
-    // transaction its id before the events take outbox ids (see `create`).
+    // and two batches lock the rows they share in the same order. Locking gives the
+    // transaction its id before the events take outbox ids (see `create`). `= ANY` keeps the
+    // plan an index scan whatever the batch's size (a join to the batch's rows could make the
+    // planner scan the table once per row).
     let rows = sqlx::query(
-        "SELECT i.ord, a.id, a.ext_ref, a.revision, a.body_hash, \
-             a.withdrawn_at IS NOT NULL AS withdrawn \
-         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY \
-             AS i(partner_id, company_id, id, ext_ref, ord) \
-         JOIN alerts a ON a.id = coalesce(i.id, (SELECT x.id FROM alerts x \
-                 WHERE x.partner_id = i.partner_id AND x.company_id = i.company_id \
-                 AND x.ext_ref = i.ext_ref)) \
-             AND a.partner_id = i.partner_id AND a.company_id = i.company_id \
-         ORDER BY a.id FOR UPDATE OF a",
+        "SELECT id, partner_id, company_id, ext_ref, revision, body_hash, \
+             withdrawn_at IS NOT NULL AS withdrawn \
+         FROM alerts WHERE id = ANY($1) ORDER BY id FOR UPDATE",
     )
-    .bind(updates.iter().map(|u| u.0.owner.partner_id.clone()).collect::<Vec<_>>())
-    .bind(updates.iter().map(|u| u.0.owner.company_id.clone()).collect::<Vec<_>>())
-    .bind(by_id)
-    .bind(by_ext_ref)
+    .bind(&ids)
     .fetch_all(&mut *tx)
     .await?;
-    let mut found: HashMap<usize, String> = HashMap::new();
-    let mut state: HashMap<String, Current> = HashMap::new();
+    let mut state: HashMap<String, (String, String, Current)> = HashMap::new();
     for row in rows {
-        let ord: i64 = row.try_get("ord")?;
         let alert_id: String = row.try_get("id")?;
-        found.insert(ord as usize - 1, alert_id.clone());
-        state.entry(alert_id.clone()).or_insert(Current {
-            alert_id,
-            ext_ref: row.try_get("ext_ref")?,
-            revision: row.try_get("revision")?,
-            body_hash: row.try_get("body_hash")?,
-            withdrawn: row.try_get("withdrawn")?,
-        });
+        let owner = (row.try_get("partner_id")?, row.try_get("company_id")?);
+        state.insert(
+            alert_id.clone(),
+            (
+                owner.0,
+                owner.1,
+                Current {
+                    alert_id,
+                    ext_ref: row.try_get("ext_ref")?,
+                    revision: row.try_get("revision")?,
+                    body_hash: row.try_get("body_hash")?,
+                    withdrawn: row.try_get("withdrawn")?,
+                },
+            ),
+        );
     }
 
     let mut outcomes = Vec::with_capacity(updates.len());
     // The revisions written, in order, and the alert rows' final contents.
-    let mut written: Vec<(&AlertTarget, &AlertChange, String, i64)> = Vec::new();
+    let mut written: Vec<Written<'_>> = Vec::new();
     for (n, (target, change)) in updates.iter().map(|u| (&u.0, &u.1)).enumerate() {
-        let Some(current) = found.get(&n).and_then(|id| state.get_mut(id)) else {
+        // Another partner's or company's alert is not found, as by an update alone.
+        let Some(current) = wanted_ids[n]
+            .as_ref()
+            .and_then(|id| state.get_mut(id))
+            .filter(|(partner, company, _)| {
+                *partner == target.owner.partner_id && *company == target.owner.company_id
+            })
+            .map(|(_, _, current)| current)
+        else {
             outcomes.push(UpdateOutcome::NotFound);
             continue;
         };
@@ -407,25 +383,52 @@ pub(super) async fn update(
     for (_, change, _, _) in &written {
         revisions.push(&change.content, &mut shared);
     }
-    let each = |f: &dyn Fn(&(&AlertTarget, &AlertChange, String, i64)) -> String| {
-        written.iter().map(f).collect::<Vec<_>>()
-    };
+    let each = |f: &dyn Fn(&Written<'_>) -> String| written.iter().map(f).collect::<Vec<_>>();
     let changed: i64 = sqlx::query_scalar(&update_sql())
-        .bind(rows.iter().map(|&n| written[n].2.clone()).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|&n| written[n].2.clone())
+                .collect::<Vec<_>>(),
+        )
         .bind(row_of(&|c| c.user_id.clone()))
         .bind(row_of(&|c| c.template_id.clone()))
-        .bind(rows.iter().map(|&n| written[n].1.content.template_version).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|&n| written[n].1.content.template_version)
+                .collect::<Vec<_>>(),
+        )
         .bind(row_of(&|c| c.msg_type.clone()))
-        .bind(rows.iter().map(|&n| written[n].1.content.topic.clone()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|&n| written[n].1.content.title.clone()).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|&n| written[n].1.content.topic.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            rows.iter()
+                .map(|&n| written[n].1.content.title.clone())
+                .collect::<Vec<_>>(),
+        )
         .bind(row_of(&|c| c.created_at.clone()))
-        .bind(rows.iter().map(|&n| written[n].1.content.expires_at).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|&n| written[n].1.content.expires_at)
+                .collect::<Vec<_>>(),
+        )
         .bind(rows.iter().map(|&n| written[n].3).collect::<Vec<_>>())
         .bind(row_of(&|c| c.body_hash.clone()))
-        .bind(rows.iter().map(|&n| written[n].1.changed_at).collect::<Vec<OffsetDateTime>>())
+        .bind(
+            rows.iter()
+                .map(|&n| written[n].1.changed_at)
+                .collect::<Vec<OffsetDateTime>>(),
+        )
         .bind(each(&|w| w.2.clone()))
         .bind(written.iter().map(|w| w.3).collect::<Vec<_>>())
-        .bind(written.iter().map(|w| w.1.content.template_version).collect::<Vec<_>>())
+        .bind(
+            written
+                .iter()
+                .map(|w| w.1.content.template_version)
+                .collect::<Vec<_>>(),
+        )
         .bind(each(&|w| w.1.content.body_hash.clone()))
         .bind(revisions.payload)
         .bind(revisions.rendering_hash)
@@ -436,7 +439,12 @@ pub(super) async fn update(
         .bind(each(&|w| w.0.owner.company_id.clone()))
         .bind(each(&|w| w.1.content.user_id.clone()))
         .bind(each(&|w| w.1.content.template_id.clone()))
-        .bind(written.iter().map(|w| w.1.content.expires_at).collect::<Vec<_>>())
+        .bind(
+            written
+                .iter()
+                .map(|w| w.1.content.expires_at)
+                .collect::<Vec<_>>(),
+        )
         .bind(shared.rendering_hash)
         .bind(shared.title)
         .bind(shared.html)

@@ -108,14 +108,12 @@ pub(super) async fn find(
     owner: &AlertOwner,
     alert_id: &str,
 ) -> Result<Option<AlertRecord>, sqlx::Error> {
-    let row = sqlx::query(
-        &format!(
-            "SELECT a.*, {PAYLOAD_COLUMNS}, {RENDERING_COLUMNS} \
+    let row = sqlx::query(&format!(
+        "SELECT a.*, {PAYLOAD_COLUMNS}, {RENDERING_COLUMNS} \
              FROM alerts a JOIN alert_revisions r \
              ON r.alert_id = a.id AND r.revision = a.revision {RENDERING_JOIN} {PAYLOAD_JOIN} \
              WHERE a.id = $1 AND a.partner_id = $2 AND a.company_id = $3"
-        ),
-    )
+    ))
     .bind(alert_id)
     .bind(&owner.partner_id)
     .bind(&owner.company_id)

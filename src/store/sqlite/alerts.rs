@@ -9,10 +9,10 @@ use time::OffsetDateTime;
 
 use super::rows::{from_millis, millis, parse_ts, ts};
 use crate::store::{
-    stored_once::{put_back, rendering_hash, split_body},
     AlertChange, AlertContent, AlertOwner, AlertRecord, AlertSelector, AlertTarget, CreateOutcome,
     EVENT_ALERT_CREATED, EVENT_ALERT_UPDATED, NewAlert, OutboxEvent, Rendering, RevisionRecord,
     UpdateOutcome,
+    stored_once::{put_back, rendering_hash, split_body},
 };
 
 // The insert and the update of an alert row take its content columns first, as ?1-?9
