@@ -8,6 +8,7 @@
 //! cargo bench --bench inbox_count                                       # SQLite (release)
 //! cargo bench --bench inbox_count -- --postgres postgres://postgres@127.0.0.1:5432/postgres
 //! cargo bench --bench inbox_count -- --large 100000 --rounds 200
+//! cargo bench --bench inbox_count -- --preload 5000000     # 5M alerts of others stored first
 //! ```
 
 use std::{
@@ -27,6 +28,9 @@ use maestro::{
 use sqlx::{Connection, Executor};
 use time::OffsetDateTime;
 
+#[path = "shared/preload.rs"]
+mod preload;
+
 #[derive(Parser, Debug)]
 #[command(about = "maestro inbox page and unread count benchmark")]
 struct Args {
@@ -39,6 +43,10 @@ struct Args {
     /// Timed calls per measurement.
     #[arg(long, default_value_t = 500)]
     rounds: usize,
+    /// Alerts of other users stored first, straight into the database (`shared/preload.rs`),
+    /// to compare a large database with an empty one.
+    #[arg(long, default_value_t = 0)]
+    preload: u64,
     /// Run against PostgreSQL: a server URL; a fresh database is created on it and dropped after.
     #[arg(long)]
     postgres: Option<String>,
@@ -72,11 +80,20 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     let database = DatabaseArgs {
-        url,
+        url: url.clone(),
         master_key: Some("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".parse()?),
         ..DatabaseArgs::default()
     };
     let store = maestro::app::open_store(&database, maestro::store::Open::CreateIfMissing).await?;
+    if args.preload > 0 {
+        let started = Instant::now();
+        preload::preload(&url, args.preload).await?;
+        println!(
+            "preloaded {} alerts in {:.1?}",
+            args.preload,
+            started.elapsed()
+        );
+    }
     let now = OffsetDateTime::now_utc();
     let small = owner("small");
     let large = owner("large");

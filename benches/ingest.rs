@@ -28,12 +28,13 @@ use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, body::Bytes, header};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use sqlx::Connection;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use tokio::net::TcpStream;
 
 #[path = "ingest/nats.rs"]
 mod nats;
+#[path = "shared/preload.rs"]
+mod preload;
 #[path = "support/server.rs"]
 mod server;
 
@@ -136,6 +137,9 @@ struct Phase {
     server_cpu_us_per_request: f64,
     /// The same for this load generator, which shares the machine.
     client_cpu_us_per_request: f64,
+    /// The same for the PostgreSQL server (every process named `postgres` on this machine,
+    /// which other clients of that server add to); 0 on SQLite, which runs in the server.
+    database_cpu_us_per_request: f64,
     /// Bytes the server sent towards the disk per request (`write_bytes` of `/proc/<pid>/io`), KB.
     server_disk_kb_per_request: f64,
 }
@@ -147,19 +151,45 @@ struct Usage {
     disk_bytes: f64,
 }
 
+/// CPU seconds (user + system) used so far by the processes named `postgres`: the PostgreSQL
+/// server's, when it runs on this machine.
+fn postgres_cpu_seconds() -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return f64::NAN;
+    };
+    entries
+        .flatten()
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|entry| std::fs::read_to_string(entry.path().join("stat")).ok())
+        .filter(|stat| stat.contains("(postgres)"))
+        .map(|stat| Usage::from_stat(&stat))
+        .sum()
+}
+
 impl Usage {
-    fn of(pid: &str) -> Usage {
+    /// User + system CPU seconds from the text of `/proc/<pid>/stat`.
+    fn from_stat(stat: &str) -> f64 {
         let ticks = 100.0; // USER_HZ, which Linux fixes at 100 for /proc
-        let cpu_seconds = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|stat| {
-                // The fields after the command name (which may hold spaces) in parentheses.
-                let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        // The fields after the command name (which may hold spaces) in parentheses.
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| {
+                let fields: Vec<&str> = rest.split_whitespace().collect();
                 let utime: f64 = fields.get(11)?.parse().ok()?;
                 let stime: f64 = fields.get(12)?.parse().ok()?;
                 Some((utime + stime) / ticks)
             })
-            .unwrap_or(f64::NAN);
+            .unwrap_or(0.0)
+    }
+
+    fn of(pid: &str) -> Usage {
+        let cpu_seconds = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map_or(f64::NAN, |stat| Usage::from_stat(&stat));
         let disk_bytes = std::fs::read_to_string(format!("/proc/{pid}/io"))
             .ok()
             .and_then(|io| {
@@ -185,7 +215,7 @@ async fn run(args: &Args, database: &Database, dir: &Path) -> anyhow::Result<Rep
     migrate(binary, &database.url, &master_key)?;
     if args.preload > 0 {
         let started = Instant::now();
-        preload(&database.url, args.preload).await?;
+        preload::preload(&database.url, args.preload).await?;
         eprintln!(
             "preloaded {} alerts in {:.1?}",
             args.preload,
@@ -223,6 +253,7 @@ async fn run(args: &Args, database: &Database, dir: &Path) -> anyhow::Result<Rep
         server_pid: server.child.id().to_string(),
         token,
         template: payload_template(),
+        postgres: args.postgres.is_some(),
     };
     eprintln!("GET /healthz...");
     let (healthz, _) = measure(args, &target, Kind::Healthz, &[]).await?;
@@ -285,6 +316,8 @@ struct Target {
     token: String,
     /// The seed payload with `__EXTREF__` and `__AMOUNT__` to fill in.
     template: String,
+    /// Whether the database is PostgreSQL, whose server's CPU is counted too.
+    postgres: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -333,6 +366,7 @@ async fn measure(
     // Usage is counted over the measured period only, not the warm-up.
     tokio::time::sleep_until(warmup_end.into()).await;
     let (server_before, client_before) = (Usage::of(&target.server_pid), Usage::of("self"));
+    let database_before = target.postgres.then(postgres_cpu_seconds);
     let mut latencies = Vec::new();
     let mut phase = Phase::default();
     let mut ok = 0u64;
@@ -347,12 +381,16 @@ async fn measure(
         }
     }
     let (server_after, client_after) = (Usage::of(&target.server_pid), Usage::of("self"));
+    let database_after = target.postgres.then(postgres_cpu_seconds);
     latencies.sort_unstable();
     let per_request = |total: f64| total / (latencies.len().max(1) as f64);
     phase.server_cpu_us_per_request =
         per_request(server_after.cpu_seconds - server_before.cpu_seconds) * 1e6;
     phase.client_cpu_us_per_request =
         per_request(client_after.cpu_seconds - client_before.cpu_seconds) * 1e6;
+    if let (Some(before), Some(after)) = (database_before, database_after) {
+        phase.database_cpu_us_per_request = per_request(after - before) * 1e6;
+    }
     phase.server_disk_kb_per_request =
         per_request(server_after.disk_bytes - server_before.disk_bytes) / 1024.0;
     let percentile = |p: f64| {
@@ -505,60 +543,12 @@ async fn drive(
     Ok(outcome)
 }
 
-/// Stores `count` alerts like the seed's straight into the database, as a long-running
-/// deployment would have them: alert rows and their first revisions (which hold the bodies).
-async fn preload(url: &str, count: u64) -> anyhow::Result<()> {
-    let payload = payload_template().replace("__AMOUNT__", "450.5");
-    let expires = OffsetDateTime::now_utc() + time::Duration::days(30);
-    let count = count as i64;
-    let alerts = "INSERT INTO alerts (id, partner_id, company_id, ext_ref, user_id, template_id, \
-                  template_version, msg_type, created_at, expires_at, revision, body_hash, \
-                  received_at, updated_at) \
-                  SELECT 'alt_preload_' || x, 'groundspan', 'company-' || (x % 1000), \
-                  'preload-' || x, 'user-' || (x % 50000), 'NOTIFY_TEMPLATE_ID', 1, '', \
-                  '2030-01-01T00:00:00Z', $3, 1, 'h' || x, $4, $4 FROM series";
-    let revisions = "INSERT INTO alert_revisions (alert_id, revision, template_version, body_hash, \
-                     payload, recorded_at) SELECT id, 1, 1, body_hash, \
-                     replace($2, '__EXTREF__', ext_ref), received_at FROM alerts";
-    if let Some(path) = url.strip_prefix("sqlite://") {
-        let conn = rusqlite::Connection::open(path)?;
-        let now = OffsetDateTime::now_utc().format(&Rfc3339)?;
-        let expires_ms = (expires.unix_timestamp_nanos() / 1_000_000) as i64;
-        let series = "WITH RECURSIVE series(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM series \
-                      WHERE x < ?1) ";
-        conn.execute(
-            &format!("{series}{}", alerts.replace('$', "?")),
-            rusqlite::params![count, payload, expires_ms, now],
-        )?;
-        conn.execute(
-            &format!("{} WHERE ?1 > 0", revisions.replace('$', "?")),
-            rusqlite::params![count, payload],
-        )?;
-    } else {
-        let mut conn = sqlx::PgConnection::connect(url).await?;
-        let series = "WITH series(x) AS (SELECT generate_series(1, $1)) ";
-        sqlx::query(&format!("{series}{alerts}"))
-            .bind(count)
-            .bind(&payload)
-            .bind(expires)
-            .bind(OffsetDateTime::now_utc())
-            .execute(&mut conn)
-            .await?;
-        sqlx::query(&format!("{revisions} WHERE $1 > 0"))
-            .bind(count)
-            .bind(&payload)
-            .execute(&mut conn)
-            .await?;
-    }
-    Ok(())
-}
-
 fn render(args: &Args, report: &Report) -> String {
     let mut out = format!(
         "maestro ingest benchmark — {} connections on {} client threads, {:?} per phase, backend {}, {} alerts preloaded{}\n\
          machine: {}\n\n\
-         | phase | ok/s | p50 ms | p99 ms | max ms | errors | server CPU µs/req | client CPU µs/req | server disk KB/req |\n\
-         |---|---|---|---|---|---|---|---|---|\n",
+         | phase | ok/s | p50 ms | p99 ms | max ms | errors | server CPU µs/req | client CPU µs/req | server disk KB/req | PostgreSQL CPU µs/req |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
         args.connections,
         args.client_threads,
         args.duration,
@@ -587,14 +577,15 @@ fn render(args: &Args, report: &Report) -> String {
                 .join(" ")
         };
         out.push_str(&format!(
-            "| {name} | {:.0} | {:.2} | {:.2} | {:.2} | {errors} | {:.0} | {:.0} | {:.1} |\n",
+            "| {name} | {:.0} | {:.2} | {:.2} | {:.2} | {errors} | {:.0} | {:.0} | {:.1} | {:.0} |\n",
             phase.ok_per_second,
             phase.p50_ms,
             phase.p99_ms,
             phase.max_ms,
             phase.server_cpu_us_per_request,
             phase.client_cpu_us_per_request,
-            phase.server_disk_kb_per_request
+            phase.server_disk_kb_per_request,
+            phase.database_cpu_us_per_request
         ));
     }
     out.push_str(&format!(

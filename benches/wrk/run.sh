@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # An independent load generator's view of ingestion: starts BINARY on a fresh SQLite database
-# (or the PostgreSQL URL in MAESTRO_DATABASE_URL, with MAESTRO_MASTER_KEY), then runs wrk
-# against /healthz and against POST /maestro/v4/alerts (distinct extRefs), and prints wrk's
-# figures.
+# (or, with --postgres URL, a fresh PostgreSQL database made on that server and dropped after),
+# then runs wrk against /healthz and against POST /maestro/v4/alerts (distinct extRefs), and
+# prints wrk's figures, the server's CPU per accepted alert and, on PostgreSQL, the CPU of the
+# machine's `postgres` processes per accepted alert.
 #
-#   benches/wrk/run.sh target/release/maestro [THREADS] [CONNECTIONS] [DURATION]
+#   benches/wrk/run.sh [--postgres URL] target/release/maestro [THREADS] [CONNECTIONS] [DURATION]
 #   benches/wrk/run.sh /tmp/maestro-before 2 64 10s
+#   benches/wrk/run.sh --postgres postgres://postgres@127.0.0.1:5432/postgres target/release/maestro
 set -euo pipefail
+postgres=
+if [ "${1:-}" = --postgres ]; then
+    postgres=$2
+    shift 2
+fi
 binary=$(realpath "$1")
 threads=${2:-2}
 connections=${3:-64}
@@ -14,8 +21,35 @@ duration=${4:-10s}
 here=$(cd "$(dirname "$0")" && pwd)
 fixture="$here/../../tests/fixtures/groundspan_post.json"
 dir=$(mktemp -d)
-trap 'kill "$server" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$dir"' EXIT
+database=
+cleanup() {
+    kill "$server" 2>/dev/null || true
+    wait 2>/dev/null || true
+    if [ -n "$database" ]; then
+        psql -q "$postgres" -c "DROP DATABASE IF EXISTS $database WITH (FORCE)" || true
+    fi
+    rm -rf "$dir"
+}
+server=
+trap cleanup EXIT
 cd "$dir"
+
+if [ -n "$postgres" ]; then
+    database="maestro_wrk_$$"
+    psql -q "$postgres" -c "CREATE DATABASE $database"
+    export MAESTRO_DATABASE_URL="${postgres%/*}/$database"
+    MAESTRO_MASTER_KEY=$(head -c 32 /dev/urandom | base64)
+    export MAESTRO_MASTER_KEY
+fi
+
+# CPU seconds (user + system) of a process, or of every process named `postgres`.
+cpu_of() {
+    awk '{ sub(/^.*\) /, ""); t += $12 + $13 } END { printf "%.2f\n", t / 100 }' "$@" 2>/dev/null
+}
+postgres_cpu() {
+    # shellcheck disable=SC2046
+    cpu_of $(grep -l '^[0-9]* (postgres) ' /proc/[0-9]*/stat 2>/dev/null) </dev/null
+}
 
 port=$((20000 + RANDOM % 20000))
 RUST_LOG=warn "$binary" serve --listen "127.0.0.1:$port" 2>server.log &
@@ -38,5 +72,17 @@ echo "== GET /healthz (wrk -t$threads -c$connections -d$duration)"
 wrk -t"$threads" -c"$connections" -d"$duration" --latency "http://127.0.0.1:$port/healthz" \
     | grep -E "Requests/sec|99%|50%|Latency|Non-2xx|Socket"
 echo "== POST /maestro/v4/alerts (wrk -t$threads -c$connections -d$duration)"
+server_before=$(cpu_of "/proc/$server/stat")
+[ -n "$postgres" ] && postgres_before=$(postgres_cpu)
 wrk -t"$threads" -c"$connections" -d"$duration" --latency -s "$here/alerts.lua" \
-    "http://127.0.0.1:$port" | grep -E "Requests/sec|99%|50%|Latency|Non-2xx|Socket|p50|non-2xx"
+    "http://127.0.0.1:$port" | tee wrk.out \
+    | grep -E "Requests/sec|99%|50%|Latency|Non-2xx|Socket|p50|non-2xx"
+server_after=$(cpu_of "/proc/$server/stat")
+requests=$(awk '/requests in/ { print $1 }' wrk.out)
+awk -v b="$server_before" -v a="$server_after" -v n="$requests" \
+    'BEGIN { printf "server CPU per request: %.0f µs\n", (a - b) * 1e6 / n }'
+if [ -n "$postgres" ]; then
+    postgres_after=$(postgres_cpu)
+    awk -v b="$postgres_before" -v a="$postgres_after" -v n="$requests" \
+        'BEGIN { printf "PostgreSQL CPU per request: %.0f µs\n", (a - b) * 1e6 / n }'
+fi

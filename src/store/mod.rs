@@ -13,6 +13,7 @@ mod migrations;
 pub mod postgres;
 pub mod secrets;
 pub mod sqlite;
+mod stored_once;
 mod types;
 mod withdrawal;
 

@@ -12,11 +12,15 @@ use crate::store::{
 };
 
 const ITEM_COLUMNS: &str = "a.id, a.template_id, a.template_version, a.revision, a.msg_type, \
-     a.topic, a.created_at, a.expires_at, a.read_revision, r.rendered_title, r.rendered_html, \
-     r.rendered_text, a.partner_id, coalesce(p.name, a.partner_id) AS partner_name, \
+     a.topic, a.created_at, a.expires_at, a.read_revision, \
+     coalesce(g.title, r.rendered_title) AS rendered_title, \
+     coalesce(g.html, r.rendered_html) AS rendered_html, \
+     coalesce(g.text, r.rendered_text) AS rendered_text, a.partner_id, coalesce(p.name, a.partner_id) AS partner_name, \
      CASE WHEN a.snoozed_until > $3 THEN a.snoozed_until END AS snoozed_until";
 const ITEM_FROM: &str = "FROM alerts a JOIN alert_revisions r \
-     ON r.alert_id = a.id AND r.revision = a.revision LEFT JOIN partners p ON p.id = a.partner_id";
+     ON r.alert_id = a.id AND r.revision = a.revision \
+     LEFT JOIN renderings g ON g.hash = r.rendering_hash \
+     LEFT JOIN partners p ON p.id = a.partner_id";
 /// The owner's live alerts: $1 company, $2 user, $3 now. `alerts_inbox` finds the owner's rows;
 /// the rest is tested on them.
 pub(super) const LIVE: &str = "a.company_id = $1 AND a.user_id = $2 AND a.expires_at > $3 \
@@ -220,19 +224,58 @@ pub(super) async fn expire(
     Ok(marked as u64)
 }
 
+/// Deletes alerts marked expired before `cutoff` (their revisions go with them), and the
+/// renderings and metadata documents that no revision names any more.
 pub(super) async fn purge(
     pool: &PgPool,
     cutoff: OffsetDateTime,
     limit: i64,
 ) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query(
-        "DELETE FROM alerts WHERE id IN (SELECT id FROM alerts \
-         WHERE expired_at IS NOT NULL AND expires_at <= $1 ORDER BY expires_at LIMIT $2 \
-         FOR UPDATE SKIP LOCKED)",
+    let mut tx = pool.begin().await?;
+    let purged: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM alerts WHERE expired_at IS NOT NULL AND expires_at <= $1 \
+         ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED",
     )
     .bind(cutoff)
     .bind(limit)
-    .execute(pool)
+    .fetch_all(&mut *tx)
     .await?;
-    Ok(done.rows_affected())
+    if purged.is_empty() {
+        tx.rollback().await?;
+        return Ok(0);
+    }
+    let (renderings, documents): (Vec<Vec<u8>>, Vec<Vec<u8>>) = sqlx::query_as(
+        "SELECT coalesce(array_agg(DISTINCT rendering_hash) \
+                 FILTER (WHERE rendering_hash IS NOT NULL), '{}'), \
+             coalesce(array_agg(DISTINCT metadata_hash) \
+                 FILTER (WHERE metadata_hash IS NOT NULL), '{}') \
+         FROM alert_revisions WHERE alert_id = ANY($1)",
+    )
+    .bind(&purged)
+    .fetch_one(&mut *tx)
+    .await?;
+    let deleted = sqlx::query("DELETE FROM alerts WHERE id = ANY($1)")
+        .bind(&purged)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    // A revision committed meanwhile that names one of them makes this transaction fail on
+    // the foreign key (and the pass is retried), rather than lose the document it names.
+    for (table, column, hashes) in [
+        ("renderings", "rendering_hash", renderings),
+        ("metadata_documents", "metadata_hash", documents),
+    ] {
+        if hashes.is_empty() {
+            continue;
+        }
+        sqlx::query(&format!(
+            "DELETE FROM {table} d WHERE d.hash = ANY($1) \
+             AND NOT EXISTS (SELECT 1 FROM alert_revisions r WHERE r.{column} = d.hash)"
+        ))
+        .bind(hashes)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(deleted)
 }

@@ -7,8 +7,10 @@
 //! Timeouts: the pool's acquire timeout and the server-side `statement_timeout` both equal
 //! `MAESTRO_DATABASE_TIMEOUT`; either running out is a 504.
 
+mod alert_writes;
 mod alerts;
 mod app_center;
+mod batch;
 mod catalog;
 mod deliveries;
 mod downstream;
@@ -91,9 +93,14 @@ const MIGRATIONS: &[migrations::EmbeddedMigration] = &[
         include_str!("migrations/0011_inbox_resume_snooze_sessions.sql"),
     ),
     (
-        14,
+        12,
+        "group commit",
+        include_str!("migrations/0012_group_commit.sql"),
+    ),
+    (
+        13,
         "outbox notify",
-        include_str!("migrations/0014_outbox_notify.sql"),
+        include_str!("migrations/0013_outbox_notify.sql"),
     ),
 ];
 
@@ -106,6 +113,8 @@ pub struct PostgresStore {
     secrets: Secrets,
     /// Tells the other instances' workers of deliveries recorded here.
     announcer: wakeups::Announcer,
+    /// Commits alert writes in batches.
+    batcher: batch::Batcher,
 }
 
 impl PostgresStore {
@@ -164,12 +173,15 @@ impl PostgresStore {
         if sealed > 0 {
             tracing::info!(sealed, "encrypted the secrets stored in the clear");
         }
+        let batcher =
+            batch::Batcher::start(pool.clone(), timeout, database.database_max_connections);
         Ok(PostgresStore {
             announcer: wakeups::Announcer::start(pool.clone()),
             pool,
             options,
             timeout,
             secrets,
+            batcher,
         })
     }
 
@@ -303,7 +315,7 @@ impl Store for PostgresStore {
     }
 
     async fn create_alert(&self, alert: &NewAlert) -> StoreResult<CreateOutcome> {
-        self.timed(alerts::create(&self.pool, alert)).await
+        self.batcher.create(alert).await
     }
 
     async fn update_alert(
@@ -311,7 +323,7 @@ impl Store for PostgresStore {
         target: &AlertTarget,
         change: &AlertChange,
     ) -> StoreResult<UpdateOutcome> {
-        self.timed(alerts::update(&self.pool, target, change)).await
+        self.batcher.update(target, change).await
     }
 
     async fn withdraw_alert(

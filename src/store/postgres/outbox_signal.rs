@@ -1,5 +1,5 @@
 //! The outbox's signal on PostgreSQL: a connection of its own that `LISTEN`s to the channel the
-//! outbox's trigger notifies (migration 0014), so that an event committed by any instance wakes
+//! outbox's trigger notifies (migration 0013), so that an event committed by any instance wakes
 //! this instance's inbox feed at once. sqlx's `PgListener` reconnects by itself when its
 //! connection drops; a connection that stays silent is asked a question now and then, since a
 //! dead peer can look like a quiet one for ever; when all fails, it connects again with a
@@ -13,7 +13,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 
 use crate::store::OutboxSignal;
 
-/// The channel of `outbox_notify()` (migration 0014).
+/// The channel of `outbox_notify()` (migration 0013).
 const CHANNEL: &str = "maestro_outbox";
 /// How long the connection may stay silent before it is asked whether it still lives.
 const QUIET: Duration = Duration::from_secs(30);

@@ -2,10 +2,9 @@
 //! transaction as the change itself: `create` and `update` run inside the transaction the
 //! writer opened for their batch.
 
-use std::{borrow::Cow, sync::Arc};
+use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension, Row, ToSql, params, params_from_iter};
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use super::rows::{from_millis, millis, parse_ts, ts};
@@ -13,6 +12,7 @@ use crate::store::{
     AlertChange, AlertContent, AlertOwner, AlertRecord, AlertSelector, AlertTarget, CreateOutcome,
     EVENT_ALERT_CREATED, EVENT_ALERT_UPDATED, NewAlert, OutboxEvent, Rendering, RevisionRecord,
     UpdateOutcome,
+    stored_once::{put_back, rendering_hash, split_body},
 };
 
 // The insert and the update of an alert row take its content columns first, as ?1-?9
@@ -75,7 +75,6 @@ impl SharedContent {
         if self.metadata.contains(digest) {
             return Ok(());
         }
-        debug_assert_eq!(<[u8; 32]>::from(Sha256::digest(json.as_bytes())), *digest);
         db.prepare_cached("INSERT OR IGNORE INTO metadata_documents (hash, json) VALUES (?1, ?2)")?
             .execute(params![&digest[..], json])?;
         remember(&mut self.metadata, *digest);
@@ -176,29 +175,20 @@ impl Revision<'_> {
         let c = self.content;
         let rendering = shared.rendering(db, &c.rendering)?;
         // The body without its metadata, which is stored once and named by its digest.
-        let located = c.payload_metadata.as_ref().and_then(|metadata| {
-            let json = c.payload.get(metadata.range.clone())?;
-            Some((metadata, json))
-        });
-        let (payload, metadata_hash, metadata_at) = match located {
-            Some((metadata, json)) => {
-                shared.metadata(db, &metadata.digest, json)?;
-                let range = &metadata.range;
-                let rest = [&c.payload[..range.start], &c.payload[range.end..]].concat();
-                (
-                    Cow::Owned(rest),
-                    Some(&metadata.digest[..]),
-                    Some(range.start as i64),
-                )
+        let body = split_body(c);
+        let (metadata_hash, metadata_at) = match body.metadata {
+            Some((digest, json, at)) => {
+                shared.metadata(db, digest, json)?;
+                (Some(&digest[..]), Some(at))
             }
-            None => (Cow::Borrowed(c.payload.as_str()), None, None),
+            None => (None, None),
         };
         db.prepare_cached(INSERT_REVISION)?.execute(params![
             self.alert_id,
             self.number,
             c.template_version,
             c.body_hash,
-            payload,
+            body.payload,
             rendering,
             ts(self.at),
             metadata_hash,
@@ -368,17 +358,6 @@ fn alert_row(row: &Row<'_>) -> rusqlite::Result<AlertRecord> {
     })
 }
 
-/// SHA-256 of the title, card and text: the name a rendering is stored under.
-fn rendering_hash(rendering: &Rendering) -> Vec<u8> {
-    let mut hasher = Sha256::new();
-    for part in [&rendering.title, &rendering.html, &rendering.text] {
-        // Length-prefixed, so that no two different renderings hash the same bytes.
-        hasher.update((part.len() as u64).to_le_bytes());
-        hasher.update(part.as_bytes());
-    }
-    hasher.finalize().to_vec()
-}
-
 /// A revision's rendering: in `renderings` (by hash), or in the revision's own columns when it
 /// was written before renderings were shared.
 pub(super) const RENDERING_COLUMNS: &str = "coalesce(g.title, r.rendered_title) AS rendered_title, \
@@ -393,25 +372,14 @@ const PAYLOAD_JOIN: &str = "LEFT JOIN metadata_documents m ON m.hash = r.metadat
 /// The whole body of a revision: its payload with the metadata document put back, for
 /// revisions that name one.
 fn payload(row: &Row<'_>) -> rusqlite::Result<String> {
-    let mut payload: String = row.get("payload")?;
-    let Some(at) = row.get::<_, Option<i64>>("metadata_at")? else {
-        return Ok(payload);
-    };
-    let json: Option<String> = row.get("metadata_json")?;
-    let at = usize::try_from(at)
-        .ok()
-        .filter(|at| payload.is_char_boundary(*at));
-    match (at, json) {
-        (Some(at), Some(json)) => {
-            payload.insert_str(at, &json);
-            Ok(payload)
-        }
-        _ => Err(rusqlite::Error::FromSqlConversionFailure(
-            0,
-            rusqlite::types::Type::Text,
-            "a revision's metadata document is missing or misplaced".into(),
-        )),
-    }
+    put_back(
+        row.get("payload")?,
+        row.get("metadata_at")?,
+        row.get("metadata_json")?,
+    )
+    .map_err(|why| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, why.into())
+    })
 }
 
 /// The `rendered_*` columns of a revision.
