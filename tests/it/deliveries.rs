@@ -536,7 +536,14 @@ async fn a_stuck_partner_does_not_hold_back_the_others(backend: Backend) {
     const STUCK: &str = "stuck";
     let receiver = Receiver::start().await;
     let stuck = SilentEndpoint::start().await;
-    let t = spawn(backend, &receiver).await;
+    // A share smaller than the stuck partner's backlog, so the share is what holds it back.
+    let t = TestApp::spawn_with(backend, |s| {
+        allow_loopback(s);
+        s.delivery_concurrency = 16;
+        s.delivery_partner_concurrency = 8;
+    })
+    .await;
+    register(&t, &receiver).await;
     assert!(
         t.app.settings.delivery_timeout >= Duration::from_secs(10),
         "the stuck partner's requests outlast the test"
@@ -710,10 +717,11 @@ async fn two_workers_never_deliver_one_attempt_twice_at_the_same_time() {
     }
     let receiver = Receiver::start().await;
     receiver.script((0..40).map(|_| Answer::status(200).after(Duration::from_millis(20))));
-    // A partner's share of slots room enough for both workers: this is about two claimants,
-    // not about the share.
+    // A partner's share of slots room enough for both workers, and fewer slots per worker than
+    // deliveries: this is about two claimants, not about the share.
     let roomy = |s: &mut maestro::Settings| {
         allow_loopback(s);
+        s.delivery_concurrency = 16;
         s.delivery_partner_concurrency = 32;
     };
     let a = TestApp::spawn_with(Backend::Postgres, roomy).await;
