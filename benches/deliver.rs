@@ -18,6 +18,8 @@
 
 #[path = "deliver/receiver.rs"]
 mod receiver;
+#[path = "support/server.rs"]
+mod server;
 #[path = "deliver/setup.rs"]
 mod setup;
 
@@ -37,7 +39,10 @@ use hyper::{Method, Request, body::Bytes, header};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use self::setup::{COMPANY, Cli, Database, Server, cpu_seconds, load_average};
+use self::{
+    server::{Database, Server, cpu_seconds, load_average, master_key},
+    setup::{COMPANY, Cli},
+};
 
 #[derive(Parser, Debug)]
 #[command(about = "maestro delivery benchmark")]
@@ -129,8 +134,7 @@ async fn run(args: &Args, database: &Database, dir: &Path) -> anyhow::Result<Rep
         .as_deref()
         .and_then(Path::to_str)
         .unwrap_or(env!("CARGO_BIN_EXE_maestro"));
-    let master_key = std::env::var("MAESTRO_MASTER_KEY")
-        .unwrap_or_else(|_| maestro::store::secrets::MasterKey::generate().to_base64());
+    let master_key = master_key();
     let (receiver_addr, arrivals) = receiver::start().await?;
     let cli = Cli {
         binary,
@@ -143,7 +147,12 @@ async fn run(args: &Args, database: &Database, dir: &Path) -> anyhow::Result<Rep
         .server_log
         .clone()
         .unwrap_or_else(|| dir.join("server.log"));
-    let mut env = args.envs.clone();
+    // The receiver listens on the loopback address, which the SSRF guard refuses by default.
+    let mut env = vec![(
+        "MAESTRO_DELIVERY_ALLOWED_SUBNETS".to_owned(),
+        "127.0.0.0/8".to_owned(),
+    )];
+    env.extend(args.envs.iter().cloned());
     if args.backlog {
         env.push(("MAESTRO_ROLE".into(), "api".into()));
     }
@@ -172,7 +181,7 @@ async fn run(args: &Args, database: &Database, dir: &Path) -> anyhow::Result<Rep
         ..Report::default()
     };
     let base = Instant::now();
-    let cpu_before = cpu_seconds(&server.pid());
+    let cpu_before = cpu_seconds(server.child.id());
     let published = publish(args, &server.addr, &producer, base).await?;
     report.accepted_per_second = published.accepted as f64 / published.took.as_secs_f64();
     report.publish_errors = published.errors;
@@ -181,12 +190,12 @@ async fn run(args: &Args, database: &Database, dir: &Path) -> anyhow::Result<Rep
         anyhow::ensure!(arrivals.count() == 0, "an api-only server delivered");
         env.retain(|(k, _)| k != "MAESTRO_ROLE");
         server = Server::start(binary, &database.url, &master_key, &log, &env)?;
-        (Instant::now(), cpu_seconds(&server.pid()))
+        (Instant::now(), cpu_seconds(server.child.id()))
     } else {
         (base, cpu_before)
     };
     wait_for(&arrivals, published.accepted, args.stall).await;
-    let cpu = cpu_seconds(&server.pid()) - cpu_before;
+    let cpu = cpu_seconds(server.child.id()) - cpu_before;
     server.stop()?;
     report.load_average_after = load_average();
 

@@ -36,7 +36,7 @@ use tokio::net::TcpStream;
 #[path = "support/server.rs"]
 mod server;
 
-use server::{Database, Server, issue_token, machine, master_key, migrate};
+use server::{Database, Server, cpu_seconds, issue_token, machine, master_key, migrate};
 
 #[derive(Parser, Debug)]
 #[command(about = "maestro live inbox streams benchmark")]
@@ -375,19 +375,6 @@ fn payload_template() -> String {
     body["expiresAt"] = json!((now + time::Duration::days(30)).format(&Rfc3339).unwrap());
     body["extRef"] = json!("__EXTREF__");
     serde_json::to_string(&body).unwrap()
-}
-
-/// CPU time (user + system) a process has used so far, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-            let utime: f64 = fields.get(11)?.parse().ok()?;
-            let stime: f64 = fields.get(12)?.parse().ok()?;
-            Some((utime + stime) / 100.0)
-        })
-        .unwrap_or(f64::NAN)
 }
 
 fn render(args: &Args, report: &Report) -> String {

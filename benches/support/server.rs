@@ -1,6 +1,8 @@
 //! What the HTTP benchmarks share: a fresh database (a SQLite file, or a PostgreSQL database
 //! created for the run and dropped after), the release server started on it, tokens issued by
-//! its CLI, and a line naming the machine.
+//! its CLI, the process's CPU time, and lines naming the machine and its load.
+// Each benchmark includes this file and uses part of it.
+#![allow(dead_code)]
 
 use std::{
     io::{BufRead, BufReader},
@@ -184,4 +186,25 @@ pub fn machine() -> String {
         })
         .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
     format!("{cores} cores ({cpu}), {memory_gb:.0} GiB")
+}
+
+/// CPU time (user + system) a process has used so far, in seconds, from `/proc/<pid>/stat`.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let ticks = 100.0; // USER_HZ, which Linux fixes at 100 for /proc
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            let utime: f64 = fields.get(11)?.parse().ok()?;
+            let stime: f64 = fields.get(12)?.parse().ok()?;
+            Some((utime + stime) / ticks)
+        })
+        .unwrap_or(f64::NAN)
+}
+
+/// The load average over 1, 5 and 15 minutes, as `/proc/loadavg` gives it.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
