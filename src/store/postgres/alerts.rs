@@ -161,20 +161,21 @@ pub(super) async fn outbox_after(
     .bind(limit)
     .fetch_all(pool)
     .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(OutboxEvent {
-                id: row.try_get("id")?,
-                event_type: row.try_get("event_type")?,
-                alert_id: row.try_get("alert_id")?,
-                revision: row.try_get("revision")?,
-                partner_id: row.try_get("partner_id")?,
-                company_id: row.try_get("company_id")?,
-                user_id: row.try_get("user_id")?,
-                occurred_at: row.try_get("occurred_at")?,
-            })
-        })
-        .collect()
+    rows.iter().map(outbox_event).collect()
+}
+
+/// An outbox row (its common columns) as an event: the feed, the inbox's replay, downstream.
+pub(super) fn outbox_event(row: &PgRow) -> Result<OutboxEvent, sqlx::Error> {
+    Ok(OutboxEvent {
+        id: row.try_get("id")?,
+        event_type: row.try_get("event_type")?,
+        alert_id: row.try_get("alert_id")?,
+        revision: row.try_get("revision")?,
+        partner_id: row.try_get("partner_id")?,
+        company_id: row.try_get("company_id")?,
+        user_id: row.try_get("user_id")?,
+        occurred_at: row.try_get("occurred_at")?,
+    })
 }
 
 pub(super) async fn outbox_head(pool: &PgPool) -> Result<i64, sqlx::Error> {

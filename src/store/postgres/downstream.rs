@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use super::PostgresStore;
 use crate::store::{
     CompanyEventRecord, DownstreamAlertEvent, DownstreamCompanyEvent, DownstreamStore, Finality,
-    OutboxEvent, OutboxHorizon, PublishCursor, PublisherClaim, StoreResult,
+    OutboxHorizon, PublishCursor, PublisherClaim, StoreResult,
 };
 
 /// The one publisher's row.
@@ -204,16 +204,7 @@ impl DownstreamStore for PostgresStore {
 
 fn alert_event(row: &PgRow) -> Result<DownstreamAlertEvent, sqlx::Error> {
     Ok(DownstreamAlertEvent {
-        event: OutboxEvent {
-            id: row.try_get("id")?,
-            event_type: row.try_get("event_type")?,
-            alert_id: row.try_get("alert_id")?,
-            revision: row.try_get("revision")?,
-            partner_id: row.try_get("partner_id")?,
-            company_id: row.try_get("company_id")?,
-            user_id: row.try_get("user_id")?,
-            occurred_at: row.try_get("occurred_at")?,
-        },
+        event: super::alerts::outbox_event(row)?,
         template_id: row.try_get("template_id")?,
         expires_at: row.try_get("expires_at")?,
     })

@@ -5,7 +5,7 @@
 //! several instances skip each other's rows (`SKIP LOCKED`).
 
 use async_trait::async_trait;
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 use time::OffsetDateTime;
 
 use super::{
@@ -114,20 +114,7 @@ async fn events_after(
     .bind(limit)
     .fetch_all(pool)
     .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(OutboxEvent {
-                id: row.try_get("id")?,
-                event_type: row.try_get("event_type")?,
-                alert_id: row.try_get("alert_id")?,
-                revision: row.try_get("revision")?,
-                partner_id: row.try_get("partner_id")?,
-                company_id: row.try_get("company_id")?,
-                user_id: row.try_get("user_id")?,
-                occurred_at: row.try_get("occurred_at")?,
-            })
-        })
-        .collect()
+    rows.iter().map(super::alerts::outbox_event).collect()
 }
 
 async fn snooze(

@@ -438,19 +438,22 @@ pub(super) fn outbox_after(
         "SELECT id, event_type, alert_id, revision, partner_id, company_id, user_id, occurred_at \
          FROM outbox WHERE id > ?1 ORDER BY id LIMIT ?2",
     )?
-    .query_map([after, limit], |row| {
-        Ok(OutboxEvent {
-            id: row.get("id")?,
-            event_type: row.get("event_type")?,
-            alert_id: row.get("alert_id")?,
-            revision: row.get("revision")?,
-            partner_id: row.get("partner_id")?,
-            company_id: row.get("company_id")?,
-            user_id: row.get("user_id")?,
-            occurred_at: parse_ts(&row.get::<_, String>("occurred_at")?)?,
-        })
-    })?
+    .query_map([after, limit], outbox_event)?
     .collect()
+}
+
+/// An outbox row (its common columns) as an event: the feed, the inbox's replay, downstream.
+pub(super) fn outbox_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxEvent> {
+    Ok(OutboxEvent {
+        id: row.get("id")?,
+        event_type: row.get("event_type")?,
+        alert_id: row.get("alert_id")?,
+        revision: row.get("revision")?,
+        partner_id: row.get("partner_id")?,
+        company_id: row.get("company_id")?,
+        user_id: row.get("user_id")?,
+        occurred_at: parse_ts(&row.get::<_, String>("occurred_at")?)?,
+    })
 }
 
 pub(super) fn outbox_head(db: &Connection) -> rusqlite::Result<i64> {

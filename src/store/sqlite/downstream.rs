@@ -12,7 +12,7 @@ use super::{
 };
 use crate::store::{
     CompanyEventRecord, DownstreamAlertEvent, DownstreamCompanyEvent, DownstreamStore, Finality,
-    OutboxEvent, OutboxHorizon, PublishCursor, PublisherClaim, StoreResult,
+    OutboxHorizon, PublishCursor, PublisherClaim, StoreResult,
 };
 
 /// The one publisher's row.
@@ -191,16 +191,7 @@ fn cursor(db: &Connection) -> rusqlite::Result<PublishCursor> {
 
 fn alert_event(row: &Row<'_>) -> rusqlite::Result<DownstreamAlertEvent> {
     Ok(DownstreamAlertEvent {
-        event: OutboxEvent {
-            id: row.get("id")?,
-            event_type: row.get("event_type")?,
-            alert_id: row.get("alert_id")?,
-            revision: row.get("revision")?,
-            partner_id: row.get("partner_id")?,
-            company_id: row.get("company_id")?,
-            user_id: row.get("user_id")?,
-            occurred_at: parse_ts(&row.get::<_, String>("occurred_at")?)?,
-        },
+        event: super::alerts::outbox_event(row)?,
         template_id: row.get("template_id")?,
         expires_at: row
             .get::<_, Option<i64>>("expires_at")?

@@ -3,15 +3,15 @@
 //! writer), and the [`InboxStore`] methods, sessions included (`inbox_sessions.rs`).
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use time::OffsetDateTime;
 
 use super::{
     SqliteStore,
-    alerts::announce,
+    alerts::{announce, outbox_event},
     inbox::{AWAKE, LIVE, UNREAD},
     inbox_sessions,
-    rows::{from_millis, millis, parse_ts},
+    rows::{from_millis, millis},
 };
 use crate::store::{
     AlertOwner, EVENT_ALERT_READ, EVENT_ALERT_SNOOZED, EVENT_ALERT_UNSNOOZED, InboxOwner,
@@ -107,19 +107,6 @@ impl InboxStore for SqliteStore {
             .exclusive(move |tx| inbox_sessions::purge(tx, now))
             .await
     }
-}
-
-fn outbox_event(row: &Row<'_>) -> rusqlite::Result<OutboxEvent> {
-    Ok(OutboxEvent {
-        id: row.get("id")?,
-        event_type: row.get("event_type")?,
-        alert_id: row.get("alert_id")?,
-        revision: row.get("revision")?,
-        partner_id: row.get("partner_id")?,
-        company_id: row.get("company_id")?,
-        user_id: row.get("user_id")?,
-        occurred_at: parse_ts(&row.get::<_, String>("occurred_at")?)?,
-    })
 }
 
 fn events_after(
