@@ -78,6 +78,10 @@ pub(super) async fn create(
         revisions.push(&alert.content, &mut shared);
     }
     let column = |f: fn(&NewAlert) -> String| alerts.iter().map(|a| f(a)).collect::<Vec<_>>();
+    // One transaction for the insert and the look-up of the extRefs it lost: were the insert
+    // committed on its own, a failed look-up would answer an error (504 or 500: "not applied")
+    // for alerts that were stored.
+    let mut tx = pool.begin().await?;
     let created: Vec<String> = sqlx::query_scalar(&create_sql())
         .bind(column(|a| a.id.clone()))
         .bind(column(|a| a.owner.partner_id.clone()))
@@ -103,7 +107,7 @@ pub(super) async fn create(
         .bind(shared.text)
         .bind(shared.metadata_hash)
         .bind(shared.json)
-        .fetch_all(pool)
+        .fetch_all(&mut *tx)
         .await?;
     let mut outcomes: Vec<Option<CreateOutcome>> = alerts
         .iter()
@@ -120,9 +124,11 @@ pub(super) async fn create(
         .map(|(alert, _)| *alert)
         .collect();
     if taken.is_empty() {
+        tx.commit().await?;
         return Ok(outcomes.into_iter().flatten().collect());
     }
-    // The insert waited for the racers it lost to, so their rows are committed and visible.
+    // The insert waited for the racers it lost to, so their rows are committed and visible to
+    // this next statement (read committed).
     let holders = sqlx::query(
         "SELECT i.ord, a.id, a.body_hash, a.withdrawn_at IS NOT NULL AS withdrawn \
          FROM UNNEST($1::text[], $2::text[], $3::text[]) WITH ORDINALITY \
@@ -148,7 +154,7 @@ pub(super) async fn create(
             .map(|a| a.content.ext_ref.clone())
             .collect::<Vec<_>>(),
     )
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await?;
     let mut by_ord = HashMap::new();
     for row in holders {
@@ -178,6 +184,7 @@ pub(super) async fn create(
             }
         });
     }
+    tx.commit().await?;
     Ok(outcomes.into_iter().flatten().collect())
 }
 

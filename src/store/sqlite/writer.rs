@@ -371,7 +371,21 @@ fn commit_grouped(connection: &mut Connection, writes: Vec<Grouped>) {
             return;
         }
     };
-    let settles: Vec<Settle> = writes.into_iter().map(|run| run(Ok(&mut tx))).collect();
+    let mut settles: Vec<Settle> = Vec::with_capacity(writes.len());
+    let mut writes = writes.into_iter();
+    while let Some(run) = writes.next() {
+        settles.push(run(Ok(&mut tx)));
+        // Some failures (a full disk, an I/O error, an interrupt) roll back the whole
+        // transaction, not only the write's savepoint: what the batch wrote before is gone and
+        // must not be answered as committed. The rest gets a transaction of its own.
+        if tx.is_autocommit() {
+            drop(tx);
+            let lost = StoreError::Unavailable("the batch's transaction was rolled back".into());
+            settles.into_iter().for_each(|settle| settle(Err(&lost)));
+            commit_grouped(connection, writes.collect());
+            return;
+        }
+    }
     match tx.commit().map_err(classify) {
         Ok(()) => settles.into_iter().for_each(|settle| settle(Ok(()))),
         Err(reason) => settles.into_iter().for_each(|settle| settle(Err(&reason))),
