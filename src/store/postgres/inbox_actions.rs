@@ -93,7 +93,13 @@ impl InboxStore for PostgresStore {
     }
 
     async fn outbox_signal(&self) -> Option<Box<dyn OutboxSignal>> {
-        let signal = outbox_signal::Listener::start(self.options.clone(), self.timeout).await;
+        let signal = outbox_signal::Listener::start(
+            self.options.clone(),
+            self.timeout,
+            outbox_signal::OUTBOX,
+            "inbox feed",
+        )
+        .await;
         Some(Box::new(signal))
     }
 }

@@ -497,7 +497,20 @@ impl Store for PostgresStore {
     }
 
     async fn watch_deliveries(&self, wake: &tokio::sync::Notify) {
-        wakeups::listen(&self.pool, wake).await
+        use crate::store::OutboxSignal;
+        let mut listener = outbox_signal::Listener::start(
+            self.options.clone(),
+            self.timeout,
+            wakeups::CHANNEL,
+            "delivery worker",
+        )
+        .await;
+        // What was announced before it listened was not heard; each reconnection says so too.
+        wake.notify_one();
+        loop {
+            listener.changed().await;
+            wake.notify_one();
+        }
     }
 
     fn shared_by_instances(&self) -> bool {

@@ -1,6 +1,6 @@
-//! The outbox's signal on PostgreSQL: a connection of its own that `LISTEN`s to the channel the
-//! outbox's trigger notifies (migration 0013), so that an event committed by any instance wakes
-//! this instance's inbox feed at once. sqlx's `PgListener` reconnects by itself when its
+//! A PostgreSQL channel listened to on a connection of its own: the outbox's (notified by its
+//! trigger, migration 0013), so that an event committed by any instance wakes this instance's
+//! inbox feed at once, and the delivery workers' (`wakeups.rs`). sqlx's `PgListener` reconnects by itself when its
 //! connection drops; a connection that stays silent is asked a question now and then, since a
 //! dead peer can look like a quiet one for ever; when all fails, it connects again with a
 //! growing pause. Each time listening resumes, announcements may have been missed, so that
@@ -14,7 +14,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use crate::store::OutboxSignal;
 
 /// The channel of `outbox_notify()` (migration 0013).
-const CHANNEL: &str = "maestro_outbox";
+pub(super) const OUTBOX: &str = "maestro_outbox";
 /// How long the connection may stay silent before it is asked whether it still lives.
 const QUIET: Duration = Duration::from_secs(30);
 /// The pauses between attempts to listen again: from the first to the longest.
@@ -22,6 +22,9 @@ const RETRY_FIRST: Duration = Duration::from_millis(500);
 const RETRY_LONGEST: Duration = Duration::from_secs(10);
 
 pub(super) struct Listener {
+    channel: &'static str,
+    /// Who listens, for the log lines ("inbox feed", "delivery worker").
+    listener_of: &'static str,
     /// A pool of one connection, only this listener's: it holds it for as long as it listens.
     pool: PgPool,
     listener: Option<PgListener>,
@@ -33,19 +36,26 @@ pub(super) struct Listener {
 impl Listener {
     /// Connects and listens before returning, so that whatever commits after is announced; on
     /// failure it tries again when first asked for a change.
-    pub(super) async fn start(options: PgConnectOptions, timeout: Duration) -> Listener {
+    pub(super) async fn start(
+        options: PgConnectOptions,
+        timeout: Duration,
+        channel: &'static str,
+        listener_of: &'static str,
+    ) -> Listener {
         let pool = PgPoolOptions::new()
             .max_connections(1)
             .acquire_timeout(timeout)
             .connect_lazy_with(options);
         let mut listener = Listener {
+            channel,
+            listener_of,
             pool,
             listener: None,
             timeout,
             retry: RETRY_FIRST,
         };
         if let Err(err) = listener.listen().await {
-            tracing::warn!(error = %err, "inbox feed: listening to the outbox failed; polling until it works");
+            tracing::warn!(error = %err, channel, "{listener_of}: listening failed; polling until it works");
         }
         listener
     }
@@ -53,7 +63,7 @@ impl Listener {
     async fn listen(&mut self) -> Result<(), sqlx::Error> {
         let listening = async {
             let mut listener = PgListener::connect_with(&self.pool).await?;
-            listener.listen(CHANNEL).await?;
+            listener.listen(self.channel).await?;
             Ok::<_, sqlx::Error>(listener)
         };
         let listener = tokio::time::timeout(self.timeout, listening)
@@ -65,7 +75,8 @@ impl Listener {
 
     /// Drops the connection: the next call listens again after a pause.
     fn lost(&mut self, err: &dyn std::fmt::Display) {
-        tracing::warn!(error = %err, "inbox feed: the outbox's signal was lost; listening again");
+        let (channel, listener_of) = (self.channel, self.listener_of);
+        tracing::warn!(error = %err, channel, "{listener_of}: the signal was lost; listening again");
         self.listener = None;
     }
 }
@@ -78,12 +89,14 @@ impl OutboxSignal for Listener {
                 tokio::time::sleep(self.retry).await;
                 match self.listen().await {
                     Ok(()) => {
-                        tracing::info!("inbox feed: listening to the outbox again");
+                        let (channel, listener_of) = (self.channel, self.listener_of);
+                        tracing::info!(channel, "{listener_of}: listening again");
                         self.retry = RETRY_FIRST;
                         return;
                     }
                     Err(err) => {
-                        tracing::debug!(error = %err, "inbox feed: listening to the outbox failed");
+                        let (channel, listener_of) = (self.channel, self.listener_of);
+                        tracing::debug!(error = %err, channel, "{listener_of}: listening failed");
                         self.retry = (self.retry * 2).min(RETRY_LONGEST);
                         continue;
                     }
