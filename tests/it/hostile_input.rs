@@ -144,11 +144,44 @@ async fn hostile_paths_and_queries_of_the_inbox_and_admin_are_400(backend: Backe
             "{query}"
         );
     }
-    for action in ["read", "dismiss"] {
+    for action in ["read", "dismiss", "snooze"] {
         let response = t.mark(&user, "alt_%00", action).await;
         let error = expect_error(response, 400, "INVALID_FIELD").await;
         assert_eq!(error["errors"][0]["details"]["parameter"], "alertId");
     }
+    for query in ["?lastEventId=%00", "?lastEventId=1%00"] {
+        let response = t
+            .client
+            .get(t.url(&format!("/maestro/v4/inbox/stream{query}")))
+            .bearer_auth(&user)
+            .send()
+            .await
+            .unwrap();
+        let error = expect_error(response, 400, "INVALID_FIELD").await;
+        assert_eq!(
+            error["errors"][0]["details"]["parameter"], "lastEventId",
+            "{query}"
+        );
+    }
+    // A snooze's instant with a NUL in it, for an alert of the user: refused, nothing changed.
+    let created = t.post_alert(&t.groundspan_token(), &post_seed()).await;
+    assert_eq!(created.status(), 200);
+    let alert_id = created.json::<Value>().await.unwrap()["alertId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let response = t
+        .client
+        .post(t.url(&format!("/maestro/v4/inbox/{alert_id}/snooze")))
+        .bearer_auth(&user)
+        .header("Content-Type", "application/json")
+        .body(r#"{"until":"2030-01-01T00:00:00Z\u0000"}"#)
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, 400, "INVALID_FIELD").await;
+    let inbox: Value = t.inbox(&user, "").await.json().await.unwrap();
+    assert_eq!(inbox["items"][0]["snoozedUntil"], Value::Null, "{inbox}");
     let admin = t.company_token(COMPANY, GROUNDSPAN, &["maestro.admin"]);
     for (path, parameter) in [
         ("/admin/v1/deliveries/msg_%00", "deliveryId"),
