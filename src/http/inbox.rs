@@ -199,8 +199,10 @@ pub async fn list(
     params(("alertId" = String, Path)),
     responses(
         (status = 200, body = InboxMarkBody),
+        (status = 400, description = "alertId holds a character maestro does not accept (details.parameter names it)", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, description = "Not an unexpired alert of this user", body = ErrorBody),
+        (status = 503, body = ErrorBody), (status = 504, body = ErrorBody),
     ),
     security(("bearer" = ["maestro.inbox.readwrite"]))
 )]
@@ -220,8 +222,10 @@ pub async fn read(
     params(("alertId" = String, Path)),
     responses(
         (status = 200, body = InboxMarkBody),
+        (status = 400, description = "alertId holds a character maestro does not accept (details.parameter names it)", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, description = "Not an unexpired alert of this user", body = ErrorBody),
+        (status = 503, body = ErrorBody), (status = 504, body = ErrorBody),
     ),
     security(("bearer" = ["maestro.inbox.readwrite"]))
 )]

@@ -52,6 +52,7 @@ pub struct StreamParams {
     ),
     responses(
         (status = 200, description = "An event stream", content_type = "text/event-stream", body = String),
+        (status = 400, description = "lastEventId holds a character maestro does not accept (details.parameter names it)", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 503, body = ErrorBody), (status = 504, body = ErrorBody),
     ),

@@ -85,7 +85,7 @@ async fn listener_of(admin: &mut sqlx::PgConnection, name: &str, not: Option<i32
             if let Some(pid) = pid {
                 return pid;
             }
-            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
     tokio::time::timeout(BOUND, found)
