@@ -45,6 +45,17 @@ pub enum StoreError {
     Other(#[from] anyhow::Error),
 }
 
+impl StoreError {
+    /// The same error again, for a failure shared by several callers (a batch's).
+    pub(crate) fn duplicate(&self) -> StoreError {
+        match self {
+            StoreError::Timeout => StoreError::Timeout,
+            StoreError::Unavailable(why) => StoreError::Unavailable(why.clone()),
+            StoreError::Other(err) => StoreError::Other(anyhow::anyhow!("{err:#}")),
+        }
+    }
+}
+
 impl From<StoreError> for Error {
     fn from(err: StoreError) -> Self {
         match err {

@@ -11,7 +11,7 @@
 
 mod columns;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use sqlx::{PgPool, Row};
 use time::OffsetDateTime;
@@ -109,6 +109,7 @@ pub(super) async fn create(
         .bind(shared.json)
         .fetch_all(&mut *tx)
         .await?;
+    let created: HashSet<String> = created.into_iter().collect();
     let mut outcomes: Vec<Option<CreateOutcome>> = alerts
         .iter()
         .map(|alert| {

@@ -21,7 +21,7 @@ use tokio::{
     time::Instant,
 };
 
-use super::{alert_writes, classify};
+use super::{alert_writes, timed};
 use crate::store::{
     AlertChange, AlertTarget, CreateOutcome, NewAlert, StoreError, StoreResult, UpdateOutcome,
 };
@@ -186,7 +186,7 @@ async fn commit<W, T>(
                 || matches!(err, StoreError::Timeout | StoreError::Unavailable(_)) =>
         {
             for (_, reply) in jobs {
-                let _ = reply.send(Err(copy(&err)));
+                let _ = reply.send(Err(err.duplicate()));
             }
         }
         Err(_) => {
@@ -199,25 +199,5 @@ async fn commit<W, T>(
                 }));
             }
         }
-    }
-}
-
-/// The client-side deadline is a little longer than `statement_timeout`, so that the server
-/// cancels first and the connection comes back clean.
-async fn timed<T>(
-    timeout: Duration,
-    call: impl Future<Output = Result<T, sqlx::Error>>,
-) -> StoreResult<T> {
-    match tokio::time::timeout(timeout * 2, call).await {
-        Ok(result) => result.map_err(classify),
-        Err(_) => Err(StoreError::Timeout),
-    }
-}
-
-fn copy(err: &StoreError) -> StoreError {
-    match err {
-        StoreError::Timeout => StoreError::Timeout,
-        StoreError::Unavailable(why) => StoreError::Unavailable(why.clone()),
-        StoreError::Other(err) => StoreError::Other(anyhow::anyhow!("{err:#}")),
     }
 }

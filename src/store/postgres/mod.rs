@@ -189,10 +189,18 @@ impl PostgresStore {
     /// client-side deadline is a little longer than `statement_timeout`, so that the server
     /// cancels first and the connection comes back clean.
     async fn timed<T>(&self, call: impl Future<Output = Result<T, sqlx::Error>>) -> StoreResult<T> {
-        match tokio::time::timeout(self.timeout * 2, call).await {
-            Ok(result) => result.map_err(classify),
-            Err(_) => Err(StoreError::Timeout),
-        }
+        timed(self.timeout, call).await
+    }
+}
+
+/// One database call under `timeout` (see [`PostgresStore::timed`]), for the batch writers too.
+async fn timed<T>(
+    timeout: Duration,
+    call: impl Future<Output = Result<T, sqlx::Error>>,
+) -> StoreResult<T> {
+    match tokio::time::timeout(timeout * 2, call).await {
+        Ok(result) => result.map_err(classify),
+        Err(_) => Err(StoreError::Timeout),
     }
 }
 

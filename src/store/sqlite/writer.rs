@@ -229,7 +229,7 @@ impl Writer {
         let run: Grouped = Box::new(
             move |tx: Result<&mut rusqlite::Transaction<'_>, &StoreError>| {
                 let result = match tx {
-                    Err(err) => Err(copy(err)),
+                    Err(err) => Err(err.duplicate()),
                     Ok(tx) => (|| {
                         let savepoint = tx.savepoint()?;
                         let value = write(&savepoint)?;
@@ -239,7 +239,7 @@ impl Writer {
                     .map_err(classify),
                 };
                 Box::new(move |committed: Result<(), &StoreError>| {
-                    let _ = reply.send(committed.map_err(copy).and(result));
+                    let _ = reply.send(committed.map_err(StoreError::duplicate).and(result));
                 })
             },
         );
@@ -324,7 +324,7 @@ fn commit_alert_writes(connection: &mut Connection, writes: Vec<AlertWrite>) {
             // Nothing was written; with the database locked, retrying now would wait again.
             let reason = classify(err);
             for job in writes {
-                job.answer(Err(copy(&reason)));
+                job.answer(Err(reason.duplicate()));
             }
         }
         Err(_) => {
@@ -389,14 +389,6 @@ fn commit_grouped(connection: &mut Connection, writes: Vec<Grouped>) {
     match tx.commit().map_err(classify) {
         Ok(()) => settles.into_iter().for_each(|settle| settle(Ok(()))),
         Err(reason) => settles.into_iter().for_each(|settle| settle(Err(&reason))),
-    }
-}
-
-fn copy(err: &StoreError) -> StoreError {
-    match err {
-        StoreError::Timeout => StoreError::Timeout,
-        StoreError::Unavailable(why) => StoreError::Unavailable(why.clone()),
-        StoreError::Other(err) => StoreError::Other(anyhow::anyhow!("{err:#}")),
     }
 }
 
