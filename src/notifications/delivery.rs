@@ -9,13 +9,16 @@
 //! `run` keeps up to `concurrency` attempts in flight, claiming again whenever some end, so a
 //! partner that answers slowly or never holds back only its own deliveries; and a claim gives no
 //! partner more than `partner_concurrency` deliveries in flight, counted in the database over
-//! every instance. On shutdown it stops claiming and lets the attempts in flight finish.
+//! every instance. Each step of the loop is one transaction (`Store::finish_and_claim`): it
+//! records the outcomes of every attempt that ended since the last step (group commit: those
+//! that end during a step wait for the next) and claims the room they freed. An attempt's slot,
+//! and its partner's share, are taken again only once its outcome is committed. On shutdown it
+//! stops claiming, lets the attempts in flight finish and records them.
 //! `run_once(now)` is one pass — claim what is due at `now`, send it all, record it — and is
 //! what the tests drive, with a `now` of their choosing, instead of waiting for a timer.
 
 mod in_flight;
 mod postback;
-mod record;
 
 use std::{
     sync::Arc,
@@ -27,7 +30,7 @@ use tokio::sync::{Notify, watch};
 use tracing::{Instrument, Span};
 
 use self::{
-    in_flight::{Ended, InFlight, idle_wait},
+    in_flight::{InFlight, idle_wait},
     postback::Sent,
 };
 use super::{
@@ -36,7 +39,9 @@ use super::{
 };
 use crate::{
     clock::Clock,
-    store::{AttemptRecord, ClaimedDelivery, DeliveryNext, DynStore, FinishedAttempt},
+    store::{
+        AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryNext, DynStore, FinishedAttempt,
+    },
     telemetry::{self, Metrics, traces},
 };
 
@@ -69,8 +74,6 @@ pub struct DeliveryWorker {
     /// Names this worker's claims.
     claimant: String,
     wake: Notify,
-    /// Records ended attempts together (group commit).
-    recorder: record::Recorder,
 }
 
 /// What one pass did.
@@ -96,7 +99,6 @@ impl DeliveryWorker {
             clock,
             claimant: format!("worker-{}", uuid::Uuid::new_v4().simple()),
             wake: Notify::new(),
-            recorder: record::Recorder::default(),
         }))
     }
 
@@ -107,18 +109,33 @@ impl DeliveryWorker {
 
     /// One pass at `now`: claims what is due, delivers it concurrently, records every attempt.
     pub async fn run_once(self: &Arc<Self>, now: OffsetDateTime) -> anyhow::Result<Pass> {
+        let claimed = self
+            .store
+            .claim_deliveries(
+                &self.claimant,
+                now,
+                now + self.config.lease,
+                self.slots() as i64,
+                self.partner_share(),
+            )
+            .await?;
         let mut in_flight = InFlight::new(self.slots());
-        self.claim_and_start(&mut in_flight, now).await?;
-        let mut pass = Pass::default();
-        while let Some(ended) = in_flight.next_ended().await {
-            pass.attempted += 1;
-            pass.delivered += usize::from(ended == Ended::Recorded(DeliveryNext::Delivered));
-        }
-        Ok(pass)
+        self.start(&mut in_flight, claimed, now);
+        let mut ended = Vec::new();
+        while in_flight.next_ended(&mut ended).await {}
+        let kept = self.store.finish_attempts(&self.claimant, &ended).await?;
+        self.warn_of_lapsed(&ended, &kept);
+        Ok(Pass {
+            attempted: ended.len(),
+            delivered: ended
+                .iter()
+                .filter(|f| f.next == DeliveryNext::Delivered)
+                .count(),
+        })
     }
 
     /// Delivers until `stop` turns true, claiming as slots free up; then lets the attempts in
-    /// flight finish (graceful drain).
+    /// flight finish and records them (graceful drain).
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         if !self.store.shared_by_instances() {
             // The only claimant: claims left by a previous run are void.
@@ -136,15 +153,17 @@ impl DeliveryWorker {
             tokio::spawn(async move { worker.store.watch_deliveries(&worker.wake).await })
         };
         let mut in_flight = InFlight::new(self.slots());
+        // Attempts that ended, their outcomes not yet recorded.
+        let mut ended = Vec::new();
         while !*stop.borrow() {
             // `None` while every slot is busy: only an attempt that ends makes room.
             let idle = match in_flight.free() {
                 0 => None,
-                _ => self.fill(&mut in_flight).await,
+                _ => self.step(&mut in_flight, std::mem::take(&mut ended)).await,
             };
             tokio::select! {
-                Some(_) = in_flight.next_ended(), if !in_flight.is_empty() => {
-                    in_flight.collect_ended();
+                true = in_flight.next_ended(&mut ended), if !in_flight.is_empty() => {
+                    in_flight.collect_ended(&mut ended);
                 }
                 () = tokio::time::sleep(idle.unwrap_or_default()), if idle.is_some() => {}
                 () = self.wake.notified(), if idle.is_some() => {
@@ -152,7 +171,7 @@ impl DeliveryWorker {
                     // take the events of the next moment together, instead of a claim (and a
                     // transaction) per event while the partners' shares are full anyway.
                     tokio::time::sleep(WAKE_COALESCING).await;
-                    in_flight.collect_ended();
+                    in_flight.collect_ended(&mut ended);
                 }
                 changed = stop.changed() => {
                     if changed.is_err() {
@@ -163,70 +182,94 @@ impl DeliveryWorker {
             }
         }
         listening.abort();
-        while in_flight.next_ended().await.is_some() {}
+        while in_flight.next_ended(&mut ended).await {}
+        if !ended.is_empty() {
+            match self.store.finish_attempts(&self.claimant, &ended).await {
+                Ok(kept) => self.warn_of_lapsed(&ended, &kept),
+                Err(err) => self.unrecorded(&ended, &err),
+            }
+        }
         tracing::info!("delivery worker stopped");
     }
 
-    /// Claims due deliveries for the free slots and starts them; returns how long to wait
-    /// before claiming again, should no attempt end and no wake come first (`None` when every
-    /// slot is taken).
-    async fn fill(self: &Arc<Self>, in_flight: &mut InFlight) -> Option<Duration> {
-        let claimed_at = self.clock.now();
-        let wait = match self.claim_and_start(in_flight, claimed_at).await {
-            Ok(()) if in_flight.free() == 0 => return None,
-            Ok(()) => {
-                let next_due = match self.store.next_delivery_due().await {
-                    Ok(next_due) => next_due,
-                    Err(err) => {
-                        tracing::error!(error = %err, "could not tell when a delivery falls due");
-                        None
-                    }
-                };
-                let poll = self.config.poll_interval;
-                idle_wait(next_due, claimed_at, self.clock.now(), poll)
+    /// One step: records the attempts that ended, claims due deliveries for the free slots and
+    /// starts them; returns how long to wait before the next step, should no attempt end and no
+    /// wake come first (`None` when every slot is taken).
+    async fn step(
+        self: &Arc<Self>,
+        in_flight: &mut InFlight<FinishedAttempt>,
+        ended: Vec<FinishedAttempt>,
+    ) -> Option<Duration> {
+        let now = self.clock.now();
+        let claim = ClaimRequest {
+            now,
+            lease_until: now + self.config.lease,
+            limit: in_flight.free() as i64,
+            per_partner_limit: self.partner_share(),
+        };
+        let poll = self.config.poll_interval;
+        match self
+            .store
+            .finish_and_claim(&self.claimant, &ended, claim)
+            .await
+        {
+            Ok(step) => {
+                self.warn_of_lapsed(&ended, &step.kept);
+                self.start(in_flight, step.claimed, now);
+                (in_flight.free() > 0)
+                    .then(|| idle_wait(step.next_due, now, self.clock.now(), poll))
             }
             Err(err) => {
-                tracing::error!(error = format!("{err:#}"), "could not claim deliveries");
-                self.config.poll_interval
+                self.unrecorded(&ended, &err);
+                Some(poll)
             }
-        };
-        Some(wait)
+        }
     }
 
-    /// Claims what is due at `now` for the free slots and starts an attempt on each; a retry
-    /// is scheduled from `now`, when the attempt starts.
-    async fn claim_and_start(
+    /// Starts an attempt on each claimed delivery; a retry is scheduled from `now`, when the
+    /// attempt starts.
+    fn start(
         self: &Arc<Self>,
-        in_flight: &mut InFlight,
+        in_flight: &mut InFlight<FinishedAttempt>,
+        claimed: Vec<ClaimedDelivery>,
         now: OffsetDateTime,
-    ) -> anyhow::Result<()> {
-        let claimed = self
-            .store
-            .claim_deliveries(
-                &self.claimant,
-                now,
-                now + self.config.lease,
-                in_flight.free() as i64,
-                self.config.partner_concurrency.max(1) as i64,
-            )
-            .await?;
+    ) {
         for delivery in claimed {
             let worker = self.clone();
             in_flight.start(async move { worker.attempt(delivery, now).await });
         }
-        Ok(())
+    }
+
+    fn warn_of_lapsed(&self, ended: &[FinishedAttempt], kept: &[bool]) {
+        for (finished, _) in ended.iter().zip(kept).filter(|(_, kept)| !**kept) {
+            tracing::warn!(delivery = %finished.delivery_id, "the claim lapsed during the attempt; its new holder decides");
+        }
+    }
+
+    /// Outcomes that could not be recorded: their deliveries stay claimed until the leases
+    /// lapse, and are then sent again under the same `webhook-id`.
+    fn unrecorded(&self, ended: &[FinishedAttempt], err: &crate::store::StoreError) {
+        tracing::error!(
+            error = format!("{err:#}"),
+            unrecorded = ended.len(),
+            "could not record attempts and claim deliveries"
+        );
+    }
+
+    fn partner_share(&self) -> i64 {
+        self.config.partner_concurrency.max(1) as i64
     }
 
     fn slots(&self) -> usize {
         self.config.concurrency.max(1)
     }
 
-    /// Sends one delivery and records the attempt; returns what became of the delivery.
+    /// Sends one delivery; returns the attempt, for the worker to record.
     async fn attempt(
         &self,
         delivery: ClaimedDelivery,
         started_at: OffsetDateTime,
-    ) -> anyhow::Result<DeliveryNext> {
+    ) -> FinishedAttempt {
         let number = delivery.attempts + 1;
         // The exported client span of the postback, whose context the request carries
         // (`traceparent`); none at all when traces are not exported.
@@ -308,21 +351,10 @@ impl DeliveryWorker {
             response_body: excerpt.filter(|text| !text.is_empty()),
             outcome: outcome.as_str().to_owned(),
         };
-        let finished = FinishedAttempt {
-            delivery_id: delivery.id.clone(),
+        FinishedAttempt {
+            delivery_id: delivery.id,
             attempt: record,
             next,
-        };
-        let (store, claimant) = (&self.store, self.claimant.as_str());
-        let kept = self
-            .recorder
-            .record(finished, |batch| async move {
-                store.finish_attempts(claimant, &batch).await
-            })
-            .await?;
-        if !kept {
-            tracing::warn!(delivery = %delivery.id, "the claim lapsed during the attempt; its new holder decides");
         }
-        Ok(next)
     }
 }

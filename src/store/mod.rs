@@ -239,10 +239,26 @@ pub trait Store: AppCenterStore + DownstreamStore + InboxStore + Send + Sync + '
         claimant: &str,
         finished: &[FinishedAttempt],
     ) -> StoreResult<Vec<bool>>;
+    /// One step of a delivery worker, in one transaction: records `finished` as
+    /// `finish_attempts` does, then claims as `claim_deliveries` does — the room the finished
+    /// attempts freed included — and tells when the next delivery not yet due falls due
+    /// (`next_delivery_due(claim.now)`). One commit per round of attempts rather than two.
+    async fn finish_and_claim(
+        &self,
+        claimant: &str,
+        finished: &[FinishedAttempt],
+        claim: ClaimRequest,
+    ) -> StoreResult<WorkerStep>;
     /// Voids every claim (a single-claimant database after a restart). Returns how many.
     async fn release_claims(&self) -> StoreResult<u64>;
-    /// When the next pending delivery falls due, if any is pending.
-    async fn next_delivery_due(&self) -> StoreResult<Option<time::OffsetDateTime>>;
+    /// When the next pending delivery not yet due at `after` falls due (its next attempt, or
+    /// the lapse of its lease), if any: what an idle worker waits for. Those already due but
+    /// held back by their partner's limit are not counted: only an attempt that ends frees
+    /// their room. Index ranges only, however long the backlog.
+    async fn next_delivery_due(
+        &self,
+        after: time::OffsetDateTime,
+    ) -> StoreResult<Option<time::OffsetDateTime>>;
     /// Every registered partner's backlog, those with none included (index ranges only).
     async fn delivery_backlog(&self) -> StoreResult<Vec<DeliveryBacklog>>;
     async fn deliveries(&self, filter: &DeliveryFilter) -> StoreResult<Vec<DeliverySummary>>;

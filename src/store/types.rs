@@ -354,6 +354,27 @@ pub struct FinishedAttempt {
     pub next: DeliveryNext,
 }
 
+/// What a delivery worker claims: deliveries due at `now`, leased until `lease_until`, at most
+/// `limit` of them and no partner beyond `per_partner_limit` live leases (see
+/// `Store::claim_deliveries`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClaimRequest {
+    pub now: OffsetDateTime,
+    pub lease_until: OffsetDateTime,
+    pub limit: i64,
+    pub per_partner_limit: i64,
+}
+
+/// One step of a delivery worker (`Store::finish_and_claim`).
+#[derive(Clone, Debug, Default)]
+pub struct WorkerStep {
+    /// Per finished attempt, in order: whether its claim was still held.
+    pub kept: Vec<bool>,
+    pub claimed: Vec<ClaimedDelivery>,
+    /// As `Store::next_delivery_due` at the claim's `now`.
+    pub next_due: Option<OffsetDateTime>,
+}
+
 /// What becomes of a delivery after an attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeliveryNext {

@@ -263,6 +263,35 @@ async fn a_failure_is_retried_on_schedule_under_the_same_webhook_id(backend: Bac
     assert_eq!(done["attempts"][1]["statusCode"], 200);
 }
 
+async fn an_answer_with_nul_bytes_is_recorded_with_the_others(backend: Backend) {
+    let receiver = Receiver::start().await;
+    receiver.script([
+        Answer::status(503).with_body("busy\0for now"),
+        Answer::status(200),
+    ]);
+    let t = spawn(backend, &receiver).await;
+    subscribe(&t, "itinerary").await;
+    let mut ids = publish(&t, &event("itinerary")).await;
+    ids.extend(publish(&t, &event("itinerary")).await);
+    // Both attempts are recorded, in one batch or two, whichever answer came first.
+    let start = OffsetDateTime::now_utc();
+    assert_eq!(pass(&t, start).await.attempted, 2);
+    let mut recorded = Vec::new();
+    for id in &ids {
+        recorded.push(delivery(&t, id).await);
+    }
+    let bodies: Vec<&Value> = recorded
+        .iter()
+        .map(|d| &d["attempts"][0]["responseBody"])
+        .collect();
+    assert!(
+        bodies.contains(&&json!("busy\u{FFFD}for now")),
+        "the NUL replaced, the rest kept: {bodies:?}"
+    );
+    let statuses: Vec<&Value> = recorded.iter().map(|d| &d["status"]).collect();
+    assert!(statuses.contains(&&json!("pending")) && statuses.contains(&&json!("delivered")));
+}
+
 async fn retries_end_when_the_schedule_does(backend: Backend) {
     let receiver = Receiver::start().await;
     receiver.script([
@@ -694,6 +723,7 @@ crate::on_both_backends!(
     each_type_is_delivered_with_its_exact_query_string,
     the_signature_verifies_with_the_standard_webhooks_library,
     a_failure_is_retried_on_schedule_under_the_same_webhook_id,
+    an_answer_with_nul_bytes_is_recorded_with_the_others,
     retries_end_when_the_schedule_does,
     retry_after_is_honoured,
     a_client_error_is_not_retried,

@@ -14,6 +14,7 @@ use time::{OffsetDateTime, macros::datetime};
 use crate::helpers::{Backend, TestDatabase, payload_with_metadata};
 
 mod app_center;
+mod company_events;
 mod delivery_claims;
 mod downstream;
 mod inbox_more;
@@ -46,6 +47,7 @@ crate::on_both_backends!(
     subscriptions_are_idempotent_both_ways,
     a_claim_is_exclusive_until_its_lease_lapses,
     a_lapsed_claim_cannot_overwrite_its_successor,
+    the_next_due_delivery_is_the_first_not_yet_due,
     replays_and_snapshots,
 );
 
@@ -598,7 +600,7 @@ async fn a_claim_is_exclusive_until_its_lease_lapses(backend: Backend) {
             .is_empty()
     );
     // Due again when the leases lapse.
-    assert_eq!(store.next_delivery_due().await.unwrap(), Some(t0 + lease));
+    assert_eq!(store.next_delivery_due(t0).await.unwrap(), Some(t0 + lease));
     let later = t0 + lease;
     assert_eq!(
         store
@@ -661,7 +663,46 @@ async fn a_lapsed_claim_cannot_overwrite_its_successor(backend: Backend) {
     assert_eq!(summary.status, "delivered");
     assert_eq!(summary.next_attempt_at, None);
     assert_eq!(attempts.len(), 2, "both attempts are logged");
-    assert_eq!(store.next_delivery_due().await.unwrap(), None);
+    assert_eq!(store.next_delivery_due(later).await.unwrap(), None);
+}
+
+async fn the_next_due_delivery_is_the_first_not_yet_due(backend: Backend) {
+    let (store, _db) = open(backend).await;
+    let t0 = datetime!(2026-11-24 10:00:00 UTC);
+    let ids = deliveries_owed(&store, 3, t0).await;
+    let lease = time::Duration::seconds(60);
+    // Due at t0 and not claimed (held back, say, by the partner's limit): not what an idle
+    // worker waits for.
+    assert_eq!(store.next_delivery_due(t0).await.unwrap(), None);
+    let claimed = store
+        .claim_deliveries("w", t0, t0 + lease, 2, UNCAPPED)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert_eq!(store.next_delivery_due(t0).await.unwrap(), Some(t0 + lease));
+    // One claimed delivery is to be retried in five minutes, the other in ten seconds: the
+    // sooner retry comes first; the one still held back still does not count.
+    let (soon, late) = (
+        t0 + time::Duration::seconds(10),
+        t0 + time::Duration::minutes(5),
+    );
+    for (delivery, retry_at) in claimed.iter().zip([late, soon]) {
+        assert!(
+            store
+                .finish_attempt(
+                    "w",
+                    &delivery.id,
+                    &attempt(1, t0, "retry"),
+                    DeliveryNext::RetryAt(retry_at)
+                )
+                .await
+                .unwrap()
+        );
+    }
+    assert_eq!(store.next_delivery_due(t0).await.unwrap(), Some(soon));
+    assert_eq!(store.next_delivery_due(soon).await.unwrap(), Some(late));
+    assert_eq!(store.next_delivery_due(late).await.unwrap(), None);
+    assert_eq!(ids.len(), 3);
 }
 
 async fn replays_and_snapshots(backend: Backend) {

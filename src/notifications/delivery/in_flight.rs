@@ -3,31 +3,20 @@
 //!
 //! The worker keeps its slots busy rather than working in batches: an attempt that ends frees
 //! its slot for the next due delivery at once, so one slow partner holds only its own slots.
+//! What an attempt gives back (`T`: its outcome, to record) is the worker's to record.
 
 use std::{future::Future, time::Duration};
 
 use time::OffsetDateTime;
 use tokio::task::{JoinError, JoinSet};
 
-use crate::store::DeliveryNext;
-
 /// Attempts under way, at most `slots` of them.
-pub(super) struct InFlight {
-    attempts: JoinSet<anyhow::Result<DeliveryNext>>,
+pub(super) struct InFlight<T> {
+    attempts: JoinSet<T>,
     slots: usize,
 }
 
-/// How an attempt in flight ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Ended {
-    /// Recorded, with what became of the delivery.
-    Recorded(DeliveryNext),
-    /// Not recorded (logged here): the delivery stays claimed until its lease lapses, then is
-    /// sent again.
-    Unrecorded,
-}
-
-impl InFlight {
+impl<T: Send + 'static> InFlight<T> {
     pub(super) fn new(slots: usize) -> Self {
         InFlight {
             attempts: JoinSet::new(),
@@ -44,39 +33,36 @@ impl InFlight {
         self.attempts.is_empty()
     }
 
-    pub(super) fn start(
-        &mut self,
-        attempt: impl Future<Output = anyhow::Result<DeliveryNext>> + Send + 'static,
-    ) {
+    pub(super) fn start(&mut self, attempt: impl Future<Output = T> + Send + 'static) {
         self.attempts.spawn(attempt);
     }
 
-    /// Waits for the next attempt to end; `None` when none is in flight.
-    pub(super) async fn next_ended(&mut self) -> Option<Ended> {
-        Some(settle(self.attempts.join_next().await?))
+    /// Waits for the next attempt to end, and adds what it gave back to `ended`; false when
+    /// none is in flight.
+    pub(super) async fn next_ended(&mut self, ended: &mut Vec<T>) -> bool {
+        match self.attempts.join_next().await {
+            Some(done) => {
+                ended.extend(settle(done));
+                true
+            }
+            None => false,
+        }
     }
 
-    /// Collects the attempts that have ended meanwhile, without waiting: slots freed together
-    /// are filled by one claim.
-    pub(super) fn collect_ended(&mut self) {
+    /// Adds what the attempts that ended meanwhile gave back to `ended`, without waiting:
+    /// slots freed together are filled by one claim.
+    pub(super) fn collect_ended(&mut self, ended: &mut Vec<T>) {
         while let Some(done) = self.attempts.try_join_next() {
-            settle(done);
+            ended.extend(settle(done));
         }
     }
 }
 
-fn settle(done: Result<anyhow::Result<DeliveryNext>, JoinError>) -> Ended {
-    match done {
-        Ok(Ok(next)) => Ended::Recorded(next),
-        Ok(Err(err)) => {
-            tracing::error!(error = format!("{err:#}"), "could not record an attempt");
-            Ended::Unrecorded
-        }
-        Err(err) => {
-            tracing::error!(error = %err, "a delivery task failed");
-            Ended::Unrecorded
-        }
-    }
+/// A task that panicked gives nothing back: its delivery stays claimed until the lease lapses,
+/// then is sent again.
+fn settle<T>(done: Result<T, JoinError>) -> Option<T> {
+    done.map_err(|err| tracing::error!(error = %err, "a delivery task failed"))
+        .ok()
 }
 
 /// How long a worker whose claim at `claimed_at` left slots free waits before claiming again,
@@ -104,6 +90,7 @@ mod tests {
     use tokio::sync::oneshot;
 
     use super::*;
+    use crate::store::DeliveryNext;
 
     const POLL: Duration = Duration::from_secs(1);
 
@@ -113,15 +100,14 @@ mod tests {
         assert_eq!(in_flight.free(), 2);
         let (finish_first, first) = oneshot::channel::<DeliveryNext>();
         let (_finish_second, second) = oneshot::channel::<DeliveryNext>();
-        in_flight.start(async move { Ok(first.await?) });
-        in_flight.start(async move { Ok(second.await?) });
+        in_flight.start(async move { first.await.ok() });
+        in_flight.start(async move { second.await.ok() });
         assert_eq!(in_flight.free(), 0);
         finish_first.send(DeliveryNext::Delivered).unwrap();
         // The other attempt is still under way: one ending is enough to claim again.
-        assert_eq!(
-            in_flight.next_ended().await,
-            Some(Ended::Recorded(DeliveryNext::Delivered))
-        );
+        let mut ended = Vec::new();
+        assert!(in_flight.next_ended(&mut ended).await);
+        assert_eq!(ended, [Some(DeliveryNext::Delivered)]);
         assert_eq!(in_flight.free(), 1);
         assert!(!in_flight.is_empty());
     }
@@ -133,34 +119,36 @@ mod tests {
         for _ in 0..3 {
             let mut ended = ended.clone();
             in_flight.start(async move {
-                ended.wait_for(|done| *done).await?;
-                Ok(DeliveryNext::Delivered)
+                ended.wait_for(|done| *done).await.unwrap();
+                DeliveryNext::Delivered
             });
         }
         finish.send(true).unwrap();
-        assert!(in_flight.next_ended().await.is_some());
+        let mut ended = Vec::new();
+        assert!(in_flight.next_ended(&mut ended).await);
         // The other two end too; collecting them never waits for one under way.
         let all_collected = async {
             while in_flight.free() < 3 {
                 tokio::task::yield_now().await;
-                in_flight.collect_ended();
+                in_flight.collect_ended(&mut ended);
             }
         };
         tokio::time::timeout(Duration::from_secs(5), all_collected)
             .await
             .expect("the attempts that ended are collected");
         assert!(in_flight.is_empty());
+        assert_eq!(ended, [DeliveryNext::Delivered; 3]);
     }
 
     #[tokio::test]
-    async fn an_attempt_that_fails_or_panics_still_frees_its_slot() {
-        let mut in_flight = InFlight::new(1);
-        in_flight.start(async { Err(anyhow::anyhow!("the database went away")) });
-        assert_eq!(in_flight.next_ended().await, Some(Ended::Unrecorded));
+    async fn an_attempt_that_panics_still_frees_its_slot() {
+        let mut in_flight = InFlight::<DeliveryNext>::new(1);
         in_flight.start(async { panic!("a bug in an attempt") });
-        assert_eq!(in_flight.next_ended().await, Some(Ended::Unrecorded));
+        let mut ended = Vec::new();
+        assert!(in_flight.next_ended(&mut ended).await);
+        assert!(ended.is_empty(), "nothing to record");
         assert_eq!(in_flight.free(), 1);
-        assert_eq!(in_flight.next_ended().await, None);
+        assert!(!in_flight.next_ended(&mut ended).await);
     }
 
     #[test]

@@ -107,7 +107,8 @@ impl DeliveryWorker {
     }
 }
 
-/// The start of the answer, without reading a large body to its end.
+/// The start of the answer, without reading a large body to its end; a NUL (which PostgreSQL's
+/// text refuses, and which would fail the batch of outcomes it is recorded with) is replaced.
 async fn excerpt(mut response: reqwest::Response) -> String {
     let mut kept = Vec::new();
     while kept.len() < RESPONSE_EXCERPT_BYTES {
@@ -117,7 +118,7 @@ async fn excerpt(mut response: reqwest::Response) -> String {
         }
     }
     kept.truncate(RESPONSE_EXCERPT_BYTES);
-    String::from_utf8_lossy(&kept).into_owned()
+    String::from_utf8_lossy(&kept).replace('\0', "\u{FFFD}")
 }
 
 /// A transport error in a line, its causes included (reqwest's own text is terse).

@@ -1,13 +1,14 @@
-//! Group commit on PostgreSQL: the alert writes of concurrent requests are committed together,
-//! a few multi-row statements per batch (`alert_writes.rs`) instead of a transaction per
-//! request, as the SQLite writer does (`sqlite/writer.rs`).
+//! Group commit on PostgreSQL: the alert writes and company events of concurrent requests are
+//! committed together, a few multi-row statements per batch (`alert_writes.rs`, `events.rs`)
+//! instead of a transaction per request, as the SQLite writer does (`sqlite/writer.rs`).
 //!
 //! A few workers share one queue: each takes what is queued when it is free, so while one
 //! batch commits (and waits for the WAL's flush) the next gathers. Each caller is answered only
 //! after the commit that holds its write. Should a batch fail, its writes are retried one at a
 //! time, so that a failure stays with its own write; a batch that timed out or lost the
-//! database is not retried. Creates and updates of one batch are committed apart (an update
-//! queued with the create of its alert finds it, as the later of two concurrent requests may).
+//! database is not retried. Creates, updates and events of one batch are committed apart (an
+//! update queued with the create of its alert finds it, as the later of two concurrent requests
+//! may).
 //!
 //! Deadlines: a write still queued when its caller's deadline passes is answered "timeout" and
 //! never executed. Once queued, a caller waits for its answer, which every batch gives within
@@ -21,9 +22,10 @@ use tokio::{
     time::Instant,
 };
 
-use super::{alert_writes, timed};
+use super::{alert_writes, events, timed};
 use crate::store::{
-    AlertChange, AlertTarget, CreateOutcome, NewAlert, StoreError, StoreResult, UpdateOutcome,
+    AlertChange, AlertTarget, CreateOutcome, DeliveryRecord, NewAlert, NewCompanyEvent, StoreError,
+    StoreResult, UpdateOutcome,
 };
 
 /// Most writes one batch takes; more wait for the next.
@@ -41,6 +43,7 @@ type Update = (AlertTarget, AlertChange);
 enum Write {
     Create(Box<NewAlert>, Reply<CreateOutcome>),
     Update(Box<Update>, Reply<UpdateOutcome>),
+    Event(Box<NewCompanyEvent>, Reply<Vec<DeliveryRecord>>),
 }
 
 struct Queued {
@@ -82,6 +85,16 @@ impl Batcher {
         self.enqueue(Write::Update(update, reply), answer).await
     }
 
+    /// Records a company event with the deliveries it owes, which it returns.
+    pub(super) async fn record_event(
+        &self,
+        event: &NewCompanyEvent,
+    ) -> StoreResult<Vec<DeliveryRecord>> {
+        let (reply, answer) = oneshot::channel();
+        self.enqueue(Write::Event(Box::new(event.clone()), reply), answer)
+            .await
+    }
+
     async fn enqueue<T>(
         &self,
         write: Write,
@@ -101,7 +114,7 @@ impl Batcher {
 }
 
 fn stopped() -> StoreError {
-    StoreError::Unavailable("the alert writers have stopped".into())
+    StoreError::Unavailable("the batch writers have stopped".into())
 }
 
 async fn work(pool: PgPool, receiver: Arc<Mutex<mpsc::Receiver<Queued>>>, timeout: Duration) {
@@ -121,17 +134,20 @@ async fn work(pool: PgPool, receiver: Arc<Mutex<mpsc::Receiver<Queued>>>, timeou
             batch
         };
         let now = Instant::now();
-        let (mut creates, mut updates) = (Vec::new(), Vec::new());
+        let (mut creates, mut updates, mut events) = (Vec::new(), Vec::new(), Vec::new());
         for queued in batch {
             match queued.write {
                 Write::Create(_, reply) if queued.deadline <= now => timed_out(reply),
                 Write::Update(_, reply) if queued.deadline <= now => timed_out(reply),
+                Write::Event(_, reply) if queued.deadline <= now => timed_out(reply),
                 Write::Create(alert, reply) => creates.push((alert, reply)),
                 Write::Update(update, reply) => updates.push((update, reply)),
+                Write::Event(event, reply) => events.push((event, reply)),
             }
         }
         commit(&pool, timeout, creates, create_all).await;
         commit(&pool, timeout, updates, update_all).await;
+        commit(&pool, timeout, events, record_events).await;
     }
 }
 
@@ -153,6 +169,13 @@ fn update_all<'a>(
     updates: &'a [&'a Update],
 ) -> BoxFuture<'a, Result<Vec<UpdateOutcome>, sqlx::Error>> {
     Box::pin(alert_writes::update(pool, updates))
+}
+
+fn record_events<'a>(
+    pool: &'a PgPool,
+    events: &'a [&'a NewCompanyEvent],
+) -> BoxFuture<'a, Result<Vec<Vec<DeliveryRecord>>, sqlx::Error>> {
+    Box::pin(events::record_all(pool, events))
 }
 
 /// Commits the writes together, or, should that fail, one at a time.
@@ -177,7 +200,7 @@ async fn commit<W, T>(
         }
         Ok(_) => {
             for (_, reply) in jobs {
-                let why = anyhow::anyhow!("a batch of alert writes lost an answer");
+                let why = anyhow::anyhow!("a batch of writes lost an answer");
                 let _ = reply.send(Err(StoreError::Other(why)));
             }
         }
@@ -194,7 +217,7 @@ async fn commit<W, T>(
                 let alone = timed(timeout, run(pool, &[&*write])).await;
                 let _ = reply.send(alone.and_then(|mut outcomes| {
                     outcomes.pop().ok_or_else(|| {
-                        StoreError::Other(anyhow::anyhow!("an alert write lost its answer"))
+                        StoreError::Other(anyhow::anyhow!("a batched write lost its answer"))
                     })
                 }));
             }

@@ -1,64 +1,97 @@
 //! Company events and the deliveries they owe.
 
+use std::collections::HashMap;
+
 use sqlx::PgPool;
+use time::OffsetDateTime;
 
 use crate::store::{DeliveryRecord, NewCompanyEvent, SnapshotKey};
 
-/// The event and its deliveries commit together.
-pub(super) async fn record(
+/// Records the events of one batch (group commit, `batch.rs`) in one transaction of four
+/// statements, whatever their number: the events, their places in the company feed in queue
+/// order, and the deliveries they owe, which are returned per event, in the order given.
+pub(super) async fn record_all(
     pool: &PgPool,
-    event: &NewCompanyEvent,
-) -> Result<Vec<DeliveryRecord>, sqlx::Error> {
+    events: &[&NewCompanyEvent],
+) -> Result<Vec<Vec<DeliveryRecord>>, sqlx::Error> {
+    let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+    let column = |field: fn(&NewCompanyEvent) -> &str| -> Vec<&str> {
+        events.iter().map(|e| field(e)).collect()
+    };
+    let optional = |field: fn(&NewCompanyEvent) -> Option<&str>| -> Vec<Option<&str>> {
+        events.iter().map(|e| field(e)).collect()
+    };
+    let occurred_at: Vec<OffsetDateTime> = events.iter().map(|e| e.occurred_at).collect();
+    let received_at: Vec<OffsetDateTime> = events.iter().map(|e| e.received_at).collect();
     let mut tx = pool.begin().await?;
     sqlx::query(
         "INSERT INTO company_events (id, object_type, event_type, company_id, user_login, \
-         trip_id, occurred_at, object, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         trip_id, occurred_at, object, received_at) SELECT * FROM unnest($1::text[], \
+         $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], \
+         $8::text[], $9::timestamptz[])",
     )
-    .bind(&event.id)
-    .bind(&event.object_type)
-    .bind(&event.event_type)
-    .bind(&event.company_id)
-    .bind(&event.user_login)
-    .bind(&event.trip_id)
-    .bind(event.occurred_at)
-    .bind(&event.object)
-    .bind(event.received_at)
+    .bind(&ids)
+    .bind(column(|e| &e.object_type))
+    .bind(column(|e| &e.event_type))
+    .bind(column(|e| &e.company_id))
+    .bind(optional(|e| e.user_login.as_deref()))
+    .bind(optional(|e| e.trip_id.as_deref()))
+    .bind(&occurred_at)
+    .bind(optional(|e| e.object.as_deref()))
+    .bind(&received_at)
     .execute(&mut *tx)
     .await?;
-    // Its place in the company feed that the downstream publisher reads: after the event's
-    // own insert, so the transaction has its id first (see downstream.rs, the horizon).
-    sqlx::query("INSERT INTO company_outbox (event_id) VALUES ($1)")
-        .bind(&event.id)
-        .execute(&mut *tx)
-        .await?;
-    // A delivery id is `msg_` and 32 random hex digits, as on SQLite.
+    // Their places in the company feed that the downstream publisher reads, in queue order:
+    // after the events' own insert, so the transaction has its id first (see downstream.rs,
+    // the horizon).
     sqlx::query(
-        "INSERT INTO deliveries (id, event_id, partner_id, status, attempts, next_attempt_at, \
-         created_at, updated_at) SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), $1, \
-         partner_id, 'pending', 0, $2, $2, $2 FROM subscriptions WHERE company_id = $3 \
-         AND object_type = $4",
+        "INSERT INTO company_outbox (event_id) SELECT event_id FROM unnest($1::text[]) \
+         WITH ORDINALITY AS queued(event_id, place) ORDER BY place",
     )
-    .bind(&event.id)
-    .bind(event.received_at)
-    .bind(&event.company_id)
-    .bind(&event.object_type)
+    .bind(&ids)
     .execute(&mut *tx)
     .await?;
-    let deliveries = of_event_in(&mut tx, &event.id).await?;
+    // A delivery id is `msg_` and 32 random hex digits, as on SQLite.
+    let rows: Vec<(String, String, String, String, i64)> = sqlx::query_as(
+        "INSERT INTO deliveries (id, event_id, partner_id, status, attempts, next_attempt_at, \
+         created_at, updated_at) SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), \
+         e.id, s.partner_id, 'pending', 0, e.received_at, e.received_at, e.received_at \
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) \
+         AS e(id, company_id, object_type, received_at) \
+         JOIN subscriptions s ON s.company_id = e.company_id AND s.object_type = e.object_type \
+         RETURNING id, event_id, partner_id, status, attempts",
+    )
+    .bind(&ids)
+    .bind(column(|e| &e.company_id))
+    .bind(column(|e| &e.object_type))
+    .bind(&received_at)
+    .fetch_all(&mut *tx)
+    .await?;
     tx.commit().await?;
-    Ok(deliveries)
+    let mut owed: HashMap<String, Vec<DeliveryRecord>> = HashMap::new();
+    for (id, event_id, partner_id, status, attempts) in rows {
+        owed.entry(event_id.clone())
+            .or_default()
+            .push(DeliveryRecord {
+                id,
+                event_id,
+                partner_id,
+                status,
+                attempts,
+            });
+    }
+    Ok(ids
+        .iter()
+        .map(|id| {
+            let mut deliveries = owed.remove(*id).unwrap_or_default();
+            deliveries.sort_by(|a, b| a.partner_id.cmp(&b.partner_id));
+            deliveries
+        })
+        .collect())
 }
 
 pub(super) async fn of_event(
     pool: &PgPool,
-    event_id: &str,
-) -> Result<Vec<DeliveryRecord>, sqlx::Error> {
-    let mut connection = pool.acquire().await?;
-    of_event_in(&mut connection, event_id).await
-}
-
-async fn of_event_in(
-    connection: &mut sqlx::PgConnection,
     event_id: &str,
 ) -> Result<Vec<DeliveryRecord>, sqlx::Error> {
     let rows: Vec<(String, String, String, String, i64)> = sqlx::query_as(
@@ -66,7 +99,7 @@ async fn of_event_in(
          ORDER BY partner_id",
     )
     .bind(event_id)
-    .fetch_all(connection)
+    .fetch_all(pool)
     .await?;
     Ok(rows
         .into_iter()

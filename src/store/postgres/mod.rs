@@ -12,6 +12,7 @@ mod alerts;
 mod app_center;
 mod batch;
 mod catalog;
+mod claims;
 mod deliveries;
 mod downstream;
 mod events;
@@ -42,8 +43,9 @@ use super::{
     Subscription, TemplateRecord, UpdateOutcome, WithdrawOutcome, WithdrawTarget, migrations,
     secrets::{Column, Secrets},
     types::{
-        AttemptRecord, ClaimedDelivery, DeliveryBacklog, DeliveryFilter, DeliveryRecord,
-        DeliverySummary, FinishedAttempt, NewCompanyEvent, ReplayOutcome, SnapshotKey,
+        AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryBacklog, DeliveryFilter,
+        DeliveryRecord, DeliverySummary, FinishedAttempt, NewCompanyEvent, ReplayOutcome,
+        SnapshotKey, WorkerStep,
     },
 };
 use crate::config::DatabaseArgs;
@@ -113,7 +115,7 @@ pub struct PostgresStore {
     secrets: Secrets,
     /// Tells the other instances' workers of deliveries recorded here.
     announcer: wakeups::Announcer,
-    /// Commits alert writes in batches.
+    /// Commits alert writes and company events in batches.
     batcher: batch::Batcher,
 }
 
@@ -421,7 +423,7 @@ impl Store for PostgresStore {
         &self,
         event: &NewCompanyEvent,
     ) -> StoreResult<Vec<DeliveryRecord>> {
-        let deliveries = self.timed(events::record(&self.pool, event)).await?;
+        let deliveries = self.batcher.record_event(event).await?;
         if !deliveries.is_empty() {
             self.announcer.announce();
         }
@@ -445,15 +447,14 @@ impl Store for PostgresStore {
         limit: i64,
         per_partner_limit: i64,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
+        let claim = ClaimRequest {
+            now,
+            lease_until,
+            limit,
+            per_partner_limit,
+        };
         let sealed = self
-            .timed(deliveries::claim(
-                &self.pool,
-                claimant,
-                now,
-                lease_until,
-                limit,
-                per_partner_limit,
-            ))
+            .timed(claims::claim(&self.pool, claimant, claim))
             .await?;
         Ok(self.secrets.open_claims(sealed)?)
     }
@@ -463,16 +464,34 @@ impl Store for PostgresStore {
         claimant: &str,
         finished: &[FinishedAttempt],
     ) -> StoreResult<Vec<bool>> {
-        self.timed(deliveries::finish_all(&self.pool, claimant, finished))
+        self.timed(claims::finish_all(&self.pool, claimant, finished))
             .await
     }
 
-    async fn release_claims(&self) -> StoreResult<u64> {
-        self.timed(deliveries::release_claims(&self.pool)).await
+    async fn finish_and_claim(
+        &self,
+        claimant: &str,
+        finished: &[FinishedAttempt],
+        claim: ClaimRequest,
+    ) -> StoreResult<WorkerStep> {
+        let mut step = self
+            .timed(claims::finish_and_claim(
+                &self.pool, claimant, finished, claim,
+            ))
+            .await?;
+        step.claimed = self.secrets.open_claims(step.claimed)?;
+        Ok(step)
     }
 
-    async fn next_delivery_due(&self) -> StoreResult<Option<time::OffsetDateTime>> {
-        self.timed(deliveries::next_due(&self.pool)).await
+    async fn release_claims(&self) -> StoreResult<u64> {
+        self.timed(claims::release_claims(&self.pool)).await
+    }
+
+    async fn next_delivery_due(
+        &self,
+        after: time::OffsetDateTime,
+    ) -> StoreResult<Option<time::OffsetDateTime>> {
+        self.timed(claims::next_due(&self.pool, after)).await
     }
 
     async fn delivery_backlog(&self) -> StoreResult<Vec<DeliveryBacklog>> {

@@ -9,9 +9,9 @@ use time::OffsetDateTime;
 
 use super::rows::{from_millis, millis, parse_ts, ts};
 use crate::store::{
-    AttemptRecord, ClaimedDelivery, CompanyEventRecord, DELIVERY_DELIVERED, DELIVERY_FAILED,
-    DELIVERY_PENDING, DeliveryBacklog, DeliveryFilter, DeliveryNext, DeliverySummary,
-    FinishedAttempt, ReplayOutcome,
+    AttemptRecord, ClaimRequest, ClaimedDelivery, CompanyEventRecord, DELIVERY_DELIVERED,
+    DELIVERY_FAILED, DELIVERY_PENDING, DeliveryBacklog, DeliveryFilter, DeliveryNext,
+    DeliverySummary, FinishedAttempt, ReplayOutcome, WorkerStep,
 };
 
 /// Claims the oldest due deliveries, partner by partner within each one's free room (its limit
@@ -21,11 +21,14 @@ use crate::store::{
 pub(super) fn claim(
     db: &Connection,
     claimant: &str,
-    now: OffsetDateTime,
-    lease_until: OffsetDateTime,
-    limit: i64,
-    per_partner_limit: i64,
+    claim: ClaimRequest,
 ) -> rusqlite::Result<Vec<ClaimedDelivery>> {
+    let ClaimRequest {
+        now,
+        lease_until,
+        limit,
+        per_partner_limit,
+    } = claim;
     let now_ms = millis(now);
     let room: Vec<(String, i64)> = db
         .prepare_cached(
@@ -90,6 +93,21 @@ pub(super) fn claim(
             })
         })
         .collect()
+}
+
+/// One step of a worker (`Store::finish_and_claim`), in the writer's transaction: its ended
+/// attempts recorded and the room they freed claimed again.
+pub(super) fn finish_and_claim(
+    db: &Connection,
+    claimant: &str,
+    finished: &[FinishedAttempt],
+    request: ClaimRequest,
+) -> rusqlite::Result<WorkerStep> {
+    Ok(WorkerStep {
+        kept: finish_all(db, claimant, finished)?,
+        claimed: claim(db, claimant, request)?,
+        next_due: next_due(db, request.now)?,
+    })
 }
 
 /// Records the attempts of one claimant in the writer's transaction, in order.
@@ -167,14 +185,25 @@ pub(super) fn release_claims(db: &Connection) -> rusqlite::Result<u64> {
     Ok(released as u64)
 }
 
-pub(super) fn next_due(db: &Connection) -> rusqlite::Result<Option<OffsetDateTime>> {
-    // A claimed delivery is due again when its lease lapses.
+pub(super) fn next_due(
+    db: &Connection,
+    after: OffsetDateTime,
+) -> rusqlite::Result<Option<OffsetDateTime>> {
+    // The first unclaimed delivery past `after` (an index range of `deliveries_due`, however
+    // many are due and held back before it), or a claimed one, due again when its lease
+    // lapses (the few claimed ones, `deliveries_claimed`).
     let ms: Option<i64> = db
         .prepare_cached(
-            "SELECT min(max(next_attempt_ms, coalesce(lease_until_ms, 0))) FROM deliveries \
-             WHERE status = 'pending'",
+            "SELECT min(due) FROM (\
+               SELECT * FROM (SELECT next_attempt_ms AS due FROM deliveries \
+                 WHERE status = 'pending' AND next_attempt_ms > ?1 AND lease_until_ms IS NULL \
+                 ORDER BY next_attempt_ms LIMIT 1) \
+               UNION ALL \
+               SELECT max(next_attempt_ms, lease_until_ms) AS due FROM deliveries \
+                 WHERE status = 'pending' AND lease_until_ms IS NOT NULL \
+                 AND max(next_attempt_ms, lease_until_ms) > ?1)",
         )?
-        .query_row([], |row| row.get(0))?;
+        .query_row([millis(after)], |row| row.get(0))?;
     ms.map(from_millis).transpose()
 }
 

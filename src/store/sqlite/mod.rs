@@ -52,8 +52,9 @@ use super::{
     Subscription, TemplateRecord, UpdateOutcome, WithdrawOutcome, WithdrawTarget,
     secrets::{Column, Secrets},
     types::{
-        AttemptRecord, ClaimedDelivery, DeliveryBacklog, DeliveryFilter, DeliveryRecord,
-        DeliverySummary, FinishedAttempt, NewCompanyEvent, ReplayOutcome, SnapshotKey,
+        AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryBacklog, DeliveryFilter,
+        DeliveryRecord, DeliverySummary, FinishedAttempt, NewCompanyEvent, ReplayOutcome,
+        SnapshotKey, WorkerStep,
     },
 };
 
@@ -416,7 +417,13 @@ impl Store for SqliteStore {
         let sealed = self
             .writer
             .relaxed(move |tx| {
-                deliveries::claim(tx, &claimant, now, lease_until, limit, per_partner_limit)
+                let claim = ClaimRequest {
+                    now,
+                    lease_until,
+                    limit,
+                    per_partner_limit,
+                };
+                deliveries::claim(tx, &claimant, claim)
             })
             .await?;
         Ok(self.secrets.open_claims(sealed)?)
@@ -433,14 +440,34 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn finish_and_claim(
+        &self,
+        claimant: &str,
+        finished: &[FinishedAttempt],
+        claim: ClaimRequest,
+    ) -> StoreResult<WorkerStep> {
+        let (claimant, finished) = (claimant.to_owned(), finished.to_vec());
+        let mut step = self
+            .writer
+            .relaxed(move |tx| deliveries::finish_and_claim(tx, &claimant, &finished, claim))
+            .await?;
+        step.claimed = self.secrets.open_claims(step.claimed)?;
+        Ok(step)
+    }
+
     async fn release_claims(&self) -> StoreResult<u64> {
         self.writer
             .exclusive(|tx| deliveries::release_claims(tx))
             .await
     }
 
-    async fn next_delivery_due(&self) -> StoreResult<Option<time::OffsetDateTime>> {
-        self.readers.read(deliveries::next_due).await
+    async fn next_delivery_due(
+        &self,
+        after: time::OffsetDateTime,
+    ) -> StoreResult<Option<time::OffsetDateTime>> {
+        self.readers
+            .read(move |db| deliveries::next_due(db, after))
+            .await
     }
 
     async fn delivery_backlog(&self) -> StoreResult<Vec<DeliveryBacklog>> {

@@ -121,7 +121,7 @@ async fn one_instance_holds_the_publishers_lease_and_its_cursor_only_moves_forwa
 }
 
 /// Everything up to the heads, settled as the publisher settles it.
-async fn settled(store: &DynStore) -> maestro::downstream::Settled {
+pub(super) async fn settled(store: &DynStore) -> maestro::downstream::Settled {
     let mut horizon = Horizon::default();
     let mut at = horizon.observe(&store.outbox_horizon(horizon.beyond()).await.unwrap());
     // On PostgreSQL the first observation waits for the transactions under way, which a
