@@ -40,7 +40,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use self::{
-    server::{Database, Server, cpu_seconds, load_average, master_key},
+    server::{Database, Server, cpu_seconds, load_average, master_key, postgres_cpu_seconds},
     setup::{COMPANY, Cli},
 };
 
@@ -108,6 +108,8 @@ struct Report {
     duplicates: usize,
     missing: usize,
     server_cpu_us_per_delivery: f64,
+    /// The CPU of the machine's `postgres` processes per delivery (PostgreSQL only).
+    postgres_cpu_us_per_delivery: Option<f64>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -182,6 +184,7 @@ async fn run(args: &Args, database: &Database, dir: &Path) -> anyhow::Result<Rep
     };
     let base = Instant::now();
     let cpu_before = cpu_seconds(server.child.id());
+    let postgres_before = args.postgres.is_some().then(postgres_cpu_seconds);
     let published = publish(args, &server.addr, &producer, base).await?;
     report.accepted_per_second = published.accepted as f64 / published.took.as_secs_f64();
     report.publish_errors = published.errors;
@@ -196,6 +199,7 @@ async fn run(args: &Args, database: &Database, dir: &Path) -> anyhow::Result<Rep
     };
     wait_for(&arrivals, published.accepted, args.stall).await;
     let cpu = cpu_seconds(server.child.id()) - cpu_before;
+    let postgres_cpu = postgres_before.map(|before| postgres_cpu_seconds() - before);
     server.stop()?;
     report.load_average_after = load_average();
 
@@ -227,6 +231,8 @@ async fn run(args: &Args, database: &Database, dir: &Path) -> anyhow::Result<Rep
     report.latency_p99_ms = percentile(0.99);
     report.latency_max_ms = latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0);
     report.server_cpu_us_per_delivery = cpu / seen.len().max(1) as f64 * 1e6;
+    report.postgres_cpu_us_per_delivery =
+        postgres_cpu.map(|cpu| cpu / seen.len().max(1) as f64 * 1e6);
     Ok(report)
 }
 
@@ -351,8 +357,9 @@ fn render(report: &Report) -> String {
         "maestro delivery benchmark — {} mode, backend {}, {} events, {} publishing clients, \
          settings [{}]\nserver: {}\nload average before {} / after {}\n\n\
          | accepted/s | publish errors | delivered | delivered/s | latency p50 ms | p99 ms | max ms \
-         | duplicates | missing | server CPU µs/delivery |\n|---|---|---|---|---|---|---|---|---|---|\n\
-         | {:.0} | {errors} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {} | {:.0} |\n",
+         | duplicates | missing | server CPU µs/delivery | PostgreSQL CPU µs/delivery |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n\
+         | {:.0} | {errors} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {} | {:.0} | {} |\n",
         report.mode,
         report.backend,
         report.events,
@@ -370,5 +377,8 @@ fn render(report: &Report) -> String {
         report.duplicates,
         report.missing,
         report.server_cpu_us_per_delivery,
+        report
+            .postgres_cpu_us_per_delivery
+            .map_or("–".to_owned(), |cpu| format!("{cpu:.0}")),
     )
 }

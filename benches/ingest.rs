@@ -38,7 +38,10 @@ mod preload;
 #[path = "support/server.rs"]
 mod server;
 
-use server::{Database, Server, issue_token, machine, master_key, migrate};
+use server::{
+    Database, Server, issue_token, machine, master_key, migrate, postgres_cpu_seconds,
+    stat_cpu_seconds,
+};
 
 #[derive(Parser, Debug)]
 #[command(about = "maestro ingestion benchmark")]
@@ -151,45 +154,12 @@ struct Usage {
     disk_bytes: f64,
 }
 
-/// CPU seconds (user + system) used so far by the processes named `postgres`: the PostgreSQL
-/// server's, when it runs on this machine.
-fn postgres_cpu_seconds() -> f64 {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return f64::NAN;
-    };
-    entries
-        .flatten()
-        .filter(|entry| {
-            entry
-                .file_name()
-                .to_string_lossy()
-                .bytes()
-                .all(|b| b.is_ascii_digit())
-        })
-        .filter_map(|entry| std::fs::read_to_string(entry.path().join("stat")).ok())
-        .filter(|stat| stat.contains("(postgres)"))
-        .map(|stat| Usage::from_stat(&stat))
-        .sum()
-}
-
 impl Usage {
-    /// User + system CPU seconds from the text of `/proc/<pid>/stat`.
-    fn from_stat(stat: &str) -> f64 {
-        let ticks = 100.0; // USER_HZ, which Linux fixes at 100 for /proc
-        // The fields after the command name (which may hold spaces) in parentheses.
-        stat.rsplit_once(')')
-            .and_then(|(_, rest)| {
-                let fields: Vec<&str> = rest.split_whitespace().collect();
-                let utime: f64 = fields.get(11)?.parse().ok()?;
-                let stime: f64 = fields.get(12)?.parse().ok()?;
-                Some((utime + stime) / ticks)
-            })
-            .unwrap_or(0.0)
-    }
-
     fn of(pid: &str) -> Usage {
         let cpu_seconds = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map_or(f64::NAN, |stat| Usage::from_stat(&stat));
+            .ok()
+            .and_then(|stat| stat_cpu_seconds(&stat))
+            .unwrap_or(f64::NAN);
         let disk_bytes = std::fs::read_to_string(format!("/proc/{pid}/io"))
             .ok()
             .and_then(|io| {

@@ -190,16 +190,41 @@ pub fn machine() -> String {
 
 /// CPU time (user + system) a process has used so far, in seconds, from `/proc/<pid>/stat`.
 pub fn cpu_seconds(pid: u32) -> f64 {
-    let ticks = 100.0; // USER_HZ, which Linux fixes at 100 for /proc
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|stat| {
-            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-            let utime: f64 = fields.get(11)?.parse().ok()?;
-            let stime: f64 = fields.get(12)?.parse().ok()?;
-            Some((utime + stime) / ticks)
-        })
+        .and_then(|stat| stat_cpu_seconds(&stat))
         .unwrap_or(f64::NAN)
+}
+
+/// User + system CPU seconds from the text of `/proc/<pid>/stat`.
+pub fn stat_cpu_seconds(stat: &str) -> Option<f64> {
+    let ticks = 100.0; // USER_HZ, which Linux fixes at 100 for /proc
+    // The fields after the command name (which may hold spaces) in parentheses.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / ticks)
+}
+
+/// CPU seconds (user + system) used so far by the processes named `postgres`: the PostgreSQL
+/// server's, when it runs on this machine (other clients of that server add to it).
+pub fn postgres_cpu_seconds() -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return f64::NAN;
+    };
+    entries
+        .flatten()
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|entry| std::fs::read_to_string(entry.path().join("stat")).ok())
+        .filter(|stat| stat.contains("(postgres)"))
+        .filter_map(|stat| stat_cpu_seconds(&stat))
+        .sum()
 }
 
 /// The load average over 1, 5 and 15 minutes, as `/proc/loadavg` gives it.
