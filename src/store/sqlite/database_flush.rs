@@ -17,7 +17,7 @@
 //! sustained writes) and kept in a process-wide table.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, hash_map::Entry},
     fs::File,
     io,
     os::unix::fs::MetadataExt,
@@ -46,12 +46,18 @@ fn descriptor(path: &Path) -> io::Result<Arc<File>> {
         return Ok(file.clone());
     }
     let file = Arc::new(File::open(path)?);
-    // Filed under the inode it opened, should the path have been replaced in between; kept
-    // either way, as dropping it would close it.
+    // Filed under the inode it opened, should the path have been replaced in between.
     let key = file
         .metadata()
         .map_or(key, |opened| (opened.dev(), opened.ino()));
-    Ok(descriptors.entry(key).or_insert(file).clone())
+    match descriptors.entry(key) {
+        Entry::Vacant(vacant) => Ok(vacant.insert(file).clone()),
+        Entry::Occupied(kept) => {
+            // That inode had one already: this one is not needed, but dropping it would close it.
+            std::mem::forget(file);
+            Ok(kept.get().clone())
+        }
+    }
 }
 
 #[cfg(test)]
