@@ -12,6 +12,12 @@
 //! checkpointer asks the writer ([`CatchUp`]) to copy the frames committed since itself, between
 //! two batches, when nothing else is writing; its next transaction then rewinds the WAL to the
 //! start (unless a reader still holds an old snapshot), and `journal_size_limit` bounds the file.
+//!
+//! Those passes end before the WAL's end, and SQLite syncs the database file only after a pass
+//! that reached it: the pages they copy would wait in the page cache for the writer's pass, whose
+//! fsync then held up its queue while it wrote them all. So while the WAL is long the
+//! checkpointer flushes the database file itself after each pass (`database_flush.rs`), and the
+//! writer's fsync only writes what was copied since.
 
 use std::{
     path::{Path, PathBuf},
@@ -25,17 +31,24 @@ use std::{
 
 use rusqlite::Connection;
 
-use super::connection;
+use super::{connection, database_flush};
 
 const INTERVAL: Duration = Duration::from_secs(1);
 /// WAL frames (pages) beyond which the writer is asked to finish a checkpoint: 65,536 pages of
 /// 4 KiB are 256 MiB, two to three seconds of sustained writes in the benchmark. Each time
-/// holds up the writer's queue for 3-100 ms (mostly the database file's fsync), so not more
-/// often than that.
+/// holds up the writer's queue for its fsync of the database file, so not more often than that
+/// (what the checkpointer's own passes copied is flushed before, see `checkpoint_closely`).
 const CATCH_UP_FRAMES: i64 = 65536;
 /// A WAL file larger than this is emptied once writes pause (see `connection.rs` on
 /// `journal_size_limit`, which is far larger so that a restart under load never truncates).
 const IDLE_WAL_BYTES: u64 = 64 * 1024 * 1024;
+/// WAL frames beyond which the checkpointer's passes no longer reach the WAL's end (the writer
+/// keeps committing), so it flushes the database file itself after each: 4,096 pages of 4 KiB
+/// are 16 MiB, a fraction of a second of sustained writes. A shorter WAL is checkpointed to its
+/// end, and synced, by SQLite.
+const FLUSH_FRAMES: i64 = 4096;
+// The file is flushed before the writer is asked to finish a checkpoint, not only by it.
+const _: () = assert!(FLUSH_FRAMES < CATCH_UP_FRAMES);
 /// Passes the checkpointer makes at most before it hands the rest to the writer.
 const PASSES: usize = 4;
 /// A pass this short left little behind: the writer's pass after it is short too.
@@ -51,8 +64,9 @@ impl CatchUp {
     }
 
     /// Runs the requested checkpoint, if one was requested, on the writer's connection. It
-    /// copies only what the checkpointer's last pass left, but its fsync of the database file
-    /// still takes 3-100 ms (docs/PERFORMANCE.md, step 17).
+    /// copies only what the checkpointer's last pass left, and its fsync of the database file
+    /// writes only that: the checkpointer flushed what its own passes copied (docs/PERFORMANCE.md,
+    /// "SQLite ingest tail").
     pub(super) fn run_if_requested(&self, connection: &Connection) {
         if !self.0.swap(false, Ordering::Relaxed) {
             return;
@@ -77,13 +91,14 @@ impl Checkpointer {
         // Its TRUNCATE checkpoint must never wait for the writer (nor make it wait long).
         connection.busy_timeout(Duration::ZERO)?;
         let wal_path = wal_path(path);
+        let path = path.to_path_buf();
         let (stop, stopped) = mpsc::channel::<()>();
         std::thread::Builder::new()
             .name("maestro-checkpointer".into())
             .spawn(move || {
                 let mut frames_before = None;
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(INTERVAL) {
-                    match checkpoint_closely(&connection) {
+                    match checkpoint_closely(&connection, &path) {
                         Ok(progress) => {
                             if progress.needs_writer() {
                                 catch_up.request();
@@ -118,6 +133,12 @@ impl Progress {
         self.wal_frames >= CATCH_UP_FRAMES
     }
 
+    /// The WAL is long: under the sustained writes that made it so, this pass ended before its
+    /// end, and SQLite left the pages it copied into the database file unsynced.
+    fn leaves_file_unsynced(&self) -> bool {
+        self.wal_frames >= FLUSH_FRAMES
+    }
+
     /// Nothing was written since the pass that saw `frames_before`.
     fn is_idle_since(&self, frames_before: Option<i64>) -> bool {
         self.wal_frames >= 0 && Some(self.wal_frames) == frames_before
@@ -132,16 +153,32 @@ impl Progress {
 /// Checkpoints, and while the WAL is long, again: each pass copies what was committed during
 /// the one before, so passes shorten, and what is left for the writer (which holds up its queue
 /// meanwhile) is a few milliseconds of commits. Should they not shorten, the writer is not
-/// asked this time.
-fn checkpoint_closely(connection: &Connection) -> rusqlite::Result<Progress> {
-    let mut progress = checkpoint(connection)?;
-    for _ in 1..PASSES {
-        if !progress.wal_is_long() || progress.needs_writer() {
-            break;
+/// asked this time. After each pass that left the database file unsynced, the file at
+/// `database` is flushed here, off the writer's path.
+fn checkpoint_closely(connection: &Connection, database: &Path) -> rusqlite::Result<Progress> {
+    let mut passes = 0;
+    loop {
+        let progress = checkpoint(connection)?;
+        passes += 1;
+        if progress.leaves_file_unsynced() {
+            flush(database);
         }
-        progress = checkpoint(connection)?;
+        if passes == PASSES || !progress.wal_is_long() || progress.needs_writer() {
+            return Ok(progress);
+        }
     }
-    Ok(progress)
+}
+
+/// Flushes the database file; a failure is logged, and the writer's pass syncs it anyway.
+fn flush(database: &Path) {
+    let started = Instant::now();
+    match database_flush::flush(database) {
+        Ok(()) => tracing::debug!(
+            took_us = started.elapsed().as_micros() as u64,
+            "database file flushed"
+        ),
+        Err(err) => tracing::warn!(error = %err, "flushing the database file failed"),
+    }
 }
 
 /// Once writes pause, empties a WAL file left larger than `limit` by a burst: a TRUNCATE
@@ -273,6 +310,13 @@ mod tests {
             .query_row("SELECT count(*) FROM t", [], |row| row.get(0))
             .unwrap();
         assert_eq!(rows, 40);
+    }
+
+    #[test]
+    fn the_database_file_is_flushed_after_passes_over_a_long_wal() {
+        assert!(progress(FLUSH_FRAMES, 0).leaves_file_unsynced());
+        assert!(!progress(FLUSH_FRAMES - 1, 0).leaves_file_unsynced());
+        assert!(!progress(-1, 0).leaves_file_unsynced());
     }
 
     #[test]

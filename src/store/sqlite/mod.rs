@@ -22,6 +22,7 @@ mod backup;
 mod catalog;
 mod checkpointer;
 mod connection;
+mod database_flush;
 mod deliveries;
 mod downstream;
 mod events;
