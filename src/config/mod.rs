@@ -252,17 +252,17 @@ pub struct Settings {
     #[arg(long, env = "MAESTRO_DELIVERY_TIMEOUT", default_value = "15s", value_parser = humantime::parse_duration)]
     #[serde(with = "text::duration")]
     pub delivery_timeout: Duration,
-    /// Deliveries one worker sends at once. (64: with deliveries claimed and recorded in
+    /// Deliveries one worker sends at once. (128: with deliveries claimed and recorded in
     /// batches, a partner's share moves in step — claim, send, record — so its rate is the share
     /// over that cycle; docs/PERFORMANCE.md.)
-    #[arg(long, env = "MAESTRO_DELIVERY_CONCURRENCY", default_value_t = 64)]
+    #[arg(long, env = "MAESTRO_DELIVERY_CONCURRENCY", default_value_t = 128)]
     pub delivery_concurrency: usize,
     /// Deliveries one partner may have in flight at once, counted over every instance, so that
     /// a partner that answers slowly or never cannot take every slot (by default half of them).
     #[arg(
         long,
         env = "MAESTRO_DELIVERY_PARTNER_CONCURRENCY",
-        default_value_t = 32
+        default_value_t = 64
     )]
     pub delivery_partner_concurrency: usize,
     /// How often an idle worker looks for deliveries recorded by other instances.
