@@ -4,6 +4,7 @@
 //! conformance suite (`tests/it/store_conformance.rs`) runs against every backend.
 
 mod app_center;
+mod delivery_types;
 mod downstream;
 mod inbox;
 mod inbox_store;
@@ -23,6 +24,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 pub use app_center::*;
+pub use delivery_types::*;
 pub use downstream::*;
 pub use inbox::*;
 pub use inbox_store::*;

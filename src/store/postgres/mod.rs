@@ -40,13 +40,14 @@ use super::{
     AlertChange, AlertOwner, AlertRecord, AlertTarget, CreateOutcome, ImportReport, InboxItem,
     InboxMark, InboxOwner, InboxPage, InboxQuery, NewAlert, Open, OutboxEvent, PartnerImport,
     PartnerRecord, RetireOutcome, RevisionRecord, SigningKeyRecord, Store, StoreError, StoreResult,
-    Subscription, TemplateRecord, UpdateOutcome, WithdrawOutcome, WithdrawTarget, migrations,
-    secrets::{Column, Secrets},
-    types::{
+    Subscription, TemplateRecord, UpdateOutcome, WithdrawOutcome, WithdrawTarget,
+    delivery_types::{
         AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryBacklog, DeliveryFilter,
         DeliveryRecord, DeliverySummary, FinishedAttempt, NewCompanyEvent, ReplayOutcome,
         SnapshotKey, WorkerStep,
     },
+    migrations,
+    secrets::{Column, Secrets},
 };
 use crate::config::DatabaseArgs;
 

@@ -51,12 +51,12 @@ use super::{
     InboxMark, InboxOwner, InboxPage, InboxQuery, NewAlert, OutboxEvent, PartnerImport,
     PartnerRecord, RetireOutcome, RevisionRecord, SigningKeyRecord, Store, StoreError, StoreResult,
     Subscription, TemplateRecord, UpdateOutcome, WithdrawOutcome, WithdrawTarget,
-    secrets::{Column, Secrets},
-    types::{
+    delivery_types::{
         AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryBacklog, DeliveryFilter,
         DeliveryRecord, DeliverySummary, FinishedAttempt, NewCompanyEvent, ReplayOutcome,
         SnapshotKey, WorkerStep,
     },
+    secrets::{Column, Secrets},
 };
 
 pub use backup::backup;
