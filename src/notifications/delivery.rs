@@ -109,16 +109,8 @@ impl DeliveryWorker {
 
     /// One pass at `now`: claims what is due, delivers it concurrently, records every attempt.
     pub async fn run_once(self: &Arc<Self>, now: OffsetDateTime) -> anyhow::Result<Pass> {
-        let claimed = self
-            .store
-            .claim_deliveries(
-                &self.claimant,
-                now,
-                now + self.config.lease,
-                self.slots() as i64,
-                self.partner_share(),
-            )
-            .await?;
+        let claim = self.claim(now, self.slots());
+        let claimed = self.store.claim_deliveries(&self.claimant, claim).await?;
         let mut in_flight = InFlight::new(self.slots());
         self.start(&mut in_flight, claimed, now);
         let mut ended = Vec::new();
@@ -201,12 +193,7 @@ impl DeliveryWorker {
         ended: Vec<FinishedAttempt>,
     ) -> Option<Duration> {
         let now = self.clock.now();
-        let claim = ClaimRequest {
-            now,
-            lease_until: now + self.config.lease,
-            limit: in_flight.free() as i64,
-            per_partner_limit: self.partner_share(),
-        };
+        let claim = self.claim(now, in_flight.free());
         let poll = self.config.poll_interval;
         match self
             .store
@@ -256,8 +243,14 @@ impl DeliveryWorker {
         );
     }
 
-    fn partner_share(&self) -> i64 {
-        self.config.partner_concurrency.max(1) as i64
+    /// What a claim at `now` for `slots` free slots asks for.
+    fn claim(&self, now: OffsetDateTime, slots: usize) -> ClaimRequest {
+        ClaimRequest {
+            now,
+            lease_until: now + self.config.lease,
+            limit: slots as i64,
+            per_partner_limit: self.config.partner_concurrency.max(1) as i64,
+        }
     }
 
     fn slots(&self) -> usize {

@@ -134,7 +134,8 @@ pub struct WorkerStep {
     /// Per finished attempt, in order: whether its claim was still held.
     pub kept: Vec<bool>,
     pub claimed: Vec<ClaimedDelivery>,
-    /// As `Store::next_delivery_due` at the claim's `now`.
+    /// When the next delivery not yet due at the claim's `now` falls due (see
+    /// `Store::finish_and_claim`).
     pub next_due: Option<OffsetDateTime>,
 }
 

@@ -201,18 +201,15 @@ pub trait Store: AppCenterStore + DownstreamStore + InboxStore + Send + Sync + '
     async fn snapshot(&self, company_id: &str, key: &SnapshotKey) -> StoreResult<Option<String>>;
 
     // --- delivery -----------------------------------------------------------------------
-    /// Claims up to `limit` pending deliveries that are due at `now` and not claimed by a live
-    /// lease, oldest due first, for `claimant` until `lease_until`. Two claimants never hold one
+    /// Claims up to `claim.limit` pending deliveries that are due at `claim.now` and not claimed
+    /// by a live lease, oldest due first, for `claimant` until `claim.lease_until`. Two claimants never hold one
     /// delivery at once (PostgreSQL: `FOR UPDATE SKIP LOCKED`). No partner ends up with more
     /// than `per_partner_limit` deliveries under live leases (`lease_until > now`), whoever
     /// holds them, so a partner that never answers cannot take every worker's slots.
     async fn claim_deliveries(
         &self,
         claimant: &str,
-        now: time::OffsetDateTime,
-        lease_until: time::OffsetDateTime,
-        limit: i64,
-        per_partner_limit: i64,
+        claim: ClaimRequest,
     ) -> StoreResult<Vec<ClaimedDelivery>>;
     /// Logs an attempt and, if `claimant` still holds the delivery, moves it on as `next` says
     /// and releases it (`Gone` also ends the subscription), all in one transaction. False when
@@ -243,8 +240,11 @@ pub trait Store: AppCenterStore + DownstreamStore + InboxStore + Send + Sync + '
     ) -> StoreResult<Vec<bool>>;
     /// One step of a delivery worker, in one transaction: records `finished` as
     /// `finish_attempts` does, then claims as `claim_deliveries` does — the room the finished
-    /// attempts freed included — and tells when the next delivery not yet due falls due
-    /// (`next_delivery_due(claim.now)`). One commit per round of attempts rather than two.
+    /// attempts freed included — and tells when the next delivery not yet due at `claim.now` falls
+    /// due (its next attempt, or the lapse of its lease): what an idle worker waits for. Those
+    /// already due but held back by their partner's limit do not count, since only an attempt
+    /// that ends frees their room; index ranges only, however long the backlog. One commit per
+    /// round of attempts rather than two.
     async fn finish_and_claim(
         &self,
         claimant: &str,
@@ -253,14 +253,6 @@ pub trait Store: AppCenterStore + DownstreamStore + InboxStore + Send + Sync + '
     ) -> StoreResult<WorkerStep>;
     /// Voids every claim (a single-claimant database after a restart). Returns how many.
     async fn release_claims(&self) -> StoreResult<u64>;
-    /// When the next pending delivery not yet due at `after` falls due (its next attempt, or
-    /// the lapse of its lease), if any: what an idle worker waits for. Those already due but
-    /// held back by their partner's limit are not counted: only an attempt that ends frees
-    /// their room. Index ranges only, however long the backlog.
-    async fn next_delivery_due(
-        &self,
-        after: time::OffsetDateTime,
-    ) -> StoreResult<Option<time::OffsetDateTime>>;
     /// Every registered partner's backlog, those with none included (index ranges only).
     async fn delivery_backlog(&self) -> StoreResult<Vec<DeliveryBacklog>>;
     async fn deliveries(&self, filter: &DeliveryFilter) -> StoreResult<Vec<DeliverySummary>>;

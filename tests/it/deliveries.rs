@@ -507,10 +507,12 @@ async fn pending_deliveries_survive_a_restart(backend: Backend) {
         .store
         .claim_deliveries(
             "worker-that-died",
-            now,
-            now + Duration::from_secs(60),
-            10,
-            10,
+            maestro::store::ClaimRequest {
+                now,
+                lease_until: now + Duration::from_secs(60),
+                limit: 10,
+                per_partner_limit: 10,
+            },
         )
         .await
         .unwrap();

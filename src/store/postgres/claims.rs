@@ -49,7 +49,7 @@ pub(super) async fn finish_and_claim(
     begin_claiming(&mut tx).await?;
     let kept = finish_in(&mut tx, claimant, finished).await?;
     let claimed = claim_in(&mut tx, claimant, claim).await?;
-    let next_due = next_due_in(&mut tx, claim.now).await?;
+    let next_due = next_due(&mut tx, claim.now).await?;
     tx.commit().await?;
     Ok(WorkerStep {
         kept,
@@ -249,14 +249,7 @@ pub(super) async fn release_claims(pool: &PgPool) -> Result<u64, sqlx::Error> {
     .rows_affected())
 }
 
-pub(super) async fn next_due(
-    pool: &PgPool,
-    after: OffsetDateTime,
-) -> Result<Option<OffsetDateTime>, sqlx::Error> {
-    next_due_in(&mut *pool.acquire().await?, after).await
-}
-
-async fn next_due_in(
+async fn next_due(
     connection: &mut PgConnection,
     after: OffsetDateTime,
 ) -> Result<Option<OffsetDateTime>, sqlx::Error> {

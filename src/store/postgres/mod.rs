@@ -443,17 +443,8 @@ impl Store for PostgresStore {
     async fn claim_deliveries(
         &self,
         claimant: &str,
-        now: time::OffsetDateTime,
-        lease_until: time::OffsetDateTime,
-        limit: i64,
-        per_partner_limit: i64,
+        claim: ClaimRequest,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
-        let claim = ClaimRequest {
-            now,
-            lease_until,
-            limit,
-            per_partner_limit,
-        };
         let sealed = self
             .timed(claims::claim(&self.pool, claimant, claim))
             .await?;
@@ -486,13 +477,6 @@ impl Store for PostgresStore {
 
     async fn release_claims(&self) -> StoreResult<u64> {
         self.timed(claims::release_claims(&self.pool)).await
-    }
-
-    async fn next_delivery_due(
-        &self,
-        after: time::OffsetDateTime,
-    ) -> StoreResult<Option<time::OffsetDateTime>> {
-        self.timed(claims::next_due(&self.pool, after)).await
     }
 
     async fn delivery_backlog(&self) -> StoreResult<Vec<DeliveryBacklog>> {

@@ -1,10 +1,11 @@
 //! A PostgreSQL channel listened to on a connection of its own: the outbox's (notified by its
 //! trigger, migration 0013), so that an event committed by any instance wakes this instance's
-//! inbox feed at once, and the delivery workers' (`wakeups.rs`). sqlx's `PgListener` reconnects by itself when its
-//! connection drops; a connection that stays silent is asked a question now and then, since a
-//! dead peer can look like a quiet one for ever; when all fails, it connects again with a
-//! growing pause. Each time listening resumes, announcements may have been missed, so that
-//! counts as a change too. Meanwhile the feed's poll is what finds other instances' events.
+//! inbox feed at once, and the delivery workers' (`wakeups.rs`). sqlx's `PgListener`
+//! reconnects by itself when its connection drops; a connection that stays silent is asked a
+//! question now and then, since a dead peer can look like a quiet one for ever; when all fails,
+//! it connects again with a growing pause. Each time listening resumes, announcements may have
+//! been missed, so that counts as a change too. Meanwhile the listener's poll is what finds
+//! other instances' writes.
 
 use std::time::Duration;
 

@@ -185,10 +185,7 @@ pub(super) fn release_claims(db: &Connection) -> rusqlite::Result<u64> {
     Ok(released as u64)
 }
 
-pub(super) fn next_due(
-    db: &Connection,
-    after: OffsetDateTime,
-) -> rusqlite::Result<Option<OffsetDateTime>> {
+fn next_due(db: &Connection, after: OffsetDateTime) -> rusqlite::Result<Option<OffsetDateTime>> {
     // The first unclaimed delivery past `after` (an index range of `deliveries_due`, however
     // many are due and held back before it), or a claimed one, due again when its lease
     // lapses (the few claimed ones, `deliveries_claimed`).

@@ -409,23 +409,12 @@ impl Store for SqliteStore {
     async fn claim_deliveries(
         &self,
         claimant: &str,
-        now: time::OffsetDateTime,
-        lease_until: time::OffsetDateTime,
-        limit: i64,
-        per_partner_limit: i64,
+        claim: ClaimRequest,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
         let claimant = claimant.to_owned();
         let sealed = self
             .writer
-            .relaxed(move |tx| {
-                let claim = ClaimRequest {
-                    now,
-                    lease_until,
-                    limit,
-                    per_partner_limit,
-                };
-                deliveries::claim(tx, &claimant, claim)
-            })
+            .relaxed(move |tx| deliveries::claim(tx, &claimant, claim))
             .await?;
         Ok(self.secrets.open_claims(sealed)?)
     }
@@ -459,15 +448,6 @@ impl Store for SqliteStore {
     async fn release_claims(&self) -> StoreResult<u64> {
         self.writer
             .exclusive(|tx| deliveries::release_claims(tx))
-            .await
-    }
-
-    async fn next_delivery_due(
-        &self,
-        after: time::OffsetDateTime,
-    ) -> StoreResult<Option<time::OffsetDateTime>> {
-        self.readers
-            .read(move |db| deliveries::next_due(db, after))
             .await
     }
 

@@ -7,7 +7,7 @@ use maestro::store::{
 };
 use time::{Duration, OffsetDateTime, macros::datetime};
 
-use super::{import, open};
+use super::{claim, import, open};
 use crate::helpers::Backend;
 
 crate::on_both_backends!(
@@ -74,14 +74,14 @@ async fn a_partner_holds_at_most_its_limit_of_live_claims(backend: Backend) {
     owed(&store, "healthy", "profile", 2, t0).await;
 
     let first = store
-        .claim_deliveries("w1", t0, t0 + LEASE, 100, limit)
+        .claim_deliveries("w1", claim(t0, t0 + LEASE, 100, limit))
         .await
         .unwrap();
     assert_eq!((of(&first, "stuck"), of(&first, "healthy")), (3, 2));
 
     // Another claimant: the stuck partner's share is taken, whoever took it.
     let second = store
-        .claim_deliveries("w2", t0, t0 + LEASE, 100, limit)
+        .claim_deliveries("w2", claim(t0, t0 + LEASE, 100, limit))
         .await
         .unwrap();
     assert!(
@@ -112,7 +112,7 @@ async fn a_partner_holds_at_most_its_limit_of_live_claims(backend: Backend) {
             .unwrap()
     );
     let third = store
-        .claim_deliveries("w2", t0, t0 + LEASE, 100, limit)
+        .claim_deliveries("w2", claim(t0, t0 + LEASE, 100, limit))
         .await
         .unwrap();
     assert_eq!(of(&third, "stuck"), 1);
@@ -122,7 +122,7 @@ async fn a_partner_holds_at_most_its_limit_of_live_claims(backend: Backend) {
     // up to its limit.
     let later = t0 + LEASE;
     let after_lapse = store
-        .claim_deliveries("w3", later, later + LEASE, 100, limit)
+        .claim_deliveries("w3", claim(later, later + LEASE, 100, limit))
         .await
         .unwrap();
     assert_eq!(
@@ -138,7 +138,7 @@ async fn the_oldest_due_come_first_whatever_the_partner(backend: Backend) {
     owed(&store, "newer", "itinerary", 3, t0).await;
     let older = owed(&store, "older", "profile", 2, t0 - Duration::minutes(1)).await;
     let claimed = store
-        .claim_deliveries("w", t0, t0 + LEASE, 3, 10)
+        .claim_deliveries("w", claim(t0, t0 + LEASE, 3, 10))
         .await
         .unwrap();
     assert_eq!(claimed.len(), 3);
@@ -154,7 +154,7 @@ async fn the_backlog_counts_each_partners_pending_deliveries(backend: Backend) {
     owed(&store, "busy", "itinerary", 3, t0 - Duration::minutes(2)).await;
     owed(&store, "idle", "profile", 0, t0).await;
     let claimed = store
-        .claim_deliveries("w", t0, t0 + LEASE, 2, 10)
+        .claim_deliveries("w", claim(t0, t0 + LEASE, 2, 10))
         .await
         .unwrap();
     let attempt = AttemptRecord {
@@ -190,7 +190,7 @@ async fn many_attempts_are_recorded_together_each_fenced_on_its_claim(backend: B
     let t0 = datetime!(2026-11-24 10:00:00 UTC);
     owed(&store, "acme", "itinerary", 4, t0).await;
     let claimed = store
-        .claim_deliveries("w1", t0, t0 + LEASE, 4, 10)
+        .claim_deliveries("w1", claim(t0, t0 + LEASE, 4, 10))
         .await
         .unwrap();
     assert_eq!(claimed.len(), 4);
@@ -199,7 +199,7 @@ async fn many_attempts_are_recorded_together_each_fenced_on_its_claim(backend: B
     let lost = claimed[3].id.clone();
     store.release_claims().await.unwrap();
     let retaken = store
-        .claim_deliveries("w2", later, later + LEASE, 4, 10)
+        .claim_deliveries("w2", claim(later, later + LEASE, 4, 10))
         .await
         .unwrap();
     assert_eq!(retaken.len(), 4, "every claim was released");
@@ -227,7 +227,7 @@ async fn many_attempts_are_recorded_together_each_fenced_on_its_claim(backend: B
         [true, true, true]
     );
     let again = store
-        .claim_deliveries("w1", later, later + LEASE, 3, 10)
+        .claim_deliveries("w1", claim(later, later + LEASE, 3, 10))
         .await
         .unwrap();
     assert_eq!(again.len(), 3);

@@ -4,7 +4,7 @@
 use maestro::store::{DynStore, RetireOutcome, SigningKeyRecord};
 use time::{Duration, OffsetDateTime, macros::datetime};
 
-use super::{UNCAPPED, deliveries_owed, import, open};
+use super::{UNCAPPED, claim, deliveries_owed, import, open};
 use crate::helpers::Backend;
 
 crate::on_both_backends!(
@@ -151,7 +151,7 @@ async fn a_rotated_postback_secret_keeps_the_previous_one_for_its_grace_period(b
 
     let lease = Duration::seconds(60);
     let during = store
-        .claim_deliveries("a", t0, t0 + lease, 1, UNCAPPED)
+        .claim_deliveries("a", claim(t0, t0 + lease, 1, UNCAPPED))
         .await
         .unwrap();
     assert_eq!(during[0].postback_secret, "whsec_new");
@@ -160,7 +160,7 @@ async fn a_rotated_postback_secret_keeps_the_previous_one_for_its_grace_period(b
         Some("whsec_generated")
     );
     let after = store
-        .claim_deliveries("a", grace_end, grace_end + lease, 1, UNCAPPED)
+        .claim_deliveries("a", claim(grace_end, grace_end + lease, 1, UNCAPPED))
         .await
         .unwrap();
     assert_eq!(after[0].postback_secret, "whsec_new");
