@@ -14,8 +14,8 @@ use sqlx::{PgConnection, PgPool, Row};
 use time::OffsetDateTime;
 
 use crate::store::{
-    ClaimRequest, ClaimedDelivery, CompanyEventRecord, DELIVERY_DELIVERED, DELIVERY_FAILED,
-    DELIVERY_PENDING, DeliveryNext, FinishedAttempt, WorkerStep,
+    ClaimRequest, ClaimedDelivery, DELIVERY_DELIVERED, DELIVERY_FAILED, DELIVERY_PENDING,
+    DeliveryNext, FinishedAttempt, WorkerStep,
 };
 
 /// Serialises delivery claims across instances (an arbitrary, fixed lock id; see `claim`).
@@ -123,15 +123,7 @@ async fn claim_in(
                 postback_url: row.try_get("postback_url")?,
                 postback_secret: row.try_get("postback_secret")?,
                 previous_postback_secret: row.try_get("previous_postback_secret")?,
-                event: CompanyEventRecord {
-                    id: row.try_get("event_id")?,
-                    object_type: row.try_get("object_type")?,
-                    event_type: row.try_get("event_type")?,
-                    company_id: row.try_get("company_id")?,
-                    user_login: row.try_get("user_login")?,
-                    trip_id: row.try_get("trip_id")?,
-                    occurred_at: row.try_get("occurred_at")?,
-                },
+                event: super::events::record_of(row, "event_id")?,
             })
         })
         .collect()

@@ -17,8 +17,8 @@ use time::OffsetDateTime;
 
 use super::PostgresStore;
 use crate::store::{
-    CompanyEventRecord, DownstreamAlertEvent, DownstreamCompanyEvent, DownstreamStore, Finality,
-    OutboxHorizon, PublishCursor, PublisherClaim, StoreResult,
+    DownstreamAlertEvent, DownstreamCompanyEvent, DownstreamStore, Finality, OutboxHorizon,
+    PublishCursor, PublisherClaim, StoreResult,
 };
 
 /// The one publisher's row.
@@ -213,15 +213,7 @@ fn alert_event(row: &PgRow) -> Result<DownstreamAlertEvent, sqlx::Error> {
 fn company_event(row: &PgRow) -> Result<DownstreamCompanyEvent, sqlx::Error> {
     Ok(DownstreamCompanyEvent {
         position: row.try_get("position")?,
-        event: CompanyEventRecord {
-            id: row.try_get("id")?,
-            object_type: row.try_get("object_type")?,
-            event_type: row.try_get("event_type")?,
-            company_id: row.try_get("company_id")?,
-            user_login: row.try_get("user_login")?,
-            trip_id: row.try_get("trip_id")?,
-            occurred_at: row.try_get("occurred_at")?,
-        },
+        event: super::events::record_of(row, "id")?,
         received_at: row.try_get("received_at")?,
     })
 }

@@ -2,10 +2,10 @@
 
 use std::collections::HashMap;
 
-use sqlx::PgPool;
+use sqlx::{PgPool, Row, postgres::PgRow};
 use time::OffsetDateTime;
 
-use crate::store::{DeliveryRecord, NewCompanyEvent, SnapshotKey};
+use crate::store::{CompanyEventRecord, DeliveryRecord, NewCompanyEvent, SnapshotKey};
 
 /// Records the events of one batch (group commit, `batch.rs`) in one transaction of four
 /// statements, whatever their number: the events, their places in the company feed in queue
@@ -113,6 +113,20 @@ pub(super) async fn of_event(
             },
         )
         .collect())
+}
+
+/// A company event's columns of `row`, its id in the column `id_column` (a claim's row names
+/// the delivery's id `id`).
+pub(super) fn record_of(row: &PgRow, id_column: &str) -> Result<CompanyEventRecord, sqlx::Error> {
+    Ok(CompanyEventRecord {
+        id: row.try_get(id_column)?,
+        object_type: row.try_get("object_type")?,
+        event_type: row.try_get("event_type")?,
+        company_id: row.try_get("company_id")?,
+        user_login: row.try_get("user_login")?,
+        trip_id: row.try_get("trip_id")?,
+        occurred_at: row.try_get("occurred_at")?,
+    })
 }
 
 /// The latest snapshot sent for a trip or a profile of the company.
