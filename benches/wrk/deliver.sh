@@ -186,6 +186,7 @@ fi
 echo "== POST /internal/v1/company-events (wrk -t$threads -c$connections -d$duration), receiver: node $(node --version)"
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 server_before=$(cpu_of "/proc/$server/stat")
+receiver_before=$(cpu_of "/proc/$receiver/stat")
 postgres_before=
 [ -z "$postgres" ] || postgres_before=$(postgres_cpu)
 start=$(now_ms)
@@ -224,6 +225,7 @@ while :; do
     waited=$((waited + 1))
 done
 server_after=$(cpu_of "/proc/$server/stat")
+receiver_after=$(cpu_of "/proc/$receiver/stat")
 postgres_after=
 [ -z "$postgres" ] || postgres_after=$(postgres_cpu)
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -238,6 +240,7 @@ awk -v accepted="$accepted" -v start="$start" -v end="$end" \
     -v in_window="$(field in_window stats.json)" -v last="$(field last_arrival_ms stats.json)" \
     -v p50="$(field p50 stats.json)" -v p99="$(field p99 stats.json)" -v max="$(field max stats.json)" \
     -v sb="$server_before" -v sa="$server_after" -v pb="$postgres_before" -v pa="$postgres_after" \
+    -v rb="$receiver_before" -v ra="$receiver_after" \
     -v load_before="$load_before" -v load_after="$load_after" '
 BEGIN {
     window = (end - start) / 1000
@@ -260,5 +263,6 @@ BEGIN {
     printf "server CPU per delivery: %.0f µs (%.2f s, intake included)\n", (sa - sb) * 1e6 / per, sa - sb
     if (pb != "")
         printf "PostgreSQL CPU per delivery: %.0f µs (%.2f s)\n", (pa - pb) * 1e6 / per, pa - pb
+    printf "receiver CPU: %.2f s (it shares the machine with the server)\n", ra - rb
     printf "load average before %s / after %s\n", load_before, load_after
 }'
