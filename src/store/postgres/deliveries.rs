@@ -120,10 +120,12 @@ pub(super) async fn replay(
         None => ReplayOutcome::NotFound,
         Some(DELIVERY_PENDING) => ReplayOutcome::StillPending,
         Some(_) => {
+            // A replay starts the delivery afresh: no lease may hold it back (none should
+            // outlive an outcome; this makes sure).
             sqlx::query(
-                "UPDATE deliveries SET status = 'pending', next_attempt_at = $1, \
-                 replayed_after = attempts, lease_owner = NULL, lease_until = NULL, \
-                 updated_at = $1 WHERE id = $2",
+                "WITH released AS (DELETE FROM delivery_leases WHERE delivery_id = $2) \
+                 UPDATE deliveries SET status = 'pending', next_attempt_at = $1, \
+                 replayed_after = attempts, updated_at = $1 WHERE id = $2",
             )
             .bind(now)
             .bind(delivery_id)

@@ -105,6 +105,11 @@ const MIGRATIONS: &[migrations::EmbeddedMigration] = &[
         "outbox notify",
         include_str!("migrations/0013_outbox_notify.sql"),
     ),
+    (
+        14,
+        "delivery leases",
+        include_str!("migrations/0014_delivery_leases.sql"),
+    ),
 ];
 
 pub struct PostgresStore {
