@@ -48,6 +48,11 @@ use crate::{
 /// How long a woken worker lets further wake-ups gather before it claims.
 const WAKE_COALESCING: Duration = Duration::from_millis(2);
 
+/// How long a worker with many attempts in flight lets further ones end after the first before
+/// it records them and claims, and from how many in flight it waits at all.
+const ENDED_COALESCING: Duration = Duration::from_millis(1);
+const COALESCE_FROM_IN_FLIGHT: usize = 16;
+
 #[derive(Clone, Debug)]
 pub struct DeliveryConfig {
     pub schedule: RetrySchedule,
@@ -155,6 +160,12 @@ impl DeliveryWorker {
             };
             tokio::select! {
                 true = in_flight.next_ended(&mut ended), if !in_flight.is_empty() => {
+                    // Under load attempts end a few at a time: a moment's pause lets one step
+                    // (one transaction) record and replace the next few too. With few in
+                    // flight, there is nothing to wait for.
+                    if in_flight.len() >= COALESCE_FROM_IN_FLIGHT {
+                        tokio::time::sleep(ENDED_COALESCING).await;
+                    }
                     in_flight.collect_ended(&mut ended);
                 }
                 () = tokio::time::sleep(idle.unwrap_or_default()), if idle.is_some() => {}

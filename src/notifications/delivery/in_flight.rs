@@ -33,6 +33,11 @@ impl<T: Send + 'static> InFlight<T> {
         self.attempts.is_empty()
     }
 
+    /// Attempts under way.
+    pub(super) fn len(&self) -> usize {
+        self.attempts.len()
+    }
+
     pub(super) fn start(&mut self, attempt: impl Future<Output = T> + Send + 'static) {
         self.attempts.spawn(attempt);
     }

@@ -1,5 +1,9 @@
 //! Deliveries as the workers of every instance see them: claims, outcomes, when to look again.
 //!
+//! The deliveries still owed wait in `delivery_queue` (migration 0015), a row each, deleted
+//! with the final outcome: claims walk its index, not one of the deliveries table, where every
+//! delivery ever recorded would leave a dead entry until a vacuum (see `queue_upkeep.rs`).
+//!
 //! A claim is a lease, a row of `delivery_leases`: two workers never hold one delivery at once,
 //! and a delivery claimed by an instance that died becomes due again when its lease lapses. The
 //! lease outlasts the request timeout, and finishing an attempt is fenced on the claimant (it
@@ -8,7 +12,7 @@
 //! on live leases holds across instances, and a claim sees every outcome recorded before it (no
 //! row locks: a delivery whose lapsed lease is being finished is not claimed again meanwhile).
 //! Leases stay out of the delivery's row so that a delivery's row changes once, when its outcome
-//! is recorded (migration 0014).
+//! is recorded (migration 0014), in place: none of its indexed columns changes.
 //!
 //! Claims and outcomes commit without waiting for the WAL's flush (`synchronous_commit` off
 //! for their transactions): a claim or an outcome lost with the server only means the delivery
@@ -25,10 +29,11 @@ use crate::store::{
 /// Serialises delivery claims across instances (an arbitrary, fixed lock id; see `claim`).
 const CLAIM_LOCK: i64 = 0x6d61_6573_7472_6f02;
 
-/// Claims the oldest due deliveries, partner by partner within each one's free room (its limit
-/// less its live leases), then the oldest of those overall. Partner by partner (a `LATERAL`
-/// subquery) rather than one ranking of every due delivery: a partner's oldest due deliveries
-/// are an index range, so a claim stays short however long a stuck partner's backlog grows.
+/// Claims the oldest due deliveries of the queue, partner by partner within each one's free
+/// room (its limit less its live leases), then the oldest of those overall. Partner by partner
+/// (a `LATERAL` subquery) rather than one ranking of every due delivery: a partner's oldest due
+/// deliveries are an index range, so a claim stays short however long a stuck partner's
+/// backlog grows.
 pub(super) async fn claim(
     pool: &PgPool,
     claimant: &str,
@@ -93,12 +98,12 @@ async fn claim_in(
            FROM partners p), \
          due AS (\
            SELECT oldest.* FROM room CROSS JOIN LATERAL (\
-             SELECT d.id, d.next_attempt_at, d.attempts, d.replayed_after, d.partner_id, \
-               d.event_id FROM deliveries d \
-             WHERE d.partner_id = room.partner_id AND d.status = 'pending' \
-             AND d.next_attempt_at <= $3 AND NOT EXISTS (SELECT 1 FROM delivery_leases l \
-               WHERE l.delivery_id = d.id AND l.until > $3) \
-             ORDER BY d.next_attempt_at LIMIT greatest(room.free, 0)) oldest \
+             SELECT q.delivery_id AS id, q.next_attempt_at, q.partner_id \
+             FROM delivery_queue q \
+             WHERE q.partner_id = room.partner_id AND q.next_attempt_at <= $3 \
+             AND NOT EXISTS (SELECT 1 FROM delivery_leases l \
+               WHERE l.delivery_id = q.delivery_id AND l.until > $3) \
+             ORDER BY q.next_attempt_at LIMIT greatest(room.free, 0)) oldest \
            ORDER BY oldest.next_attempt_at, oldest.id LIMIT $4), \
          claimed AS (\
            INSERT INTO delivery_leases (delivery_id, partner_id, owner, until) \
@@ -106,13 +111,13 @@ async fn claim_in(
            ON CONFLICT (delivery_id) DO UPDATE SET owner = excluded.owner, \
              until = excluded.until \
            RETURNING delivery_id AS id) \
-         SELECT c.id, c.attempts, c.replayed_after, c.partner_id, p.postback_url, \
+         SELECT c.id, d.attempts, d.replayed_after, c.partner_id, p.postback_url, \
            p.postback_secret, e.id AS event_id, e.object_type, e.event_type, e.company_id, \
            e.user_login, e.trip_id, e.occurred_at, \
            CASE WHEN p.previous_secret_until > $3 THEN p.previous_postback_secret END \
              AS previous_postback_secret \
-         FROM due c JOIN claimed USING (id) JOIN company_events e ON e.id = c.event_id \
-         JOIN partners p ON p.id = c.partner_id",
+         FROM due c JOIN claimed USING (id) JOIN deliveries d ON d.id = c.id \
+         JOIN company_events e ON e.id = d.event_id JOIN partners p ON p.id = c.partner_id",
     )
     .bind(claimant)
     .bind(claim.lease_until)
@@ -198,7 +203,12 @@ async fn finish_in(
            SELECT delivery_id, attempt, started_at, duration_ms, status_code, error, \
            response_body, outcome FROM f), \
          released AS (DELETE FROM delivery_leases l USING f \
-           WHERE l.delivery_id = f.delivery_id AND l.owner = $1 RETURNING l.delivery_id) \
+           WHERE l.delivery_id = f.delivery_id AND l.owner = $1 RETURNING l.delivery_id), \
+         settled AS (DELETE FROM delivery_queue q USING f JOIN released USING (delivery_id) \
+           WHERE q.delivery_id = f.delivery_id AND f.next_at IS NULL), \
+         retried AS (UPDATE delivery_queue q SET next_attempt_at = f.next_at \
+           FROM f JOIN released USING (delivery_id) \
+           WHERE q.delivery_id = f.delivery_id AND f.next_at IS NOT NULL) \
          UPDATE deliveries d SET status = f.status, attempts = greatest(d.attempts, f.attempt), \
            next_attempt_at = coalesce(f.next_at, d.next_attempt_at), \
            last_status = f.status_code, last_error = f.error, updated_at = f.started_at \
@@ -249,17 +259,17 @@ async fn next_due(
     connection: &mut PgConnection,
     after: OffsetDateTime,
 ) -> Result<Option<OffsetDateTime>, sqlx::Error> {
-    // The first unclaimed delivery past `after` (an index range of `deliveries_due`, however
+    // The first unclaimed delivery past `after` (an index range of `delivery_queue_due`, however
     // many are due and held back before it), or a claimed one, due again when its lease
     // lapses. A lease's delivery is pending and was due when claimed, so its lapse is the
     // lease's own `until`: the few live leases are read alone, never joined to the backlog
     // (a join the planner turned into a scan of every pending delivery, ~15 ms at 60,000).
     sqlx::query_scalar(
         "SELECT min(due) FROM (\
-           (SELECT d.next_attempt_at AS due FROM deliveries d \
-             WHERE d.status = 'pending' AND d.next_attempt_at > $1 AND NOT EXISTS \
-               (SELECT 1 FROM delivery_leases l WHERE l.delivery_id = d.id) \
-             ORDER BY d.next_attempt_at LIMIT 1) \
+           (SELECT q.next_attempt_at AS due FROM delivery_queue q \
+             WHERE q.next_attempt_at > $1 AND NOT EXISTS \
+               (SELECT 1 FROM delivery_leases l WHERE l.delivery_id = q.delivery_id) \
+             ORDER BY q.next_attempt_at LIMIT 1) \
            UNION ALL \
            SELECT min(until) FROM delivery_leases WHERE until > $1) AS candidates",
     )

@@ -10,10 +10,10 @@ use crate::store::{
 };
 
 pub(super) async fn backlog(pool: &PgPool) -> Result<Vec<DeliveryBacklog>, sqlx::Error> {
-    // Per partner, an index range of `deliveries_due_by_partner`.
+    // Per partner, an index range of `delivery_queue_by_partner`.
     let rows = sqlx::query(
-        "SELECT p.id, count(d.id) AS pending, min(d.next_attempt_at) AS oldest FROM partners p \
-         LEFT JOIN deliveries d ON d.partner_id = p.id AND d.status = 'pending' \
+        "SELECT p.id, count(q.delivery_id) AS pending, min(q.next_attempt_at) AS oldest \
+         FROM partners p LEFT JOIN delivery_queue q ON q.partner_id = p.id \
          GROUP BY p.id ORDER BY p.id",
     )
     .fetch_all(pool)
@@ -120,10 +120,14 @@ pub(super) async fn replay(
         None => ReplayOutcome::NotFound,
         Some(DELIVERY_PENDING) => ReplayOutcome::StillPending,
         Some(_) => {
-            // A replay starts the delivery afresh: no lease may hold it back (none should
+            // A replay queues the delivery afresh: no lease may hold it back (none should
             // outlive an outcome; this makes sure).
             sqlx::query(
-                "WITH released AS (DELETE FROM delivery_leases WHERE delivery_id = $2) \
+                "WITH released AS (DELETE FROM delivery_leases WHERE delivery_id = $2), \
+                 queued AS (INSERT INTO delivery_queue (delivery_id, partner_id, \
+                   next_attempt_at) SELECT id, partner_id, $1 FROM deliveries WHERE id = $2 \
+                   ON CONFLICT (delivery_id) DO UPDATE \
+                   SET next_attempt_at = excluded.next_attempt_at) \
                  UPDATE deliveries SET status = 'pending', next_attempt_at = $1, \
                  replayed_after = attempts, updated_at = $1 WHERE id = $2",
             )

@@ -52,14 +52,20 @@ pub(super) async fn record_all(
     .execute(&mut *tx)
     .await?;
     // A delivery id is `msg_` and 32 random hex digits, as on SQLite.
+    // Each delivery is queued for the workers too (`delivery_queue`, migration 0015).
     let rows: Vec<(String, String, String, String, i64)> = sqlx::query_as(
-        "INSERT INTO deliveries (id, event_id, partner_id, status, attempts, next_attempt_at, \
-         created_at, updated_at) SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), \
-         e.id, s.partner_id, 'pending', 0, e.received_at, e.received_at, e.received_at \
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) \
-         AS e(id, company_id, object_type, received_at) \
-         JOIN subscriptions s ON s.company_id = e.company_id AND s.object_type = e.object_type \
-         RETURNING id, event_id, partner_id, status, attempts",
+        "WITH owed AS (INSERT INTO deliveries (id, event_id, partner_id, status, attempts, \
+           next_attempt_at, created_at, updated_at) \
+           SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), e.id, s.partner_id, \
+           'pending', 0, e.received_at, e.received_at, e.received_at \
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) \
+           AS e(id, company_id, object_type, received_at) \
+           JOIN subscriptions s ON s.company_id = e.company_id \
+             AND s.object_type = e.object_type \
+           RETURNING id, event_id, partner_id, status, attempts, next_attempt_at), \
+         queued AS (INSERT INTO delivery_queue (delivery_id, partner_id, next_attempt_at) \
+           SELECT id, partner_id, next_attempt_at FROM owed) \
+         SELECT id, event_id, partner_id, status, attempts FROM owed",
     )
     .bind(&ids)
     .bind(column(|e| &e.company_id))

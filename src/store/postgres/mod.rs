@@ -22,6 +22,7 @@ mod inbox_sessions;
 mod json;
 mod keys;
 mod outbox_signal;
+mod queue_upkeep;
 mod subscriptions;
 mod wakeups;
 mod withdrawal;
@@ -110,6 +111,11 @@ const MIGRATIONS: &[migrations::EmbeddedMigration] = &[
         "delivery leases",
         include_str!("migrations/0014_delivery_leases.sql"),
     ),
+    (
+        15,
+        "delivery queue",
+        include_str!("migrations/0015_delivery_queue.sql"),
+    ),
 ];
 
 pub struct PostgresStore {
@@ -123,6 +129,8 @@ pub struct PostgresStore {
     announcer: wakeups::Announcer,
     /// Commits alert writes and company events in batches.
     batcher: batch::Batcher,
+    /// Vacuums the delivery queue every so many outcomes.
+    upkeep: queue_upkeep::QueueUpkeep,
 }
 
 impl PostgresStore {
@@ -181,6 +189,8 @@ impl PostgresStore {
         if sealed > 0 {
             tracing::info!(sealed, "encrypted the secrets stored in the clear");
         }
+        // What earlier runs left dead in the delivery queue, before the workers claim from it.
+        queue_upkeep::vacuum(&pool).await?;
         let batcher =
             batch::Batcher::start(pool.clone(), timeout, database.database_max_connections);
         Ok(PostgresStore {
@@ -190,6 +200,7 @@ impl PostgresStore {
             timeout,
             secrets,
             batcher,
+            upkeep: queue_upkeep::QueueUpkeep::default(),
         })
     }
 
@@ -461,8 +472,12 @@ impl Store for PostgresStore {
         claimant: &str,
         finished: &[FinishedAttempt],
     ) -> StoreResult<Vec<bool>> {
-        self.timed(claims::finish_all(&self.pool, claimant, finished))
-            .await
+        let kept = self
+            .timed(claims::finish_all(&self.pool, claimant, finished))
+            .await?;
+        self.upkeep
+            .recorded(&self.pool, self.timeout, finished.len());
+        Ok(kept)
     }
 
     async fn finish_and_claim(
@@ -476,6 +491,8 @@ impl Store for PostgresStore {
                 &self.pool, claimant, finished, claim,
             ))
             .await?;
+        self.upkeep
+            .recorded(&self.pool, self.timeout, finished.len());
         step.claimed = self.secrets.open_claims(step.claimed)?;
         Ok(step)
     }
