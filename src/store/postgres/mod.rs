@@ -191,8 +191,7 @@ impl PostgresStore {
         }
         // What earlier runs left dead in the delivery queue, before the workers claim from it.
         queue_upkeep::vacuum(&pool).await?;
-        let batcher =
-            batch::Batcher::start(pool.clone(), timeout, database.database_max_connections);
+        let batcher = batch::Batcher::start(pool.clone(), timeout);
         Ok(PostgresStore {
             announcer: wakeups::Announcer::start(pool.clone()),
             pool,
