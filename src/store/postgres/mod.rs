@@ -190,7 +190,11 @@ impl PostgresStore {
             tracing::info!(sealed, "encrypted the secrets stored in the clear");
         }
         // What earlier runs left dead in the delivery queue, before the workers claim from it.
-        queue_upkeep::vacuum(&pool).await?;
+        // Not fatal: a failure (a queue too long to vacuum within the timeout) only leaves it to
+        // the workers' first round.
+        if let Err(err) = timed(timeout, queue_upkeep::vacuum(&pool)).await {
+            tracing::warn!(error = %err, "could not vacuum the delivery queue");
+        }
         let batcher = batch::Batcher::start(pool.clone(), timeout);
         Ok(PostgresStore {
             announcer: wakeups::Announcer::start(pool.clone()),
