@@ -105,6 +105,7 @@ impl App {
                 concurrency: settings.delivery_concurrency,
                 partner_concurrency: settings.delivery_partner_concurrency,
                 poll_interval: settings.delivery_poll_interval,
+                lag_limit: settings.delivery_lag_limit,
                 public_url: settings.public_url.clone(),
                 policy: Arc::new(EgressPolicy::new(settings.delivery_allowed_subnets.clone())),
             },

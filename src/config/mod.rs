@@ -265,6 +265,12 @@ pub struct Settings {
         default_value_t = 64
     )]
     pub delivery_partner_concurrency: usize,
+    /// How far behind the delivery worker may fall (how long a delivery to a partner that
+    /// answers within this time waits for it) before company-event intake waits for it, at
+    /// most a second per event; `0s` never holds intake back.
+    #[arg(long, env = "MAESTRO_DELIVERY_LAG_LIMIT", default_value = "50ms", value_parser = humantime::parse_duration)]
+    #[serde(with = "text::duration")]
+    pub delivery_lag_limit: Duration,
     /// How often an idle worker looks for deliveries recorded by other instances.
     #[arg(long, env = "MAESTRO_DELIVERY_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     #[serde(with = "text::duration")]

@@ -22,6 +22,9 @@ pub struct EventAccepted {
 
 /// The body: `{type: itinerary|profile|fop, eventType: CREATE|UPDATE|CANCEL, companyId,
 /// userLogin (itinerary, profile), tripId (itinerary), occurredAt, object (optional snapshot)}`.
+/// While the delivery worker is behind (`MAESTRO_DELIVERY_LAG_LIMIT`) the event waits for it up
+/// to a second before it is recorded, so that a producer publishing flat out slows to the pace
+/// of the deliveries; it is never refused for it.
 #[utoipa::path(
     operation_id = "publishCompanyEvent",
     post, path = "/internal/v1/company-events", tag = "company events",

@@ -18,6 +18,7 @@
 //! what the tests drive, with a `now` of their choosing, instead of waiting for a timer.
 
 mod in_flight;
+mod pacing;
 mod postback;
 
 use std::{
@@ -29,8 +30,10 @@ use time::OffsetDateTime;
 use tokio::sync::{Notify, watch};
 use tracing::{Instrument, Span};
 
+pub use self::pacing::PACING_WAIT;
 use self::{
     in_flight::{InFlight, idle_wait},
+    pacing::Pacing,
     postback::Sent,
 };
 use super::{
@@ -65,6 +68,9 @@ pub struct DeliveryConfig {
     pub partner_concurrency: usize,
     /// How often an idle worker looks for work that another instance recorded.
     pub poll_interval: Duration,
+    /// How far behind the worker may fall before company-event intake waits for it (zero:
+    /// never; see `pacing`).
+    pub lag_limit: Duration,
     pub public_url: String,
     pub policy: Arc<EgressPolicy>,
 }
@@ -79,6 +85,7 @@ pub struct DeliveryWorker {
     /// Names this worker's claims.
     claimant: String,
     wake: Notify,
+    pacing: Arc<Pacing>,
 }
 
 /// What one pass did.
@@ -96,6 +103,12 @@ impl DeliveryWorker {
         clock: Arc<Clock>,
     ) -> anyhow::Result<Arc<Self>> {
         let client = egress::client(config.policy.clone(), config.request_timeout)?;
+        let pacing = Arc::new(Pacing::new(
+            config.lag_limit,
+            config.concurrency.max(1),
+            config.partner_concurrency.max(1),
+            metrics.clone(),
+        ));
         Ok(Arc::new(DeliveryWorker {
             store,
             client,
@@ -104,12 +117,19 @@ impl DeliveryWorker {
             clock,
             claimant: format!("worker-{}", uuid::Uuid::new_v4().simple()),
             wake: Notify::new(),
+            pacing,
         }))
     }
 
     /// Tells an idle worker that new deliveries were recorded.
     pub fn wake(&self) {
         self.wake.notify_one();
+    }
+
+    /// Holds a company event back while this worker is behind (`pacing`): at most
+    /// [`PACING_WAIT`], never an error.
+    pub async fn pace_intake(&self) {
+        self.pacing.admit().await;
     }
 
     /// One pass at `now`: claims what is due, delivers it concurrently, records every attempt.
@@ -213,6 +233,7 @@ impl DeliveryWorker {
         {
             Ok(step) => {
                 self.warn_of_lapsed(&ended, &step.kept);
+                self.pacing.claimed(&step.claimed, now);
                 self.start(in_flight, step.claimed, now);
                 (in_flight.free() > 0)
                     .then(|| idle_wait(step.next_due, now, self.clock.now(), poll))
@@ -234,7 +255,13 @@ impl DeliveryWorker {
     ) {
         for delivery in claimed {
             let worker = self.clone();
-            in_flight.start(async move { worker.attempt(delivery, now).await });
+            let underway = self.pacing.underway(&delivery.partner_id);
+            in_flight.start(async move {
+                let finished = worker.attempt(delivery, now).await;
+                let took = u64::try_from(finished.attempt.duration_ms).unwrap_or(0);
+                underway.ended(Duration::from_millis(took));
+                finished
+            });
         }
     }
 

@@ -41,6 +41,9 @@ impl EventIntake {
 
     /// Records an event already checked (also used by `maestro event publish`).
     pub async fn record(&self, event: NewCompanyEvent) -> Result<Recorded> {
+        if let Some(worker) = &self.worker {
+            worker.pace_intake().await;
+        }
         let deliveries = self.store.record_company_event(&event).await?;
         if let (Some(worker), false) = (&self.worker, deliveries.is_empty()) {
             worker.wake();

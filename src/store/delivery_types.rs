@@ -59,6 +59,9 @@ pub struct ClaimedDelivery {
     pub attempts: i64,
     /// Attempts made before the latest replay: the retry schedule starts again after a replay.
     pub replayed_after: i64,
+    /// When it fell due (its event's arrival, or the retry's time): how long it waited for a
+    /// worker is the claim's `now` less this.
+    pub due_at: OffsetDateTime,
     pub partner_id: String,
     pub postback_url: Option<String>,
     pub postback_secret: String,
@@ -75,6 +78,7 @@ impl std::fmt::Debug for ClaimedDelivery {
             .field("id", &self.id)
             .field("attempts", &self.attempts)
             .field("replayed_after", &self.replayed_after)
+            .field("due_at", &self.due_at)
             .field("partner_id", &self.partner_id)
             .field("postback_url", &self.postback_url)
             .field("event", &self.event)

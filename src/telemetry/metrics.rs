@@ -98,6 +98,23 @@ pub const FAMILIES: &[Family] = &[
         "How long the oldest due delivery has been due, by partner (0 when none is due).",
     ),
     family(
+        "maestro_delivery_worker_lag_seconds",
+        Kind::Gauge,
+        "How long the deliveries this instance's worker last claimed had waited for it, partners \
+         slower than MAESTRO_DELIVERY_LAG_LIMIT left out: what paces company-event intake.",
+    ),
+    family(
+        "maestro_company_events_waiting",
+        Kind::Gauge,
+        "Company events waiting for the delivery worker to catch up before they are recorded.",
+    ),
+    family(
+        "maestro_company_events_paced_total",
+        Kind::Counter,
+        "Company events whose intake waited for the delivery worker to catch up, by outcome \
+         (caught_up, or waited_out: recorded after the longest wait).",
+    ),
+    family(
         "maestro_inbox_feed_lag_seconds",
         Kind::Gauge,
         "Time since the inbox feed last read the outbox to its head: how stale a live stream \
@@ -221,6 +238,11 @@ impl Metrics {
         self.gauged("maestro_http_request_bodies_in_progress")
     }
 
+    /// Counts a company event as waiting for the delivery worker until the guard drops.
+    pub fn company_event_waiting(&self) -> Gauged<'_> {
+        self.gauged("maestro_company_events_waiting")
+    }
+
     fn gauged(&self, name: &'static str) -> Gauged<'_> {
         self.record(|| gauge!(name).increment(1.0));
         Gauged(self, name)
@@ -253,6 +275,14 @@ impl Metrics {
             counter!("maestro_delivery_attempts_total", &labels).increment(1);
             histogram!("maestro_delivery_attempt_duration_seconds", &[partner])
                 .record(elapsed.as_secs_f64());
+        });
+    }
+
+    /// A company event waited for the delivery worker; `caught_up` unless the wait ran out.
+    pub fn company_event_paced(&self, caught_up: bool) {
+        let outcome = if caught_up { "caught_up" } else { "waited_out" };
+        self.record(|| {
+            counter!("maestro_company_events_paced_total", "outcome" => outcome).increment(1)
         });
     }
 

@@ -61,7 +61,7 @@ fn admin_user(t: &TestApp, partner: &str) -> String {
     })
 }
 
-fn app_token(t: &TestApp, scopes: &[&str]) -> String {
+pub(crate) fn app_token(t: &TestApp, scopes: &[&str]) -> String {
     t.token(TokenRequest {
         kind: TokenKind::App,
         subject: "operator".into(),

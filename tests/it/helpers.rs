@@ -559,7 +559,6 @@ async fn cover_test_tokens(app: &App) {
         .unwrap();
 }
 
-/// Reads `{"errors": [...]}` into (code, field) pairs.
 /// Waits until the app's gauge `name` reads `n` (observing, not sleeping blindly); fails the
 /// test if it does not within 10 s.
 pub async fn until_gauge(t: &TestApp, name: &str, n: u32) {
@@ -574,6 +573,7 @@ pub async fn until_gauge(t: &TestApp, name: &str, n: u32) {
         .unwrap_or_else(|_| panic!("never saw {wanted}"));
 }
 
+/// Reads `{"errors": [...]}` into (code, field) pairs.
 pub async fn error_list(response: Response) -> Vec<(String, Option<String>)> {
     let body: Value = response.json().await.unwrap();
     body["errors"]

@@ -9,6 +9,7 @@ mod company_events;
 mod configuration;
 mod connections;
 mod deliveries;
+mod delivery_pacing;
 mod delivery_queue_upkeep;
 mod delivery_wakeups;
 mod deploy;

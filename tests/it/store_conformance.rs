@@ -611,6 +611,7 @@ async fn a_claim_is_exclusive_until_its_lease_lapses(backend: Backend) {
     assert_eq!(first.len(), 2);
     assert_eq!(first[0].event.company_id, "c1");
     assert_eq!(first[0].attempts, 0);
+    assert_eq!(first[0].due_at, t0, "due when its event arrived");
     let second = store
         .claim_deliveries("b", claim(t0, t0 + lease, 10, UNCAPPED))
         .await
@@ -728,6 +729,14 @@ async fn the_next_due_delivery_is_the_first_not_yet_due(backend: Backend) {
     assert_eq!(next_due(&store, soon).await, Some(late));
     assert_eq!(next_due(&store, late).await, None);
     assert_eq!(ids.len(), 3);
+    // A claim says when each delivery fell due: a retry at its time, however late it is taken.
+    let retried = store
+        .claim_deliveries("w", claim(late, late + lease, 3, UNCAPPED))
+        .await
+        .unwrap();
+    let mut due: Vec<_> = retried.iter().map(|d| (d.attempts, d.due_at)).collect();
+    due.sort();
+    assert_eq!(due, [(0, t0), (1, soon), (1, late)]);
 }
 
 async fn replays_and_snapshots(backend: Backend) {

@@ -111,7 +111,8 @@ async fn claim_in(
            ON CONFLICT (delivery_id) DO UPDATE SET owner = excluded.owner, \
              until = excluded.until \
            RETURNING delivery_id AS id) \
-         SELECT c.id, d.attempts, d.replayed_after, c.partner_id, p.postback_url, \
+         SELECT c.id, d.attempts, d.replayed_after, c.next_attempt_at, c.partner_id, \
+           p.postback_url, \
            p.postback_secret, e.id AS event_id, e.object_type, e.event_type, e.company_id, \
            e.user_login, e.trip_id, e.occurred_at, \
            CASE WHEN p.previous_secret_until > $3 THEN p.previous_postback_secret END \
@@ -132,6 +133,7 @@ async fn claim_in(
                 id: row.try_get("id")?,
                 attempts: row.try_get("attempts")?,
                 replayed_after: row.try_get("replayed_after")?,
+                due_at: row.try_get("next_attempt_at")?,
                 partner_id: row.try_get("partner_id")?,
                 postback_url: row.try_get("postback_url")?,
                 postback_secret: row.try_get("postback_secret")?,

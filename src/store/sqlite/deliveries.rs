@@ -70,12 +70,13 @@ pub(super) fn claim(
          JOIN partners p ON p.id = d.partner_id WHERE d.id = ?1",
     )?;
     due.iter()
-        .map(|(_, id)| {
+        .map(|(due_ms, id)| {
             statement.query_row(params![id, now_ms], |row| {
                 Ok(ClaimedDelivery {
                     id: row.get(0)?,
                     attempts: row.get(1)?,
                     replayed_after: row.get(2)?,
+                    due_at: from_millis(*due_ms)?,
                     partner_id: row.get(3)?,
                     postback_url: row.get(4)?,
                     postback_secret: row.get(5)?,
