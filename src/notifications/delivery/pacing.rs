@@ -128,13 +128,13 @@ impl Pacing {
         if in_flight(true) > self.slots.saturating_sub(self.partner_share) {
             return Duration::ZERO;
         }
-        let waits: Vec<Duration> = claimed
+        let longest = claimed
             .iter()
             .filter(|delivery| !partners.get(&delivery.partner_id).is_some_and(slow))
             .map(|delivery| Duration::try_from(now - delivery.due_at).unwrap_or(Duration::ZERO))
-            .collect();
-        match waits.iter().max() {
-            Some(longest) => *longest,
+            .max();
+        match longest {
+            Some(longest) => longest,
             // Nothing to claim while prompt partners have attempts under way may be their share
             // holding the rest back: the last lag stands until those attempts end (soon: they
             // are prompt). Without any, the worker has caught up.
