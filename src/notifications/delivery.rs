@@ -205,6 +205,8 @@ impl DeliveryWorker {
             }
         }
         listening.abort();
+        // Intake is not held back for a worker that no longer claims.
+        self.pacing.stopped();
         while in_flight.next_ended(&mut ended).await {}
         if !ended.is_empty() {
             match self.store.finish_attempts(&self.claimant, &ended).await {

@@ -143,6 +143,11 @@ impl Pacing {
         }
     }
 
+    /// The worker stops claiming (shutdown): it no longer paces anything.
+    pub(super) fn stopped(&self) {
+        self.lag.send_replace(Duration::ZERO);
+    }
+
     /// Waits, at most [`PACING_WAIT`], while the worker is further behind than the limit.
     pub async fn admit(&self) {
         if self.limit.is_zero() || *self.lag.borrow() <= self.limit {

@@ -144,6 +144,26 @@ async fn intake_waits_while_the_worker_is_behind_and_goes_on_when_it_catches_up(
 }
 
 #[tokio::test]
+async fn a_worker_that_stops_claiming_lets_waiting_intake_through() {
+    let pacing = pacing();
+    pacing.claimed(&[claimed("fast", ms(5_000))], NOW);
+    let publish = tokio::spawn({
+        let pacing = pacing.clone();
+        async move { pacing.admit().await }
+    });
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    assert!(!publish.is_finished());
+    pacing.stopped();
+    tokio::time::timeout(Duration::from_secs(10), publish)
+        .await
+        .expect("let through once the worker stopped")
+        .unwrap();
+    pacing.admit().await;
+}
+
+#[tokio::test]
 async fn intake_is_held_back_at_most_the_longest_wait_and_never_when_pacing_is_off() {
     let mut behind = Pacing::new(LIMIT, 128, 64, Arc::new(Metrics::new()));
     behind.wait = ms(20);
