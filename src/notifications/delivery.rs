@@ -30,7 +30,6 @@ use time::OffsetDateTime;
 use tokio::sync::{Notify, watch};
 use tracing::{Instrument, Span};
 
-pub use self::pacing::PACING_WAIT;
 use self::{
     in_flight::{InFlight, idle_wait},
     pacing::Pacing,
@@ -126,8 +125,8 @@ impl DeliveryWorker {
         self.wake.notify_one();
     }
 
-    /// Holds a company event back while this worker is behind (`pacing`): at most
-    /// [`PACING_WAIT`], never an error.
+    /// Holds a company event back while this worker is behind (`pacing`): at most a second,
+    /// never an error.
     pub async fn pace_intake(&self) {
         self.pacing.admit().await;
     }

@@ -99,10 +99,8 @@ async fn a_publish_waits_until_the_worker_catches_up(backend: Backend) {
             sent.send().await.unwrap().status()
         }
     });
+    // Held back: the gauge counts it while it waits, before it is recorded.
     until_gauge(&t, "maestro_company_events_waiting", 1).await;
-    // Being woken changes nothing while its attempts are under way.
-    t.app.delivery.wake();
-    assert!(!next.is_finished());
     stuck.hang_up();
     assert_eq!(next.await.unwrap(), 202);
     assert_eq!(sample(&t, &paced("caught_up")).await, Some(1.0));

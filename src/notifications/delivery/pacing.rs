@@ -35,8 +35,9 @@ struct PartnerPace {
 pub struct Pacing {
     /// Zero: intake is never held back.
     limit: Duration,
-    slots: usize,
-    partner_share: usize,
+    /// The most slots slow partners may hold while the others keep a partner's share: the
+    /// worker's slots less one share.
+    room_for_slow: usize,
     /// How long a publish waits at most ([`PACING_WAIT`]; shorter in tests).
     wait: Duration,
     lag: watch::Sender<Duration>,
@@ -61,23 +62,29 @@ impl Drop for Underway {
 impl Underway {
     /// The attempt ended after `took`.
     pub(super) fn ended(self, took: Duration) {
-        let mut partners = self.pacing.lock();
-        let pace = partners.entry(self.partner.clone()).or_default();
-        // A moving average over the last few attempts (weight 1/8): one slow answer does not
-        // make a partner slow, a run of them does.
-        pace.typical = Some(match pace.typical {
-            Some(typical) => typical.mul_f64(0.875) + took.mul_f64(0.125),
-            None => took,
-        });
+        // `underway` entered the partner, and entries are never removed.
+        if let Some(pace) = self.pacing.lock().get_mut(&self.partner) {
+            // A moving average over the last few attempts (weight 1/8): one slow answer does
+            // not make a partner slow, a run of them does.
+            pace.typical = Some(match pace.typical {
+                Some(typical) => typical.mul_f64(0.875) + took.mul_f64(0.125),
+                None => took,
+            });
+        }
     }
 }
 
 impl Pacing {
-    pub fn new(limit: Duration, slots: usize, partner_share: usize, metrics: Arc<Metrics>) -> Self {
+    /// `slots` of the worker, of which one partner may hold `partner_share`.
+    pub(super) fn new(
+        limit: Duration,
+        slots: usize,
+        partner_share: usize,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Pacing {
             limit,
-            slots,
-            partner_share,
+            room_for_slow: slots.saturating_sub(partner_share),
             wait: PACING_WAIT,
             lag: watch::channel(Duration::ZERO).0,
             partners: Mutex::new(HashMap::new()),
@@ -94,10 +101,22 @@ impl Pacing {
 
     /// An attempt to `partner` starts; it counts as under way until the guard is dropped.
     pub(super) fn underway(self: &Arc<Self>, partner: &str) -> Underway {
-        self.lock().entry(partner.to_owned()).or_default().in_flight += 1;
+        let partner = partner.to_owned();
+        let mut partners = self.lock();
+        match partners.get_mut(&partner) {
+            Some(pace) => pace.in_flight += 1,
+            None => {
+                let first = PartnerPace {
+                    typical: None,
+                    in_flight: 1,
+                };
+                partners.insert(partner.clone(), first);
+            }
+        }
+        drop(partners);
         Underway {
             pacing: self.clone(),
-            partner: partner.to_owned(),
+            partner,
         }
     }
 
@@ -125,7 +144,7 @@ impl Pacing {
                 .map(|pace| pace.in_flight)
                 .sum()
         };
-        if in_flight(true) > self.slots.saturating_sub(self.partner_share) {
+        if in_flight(true) > self.room_for_slow {
             return Duration::ZERO;
         }
         let longest = claimed
@@ -149,7 +168,7 @@ impl Pacing {
     }
 
     /// Waits, at most [`PACING_WAIT`], while the worker is further behind than the limit.
-    pub async fn admit(&self) {
+    pub(super) async fn admit(&self) {
         if self.limit.is_zero() || *self.lag.borrow() <= self.limit {
             return;
         }

@@ -40,6 +40,23 @@ fn answered(pacing: &Arc<Pacing>, partner: &str, took: Duration, attempts: usize
     }
 }
 
+/// A publish started while the worker is behind, checked to be held back after it had every
+/// chance to go on.
+async fn held_back(pacing: &Arc<Pacing>) -> tokio::task::JoinHandle<()> {
+    let publish = tokio::spawn({
+        let pacing = pacing.clone();
+        async move { pacing.admit().await }
+    });
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        !publish.is_finished(),
+        "held back while the worker is behind"
+    );
+    publish
+}
+
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
@@ -119,17 +136,7 @@ async fn intake_waits_while_the_worker_is_behind_and_goes_on_when_it_catches_up(
     pacing.admit().await;
 
     pacing.claimed(&[claimed("fast", ms(51))], NOW);
-    let publish = tokio::spawn({
-        let pacing = pacing.clone();
-        async move { pacing.admit().await }
-    });
-    for _ in 0..100 {
-        tokio::task::yield_now().await;
-    }
-    assert!(
-        !publish.is_finished(),
-        "held back while the worker is behind"
-    );
+    let publish = held_back(&pacing).await;
     pacing.claimed(&[claimed("fast", ms(10))], NOW);
     tokio::time::timeout(Duration::from_secs(10), publish)
         .await
@@ -147,14 +154,7 @@ async fn intake_waits_while_the_worker_is_behind_and_goes_on_when_it_catches_up(
 async fn a_worker_that_stops_claiming_lets_waiting_intake_through() {
     let pacing = pacing();
     pacing.claimed(&[claimed("fast", ms(5_000))], NOW);
-    let publish = tokio::spawn({
-        let pacing = pacing.clone();
-        async move { pacing.admit().await }
-    });
-    for _ in 0..100 {
-        tokio::task::yield_now().await;
-    }
-    assert!(!publish.is_finished());
+    let publish = held_back(&pacing).await;
     pacing.stopped();
     tokio::time::timeout(Duration::from_secs(10), publish)
         .await
