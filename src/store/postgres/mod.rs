@@ -116,6 +116,11 @@ const MIGRATIONS: &[migrations::EmbeddedMigration] = &[
         "delivery queue",
         include_str!("migrations/0015_delivery_queue.sql"),
     ),
+    (
+        16,
+        "delivery step",
+        include_str!("migrations/0016_delivery_step.sql"),
+    ),
 ];
 
 pub struct PostgresStore {
