@@ -121,6 +121,11 @@ const MIGRATIONS: &[migrations::EmbeddedMigration] = &[
         "delivery step",
         include_str!("migrations/0016_delivery_step.sql"),
     ),
+    (
+        17,
+        "delivery path without key checks",
+        include_str!("migrations/0017_delivery_path_without_key_checks.sql"),
+    ),
 ];
 
 pub struct PostgresStore {
