@@ -227,11 +227,13 @@ impl DeliveryWorker {
         let now = self.clock.now();
         let claim = self.claim(now, in_flight.free());
         let poll = self.config.poll_interval;
-        match self
+        let started = Instant::now();
+        let step = self
             .store
             .finish_and_claim(&self.claimant, &ended, claim)
-            .await
-        {
+            .await;
+        self.metrics.delivery_step(started.elapsed());
+        match step {
             Ok(step) => {
                 self.warn_of_lapsed(&ended, &step.kept);
                 self.pacing.claimed(&step.claimed, now);

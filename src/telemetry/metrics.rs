@@ -104,6 +104,12 @@ pub const FAMILIES: &[Family] = &[
          slower than MAESTRO_DELIVERY_LAG_LIMIT left out: what paces company-event intake.",
     ),
     family(
+        "maestro_delivery_worker_step_seconds",
+        Kind::Histogram,
+        "Time one step of this instance's delivery worker took in the database: recording the \
+         attempts that ended and claiming the room they freed, in one transaction.",
+    ),
+    family(
         "maestro_company_events_waiting",
         Kind::Gauge,
         "Company events waiting for the delivery worker to catch up before they are recorded.",
@@ -275,6 +281,13 @@ impl Metrics {
             counter!("maestro_delivery_attempts_total", &labels).increment(1);
             histogram!("maestro_delivery_attempt_duration_seconds", &[partner])
                 .record(elapsed.as_secs_f64());
+        });
+    }
+
+    /// One step of the delivery worker in the database (`Store::finish_and_claim`).
+    pub fn delivery_step(&self, took: Duration) {
+        self.record(|| {
+            histogram!("maestro_delivery_worker_step_seconds").record(took.as_secs_f64())
         });
     }
 

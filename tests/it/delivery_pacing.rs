@@ -46,6 +46,9 @@ async fn behind(backend: Backend, lag_limit: Duration) -> (TestApp, SilentEndpoi
     until_connections(&stuck, 1).await;
     let lag = sample(&t, "maestro_delivery_worker_lag_seconds").await;
     assert!(lag.is_some_and(|lag| lag > 9.0), "{lag:?}");
+    // The step that claimed it is timed too.
+    let steps = sample(&t, "maestro_delivery_worker_step_seconds_count").await;
+    assert!(steps.is_some_and(|steps| steps >= 1.0), "{steps:?}");
     (t, stuck)
 }
 
