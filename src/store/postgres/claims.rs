@@ -50,7 +50,7 @@ const CLAIM_LOCK: i64 = 0x6d61_6573_7472_6f02;
 /// room (its limit less its live leases), then the oldest of those overall. Partner by partner
 /// (a `LATERAL` subquery) rather than one ranking of every due delivery: a partner's oldest due
 /// deliveries are an index range, so a claim stays short however long a stuck partner's
-/// backlog grows.
+/// backlog grows. The statements are those of `delivery_worker_step` (migration 0016).
 pub(super) async fn claim(
     pool: &PgPool,
     claimant: &str,
@@ -94,16 +94,6 @@ async fn step(
     claim: ClaimRequest,
 ) -> Result<WorkerStep, sqlx::Error> {
     let ids: Vec<&str> = finished.iter().map(|f| f.delivery_id.as_str()).collect();
-    let of = |next: fn(&DeliveryNext) -> bool| -> Vec<&str> {
-        finished
-            .iter()
-            .filter(|f| next(&f.next))
-            .map(|f| f.delivery_id.as_str())
-            .collect()
-    };
-    // Those that leave the queue here, and those whose subscription ends with them.
-    let settled = of(|next| !matches!(next, DeliveryNext::RetryAt(_)));
-    let gone = of(|next| *next == DeliveryNext::Gone);
     let (status, next_at): (Vec<&str>, Vec<Option<OffsetDateTime>>) = finished
         .iter()
         .map(|f| match f.next {
@@ -112,6 +102,19 @@ async fn step(
             DeliveryNext::Failed | DeliveryNext::Gone => (DELIVERY_FAILED, None),
         })
         .unzip();
+    // Those that leave the queue here (no next attempt), and those whose subscription ends
+    // with them.
+    let settled: Vec<&str> = ids
+        .iter()
+        .zip(&next_at)
+        .filter(|(_, next)| next.is_none())
+        .map(|(id, _)| *id)
+        .collect();
+    let gone: Vec<&str> = finished
+        .iter()
+        .filter(|f| f.next == DeliveryNext::Gone)
+        .map(|f| f.delivery_id.as_str())
+        .collect();
     let rows = sqlx::query(
         "SELECT * FROM delivery_worker_step($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
          $12, $13, $14, $15, $16, $17, $18)",
