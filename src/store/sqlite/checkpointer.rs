@@ -5,6 +5,11 @@
 //! checkpoint once a second: it never blocks the writer or readers, and a page changed by
 //! many commits in between is copied once. The thread ends when the store is dropped.
 //!
+//! While writes are sustained it runs ten times a second instead ([`BUSY_INTERVAL`]): what a
+//! pass copies must reach the disk, and a commit's fsync queues behind that write. A second's
+//! worth (30,000-75,000 pages in the benchmark) held a commit up by 20-60 ms; a tenth of it, by
+//! a few (docs/PERFORMANCE.md, "SQLite ingest tail: flushes a tenth as large").
+//!
 //! Under sustained writes that alone never lets the WAL start over: the writer commits while the
 //! checkpoint copies, so the WAL always ends beyond what was copied, and SQLite only rewinds it
 //! when a write begins with every frame copied. The file then grows without bound (1.4 GB in
@@ -34,6 +39,8 @@ use rusqlite::Connection;
 use super::{connection, database_flush};
 
 const INTERVAL: Duration = Duration::from_secs(1);
+/// The interval while writes are sustained (see above).
+const BUSY_INTERVAL: Duration = Duration::from_millis(100);
 /// WAL frames (pages) beyond which the writer is asked to finish a checkpoint: 65,536 pages of
 /// 4 KiB are 256 MiB, two to three seconds of sustained writes in the benchmark. Each time
 /// holds up the writer's queue for its fsync of the database file, so not more often than that
@@ -97,7 +104,8 @@ impl Checkpointer {
             .name("maestro-checkpointer".into())
             .spawn(move || {
                 let mut frames_before = None;
-                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(INTERVAL) {
+                let mut interval = INTERVAL;
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
                     match checkpoint_closely(&connection, &path) {
                         Ok(progress) => {
                             if progress.needs_writer() {
@@ -105,11 +113,17 @@ impl Checkpointer {
                             } else if progress.is_idle_since(frames_before) {
                                 cut_back(&connection, &wal_path, IDLE_WAL_BYTES);
                             }
+                            interval = if progress.is_sustained_since(frames_before) {
+                                BUSY_INTERVAL
+                            } else {
+                                INTERVAL
+                            };
                             frames_before = Some(progress.wal_frames);
                         }
                         Err(err) => {
                             tracing::warn!(error = %err, "WAL checkpoint failed; retrying");
                             frames_before = None;
+                            interval = INTERVAL;
                         }
                     }
                 }
@@ -142,6 +156,21 @@ impl Progress {
     /// Nothing was written since the pass that saw `frames_before`.
     fn is_idle_since(&self, frames_before: Option<i64>) -> bool {
         self.wal_frames >= 0 && Some(self.wal_frames) == frames_before
+    }
+
+    /// Writes go on at a pace that fills [`FLUSH_FRAMES`] within an [`INTERVAL`]: the WAL grew
+    /// since the pass that saw `frames_before` and is long, or it started over since (only a
+    /// write does that). The WAL of an idle database keeps its frames until the next write, so
+    /// a long one alone says nothing.
+    fn is_sustained_since(&self, frames_before: Option<i64>) -> bool {
+        match frames_before {
+            Some(before) if before >= 0 && self.wal_frames >= 0 => {
+                let restarted = self.wal_frames < before;
+                let grew_long = self.wal_frames > before && self.leaves_file_unsynced();
+                restarted || grew_long
+            }
+            _ => false,
+        }
     }
 
     /// The WAL is long, and this pass was short: what it left for the writer is little.
@@ -317,6 +346,20 @@ mod tests {
         assert!(progress(FLUSH_FRAMES, 0).leaves_file_unsynced());
         assert!(!progress(FLUSH_FRAMES - 1, 0).leaves_file_unsynced());
         assert!(!progress(-1, 0).leaves_file_unsynced());
+    }
+
+    #[test]
+    fn sustained_means_a_wal_grown_long_or_started_over_since_the_pass_before() {
+        assert!(progress(FLUSH_FRAMES, 0).is_sustained_since(Some(FLUSH_FRAMES - 1)));
+        assert!(progress(10, 0).is_sustained_since(Some(FLUSH_FRAMES * 8)));
+        // Idle: a long WAL keeps its frames until the next write.
+        assert!(!progress(FLUSH_FRAMES * 8, 0).is_sustained_since(Some(FLUSH_FRAMES * 8)));
+        // A trickle of writes into a short WAL.
+        assert!(!progress(FLUSH_FRAMES - 1, 0).is_sustained_since(Some(10)));
+        // Nothing to compare with: the first pass, a failed one, or a checkpoint under way.
+        assert!(!progress(FLUSH_FRAMES * 8, 0).is_sustained_since(None));
+        assert!(!progress(-1, 0).is_sustained_since(Some(FLUSH_FRAMES)));
+        assert!(!progress(FLUSH_FRAMES, 0).is_sustained_since(Some(-1)));
     }
 
     #[test]
