@@ -158,10 +158,11 @@ impl Progress {
         self.wal_frames >= 0 && Some(self.wal_frames) == frames_before
     }
 
-    /// Writes go on at a pace that fills [`FLUSH_FRAMES`] within an [`INTERVAL`]: the WAL grew
-    /// since the pass that saw `frames_before` and is long, or it started over since (only a
-    /// write does that). The WAL of an idle database keeps its frames until the next write, so
-    /// a long one alone says nothing.
+    /// Writes are sustained: since the pass that saw `frames_before` the WAL grew and is long
+    /// (so each pass leaves the file to flush), or it started over (only a write does that, and
+    /// under load it is long again within the second). The WAL of an idle database keeps its
+    /// frames until the next write, so a long one alone says nothing, and a trickle of writes
+    /// starts it over once, then keeps it short.
     fn is_sustained_since(&self, frames_before: Option<i64>) -> bool {
         match frames_before {
             Some(before) if before >= 0 && self.wal_frames >= 0 => {
