@@ -238,8 +238,8 @@ async fn kill_9_while_publishing_loses_and_repeats_no_acknowledged_alert() {
         });
     }
     // The kill must come while it publishes: after its first message on the stream (on a busy
-    // machine the publisher may connect only once many alerts are in), and while the clients
-    // still post, so that more are owed than were published.
+    // machine the publisher may connect only once many alerts are in) and before it has caught
+    // up with the clients, which the assertion at the end checks.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while acknowledged.lock().unwrap().len() < 150 || stream.count().await == 0 {
         assert!(

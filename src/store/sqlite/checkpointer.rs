@@ -159,10 +159,11 @@ impl Progress {
     }
 
     /// Writes are sustained: since the pass that saw `frames_before` the WAL grew and is long
-    /// (so each pass leaves the file to flush), or it started over (only a write does that, and
-    /// under load it is long again within the second). The WAL of an idle database keeps its
-    /// frames until the next write, so a long one alone says nothing, and a trickle of writes
-    /// starts it over once, then keeps it short.
+    /// (so each pass leaves the file to flush), or it started over (a write does that, and under
+    /// load it is long again within the second). The WAL of an idle database keeps its frames
+    /// until the next write, so a long one alone says nothing; a trickle of writes starts it over
+    /// once, then keeps it short. The idle cut-back (`cut_back`) starts it over too, which costs
+    /// one pass sooner than a second, not a faster pace: the pass after sees the same frames.
     fn is_sustained_since(&self, frames_before: Option<i64>) -> bool {
         match frames_before {
             Some(before) if before >= 0 && self.wal_frames >= 0 => {
