@@ -114,6 +114,9 @@ impl App {
         )?;
         // Only a worker in this process is worth waking; others poll.
         let local_worker = settings.role.runs_workers().then(|| delivery.clone());
+        // Intake is paced by this process's worker, or without one by the others' (see
+        // `delivery::shared_lag`).
+        let intake_pacing = settings.role.serves_api().then(|| delivery.clone());
         // An outbox id missing this long is taken for a rolled-back insert rather than a late
         // commit: well past the longest a transaction may run.
         let gap_grace = (settings.database.database_timeout * 3).max(Duration::from_secs(5));
@@ -166,7 +169,7 @@ impl App {
             )),
             inbox_feed,
             subscriptions: SubscriptionService::new(store.clone(), catalog.clone()),
-            events: EventIntake::new(store.clone(), local_worker.clone()),
+            events: EventIntake::new(store.clone(), intake_pacing),
             objects: ObjectService::new(store.clone()),
             delivery_admin: DeliveryAdmin::new(store.clone(), local_worker, clock.clone()),
             clock,
@@ -251,6 +254,10 @@ pub async fn serve(
         let issuers = app.keyring.issuers().clone();
         workers.push(tokio::spawn(issuers.run(stop_rx.clone())));
         workers.push(tokio::spawn(refresh_keys(app.clone(), stop_rx.clone())));
+        if !app.settings.role.runs_workers() {
+            let delivery = app.delivery.clone();
+            workers.push(tokio::spawn(delivery.follow_workers_lag(stop_rx.clone())));
+        }
     }
     if app.settings.role.runs_workers() {
         workers.push(tokio::spawn(app.delivery.clone().run(stop_rx.clone())));

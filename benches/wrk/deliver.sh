@@ -10,18 +10,25 @@
 # `webhook-id`s), duplicates, delivered/s during the publishing window and overall, the event →
 # delivery latency the receiver saw (from when wrk built the event's request, its time carried in
 # the tripId, to the postback's arrival), and CPU per delivery: the server's (intake included) and,
-# on PostgreSQL, the machine's `postgres` processes'.
+# on PostgreSQL, the machine's `postgres` processes'. With --split, two instances of BINARY share
+# the database: wrk publishes to one started with `--role api`, whose events the worker of the
+# other (`--role worker`) delivers; the server CPU is theirs together.
 #
-#   benches/wrk/deliver.sh [--postgres URL] target/release/maestro [THREADS] [CONNECTIONS] [DURATION]
+#   benches/wrk/deliver.sh [--postgres URL] [--split] target/release/maestro [THREADS] [CONNECTIONS] [DURATION]
 #   benches/wrk/deliver.sh /tmp/maestro-before 2 64 10s
 #   benches/wrk/deliver.sh --postgres postgres://postgres@127.0.0.1:5432/postgres target/release/maestro
+#   benches/wrk/deliver.sh --postgres postgres://postgres@127.0.0.1:5432/postgres --split target/release/maestro
 #   MAESTRO_DELIVERY_CONCURRENCY=64 benches/wrk/deliver.sh target/release/maestro   # server settings
 set -euo pipefail
 postgres=
-if [ "${1:-}" = --postgres ]; then
-    postgres=$2
-    shift 2
-fi
+split=
+while :; do
+    case ${1:-} in
+        --postgres) postgres=$2; shift 2 ;;
+        --split) split=1; shift ;;
+        *) break ;;
+    esac
+done
 if [ $# -lt 1 ]; then
     sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
     exit 2
@@ -52,6 +59,7 @@ partner=benchpartner
 dir=$(mktemp -d)
 database=
 server=
+worker=
 receiver=
 # Stops a process: SIGTERM, then SIGKILL if it is still there after 10 s.
 stop() {
@@ -67,6 +75,7 @@ stop() {
 }
 cleanup() {
     stop "$server"
+    stop "$worker"
     stop "$receiver"
     if [ -n "$database" ]; then
         timeout 30 psql -q "$postgres" -c "DROP DATABASE IF EXISTS $database WITH (FORCE)" || true
@@ -148,29 +157,49 @@ TOKEN=$(cli token issue --type app --subject bench-producer --app bench-producer
     --scope maestro.events.publish --ttl 86400)
 export TOKEN
 
-# 3. The server, its output in a file; it must answer /healthz within 10 s.
-port=$(node -e 'const s = require("net").createServer();
-    s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });')
-"$binary" serve --listen "127.0.0.1:$port" >server.log 2>&1 &
-server=$!
-healthy=
-for _ in $(seq 100); do
-    if curl -sf --max-time 1 "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then
-        healthy=1
-        break
-    fi
-    kill -0 "$server" 2>/dev/null || break
-    sleep 0.1
-done
-if [ -z "$healthy" ]; then
-    if kill -0 "$server" 2>/dev/null; then
+# 3. The server (with --split, an API instance and a worker instance), its output in a file; it
+# must answer /healthz within 10 s.
+free_port() {
+    node -e 'const s = require("net").createServer();
+        s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });'
+}
+# Waits for `/healthz` on PORT of the process PID whose output is in LOG.
+healthy() {
+    local port=$1 pid=$2 log=$3
+    for _ in $(seq 100); do
+        curl -sf --max-time 1 "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
         echo "the server did not answer /healthz within 10 s; its output:" >&2
     else
         echo "the server exited before answering /healthz; its output:" >&2
     fi
-    cat server.log >&2
+    cat "$log" >&2
     exit 1
+}
+port=$(free_port)
+if [ -n "$split" ]; then
+    "$binary" serve --role api --listen "127.0.0.1:$port" >server.log 2>&1 &
+    server=$!
+    worker_port=$(free_port)
+    "$binary" serve --role worker --listen "127.0.0.1:$worker_port" >worker.log 2>&1 &
+    worker=$!
+    healthy "$worker_port" "$worker" worker.log
+else
+    "$binary" serve --listen "127.0.0.1:$port" >server.log 2>&1 &
+    server=$!
 fi
+healthy "$port" "$server" server.log
+# The server's CPU seconds: both instances' with --split.
+server_cpu() {
+    if [ -n "$worker" ]; then
+        cpu_of "/proc/$server/stat" "/proc/$worker/stat"
+    else
+        cpu_of "/proc/$server/stat"
+    fi
+}
 
 # 4. The subscription, over HTTP as a company administrator.
 status=$(curl -s --max-time 10 -o subscribe.out -w '%{http_code}' -X POST \
@@ -183,9 +212,9 @@ if [ "$status" != 200 ]; then
 fi
 
 # 5. wrk publishes for DURATION.
-echo "== POST /internal/v1/company-events (wrk -t$threads -c$connections -d$duration), receiver: node $(node --version)"
+echo "== POST /internal/v1/company-events (wrk -t$threads -c$connections -d$duration)${split:+, an API instance and a worker instance}, receiver: node $(node --version)"
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-server_before=$(cpu_of "/proc/$server/stat")
+server_before=$(server_cpu)
 receiver_before=$(cpu_of "/proc/$receiver/stat")
 postgres_before=
 [ -z "$postgres" ] || postgres_before=$(postgres_cpu)
@@ -224,7 +253,7 @@ while :; do
     sleep 0.5
     waited=$((waited + 1))
 done
-server_after=$(cpu_of "/proc/$server/stat")
+server_after=$(server_cpu)
 receiver_after=$(cpu_of "/proc/$receiver/stat")
 postgres_after=
 [ -z "$postgres" ] || postgres_after=$(postgres_cpu)

@@ -30,7 +30,7 @@ pub use token::{IssueArgs, TokenCommand};
 use crate::{
     App, Settings,
     app::open_store,
-    config::{DatabaseArgs, Layered},
+    config::{DatabaseArgs, Layered, Role},
     store::{DynStore, Open},
 };
 
@@ -202,6 +202,15 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     warn_of_unknown_variables();
     let app = App::open(settings).await?;
+    if app.settings.role != Role::All && !app.store.shared_by_instances() {
+        // Processes sharing one SQLite file take turns at its one write lock: the intake of an
+        // API instance outruns the worker of another (docs/PERFORMANCE.md).
+        tracing::warn!(
+            role = ?app.settings.role,
+            "on SQLite, API and worker instances contend for the database's one write lock and \
+             deliveries fall behind; run one instance with --role all, or use PostgreSQL"
+        );
+    }
     // The handlers are installed before "listening" is announced: a SIGTERM sent as soon as the
     // server says it is up must stop it gracefully, not kill it with the default action.
     let mut signals = Signals::install()?;

@@ -20,6 +20,7 @@
 mod in_flight;
 mod pacing;
 mod postback;
+mod shared_lag;
 
 use std::{
     sync::Arc,
@@ -168,6 +169,8 @@ impl DeliveryWorker {
             let worker = self.clone();
             tokio::spawn(async move { worker.store.watch_deliveries(&worker.wake).await })
         };
+        // Instances without a worker pace their intake by this one's lag too.
+        let reporting = tokio::spawn(self.clone().report_lag(stop.clone()));
         let mut in_flight = InFlight::new(self.slots());
         // Attempts that ended, their outcomes not yet recorded.
         let mut ended = Vec::new();
@@ -206,6 +209,7 @@ impl DeliveryWorker {
         listening.abort();
         // Intake is not held back for a worker that no longer claims.
         self.pacing.stopped();
+        let _ = reporting.await;
         while in_flight.next_ended(&mut ended).await {}
         if !ended.is_empty() {
             match self.store.finish_attempts(&self.claimant, &ended).await {

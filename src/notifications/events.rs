@@ -24,7 +24,9 @@ pub struct Recorded {
 
 pub struct EventIntake {
     store: DynStore,
-    /// This process's delivery worker, woken when deliveries are recorded.
+    /// What paces intake (see `delivery::pacing`), woken when deliveries are recorded: this
+    /// process's delivery worker, or on an instance without one a worker that never runs and
+    /// paces by the lag the others report (`delivery::shared_lag`).
     worker: Option<Arc<DeliveryWorker>>,
 }
 

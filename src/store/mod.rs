@@ -17,6 +17,7 @@ pub mod sqlite;
 mod stored_once;
 mod types;
 mod withdrawal;
+mod worker_lag;
 
 use std::sync::Arc;
 
@@ -31,6 +32,7 @@ pub use inbox_store::*;
 pub use keys::*;
 pub use types::*;
 pub use withdrawal::*;
+pub use worker_lag::*;
 
 use crate::{config::DatabaseArgs, error::Error};
 
@@ -74,7 +76,9 @@ impl From<StoreError> for Error {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 #[async_trait]
-pub trait Store: AppCenterStore + DownstreamStore + InboxStore + Send + Sync + 'static {
+pub trait Store:
+    AppCenterStore + DownstreamStore + InboxStore + WorkerLagStore + Send + Sync + 'static
+{
     /// Answers when the database is reachable (readiness).
     async fn ping(&self) -> StoreResult<()>;
 

@@ -211,3 +211,34 @@ fn the_example_file_gives_the_defaults() {
     let defaults = show(dir.path(), &[], &[]);
     assert_eq!(with_example.replace(example, "default"), defaults);
 }
+
+/// An API or worker instance on SQLite warns at start that it would contend with the others
+/// for the database's one write lock; one running both parts does not.
+#[test]
+fn a_split_instance_on_sqlite_warns_at_start() {
+    use std::io::{BufRead, BufReader};
+    for (role, warns) in [("api", true), ("worker", true), ("all", false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--role", role])
+            .current_dir(dir.path())
+            .env_remove("MAESTRO_DATABASE_URL")
+            .env_remove("MAESTRO_ROLE")
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let _server = KillOnDrop(Some(child));
+        let mut warned = false;
+        for line in BufReader::new(stderr).lines() {
+            let entry: Value = serde_json::from_str(&line.unwrap()).unwrap_or(Value::Null);
+            if entry["message"] == "listening" {
+                break;
+            }
+            let message = entry["message"].as_str().unwrap_or_default();
+            warned |= entry["level"] == "WARN" && message.contains("one write lock");
+        }
+        assert_eq!(warned, warns, "--role {role}");
+    }
+}

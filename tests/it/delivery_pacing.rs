@@ -3,6 +3,7 @@
 //! most a second — and is recorded all the same. The app's clock, which the worker claims by, is
 //! set ahead of the wall clock the intake stamps events with, so every delivery it claims looks
 //! ten seconds late; the partner does not answer, and the worker looks for work only when woken.
+//! An instance without a worker paces by the lag the others report.
 
 use std::time::Duration;
 
@@ -131,7 +132,56 @@ async fn with_pacing_off_a_publish_never_waits(backend: Backend) {
     stop(t).await;
 }
 
+/// A publish to an instance without a worker (`--role api`) is paced by the lag the workers of
+/// the others report through the database, as one to the worker's own instance is.
+async fn an_instance_without_a_worker_paces_by_the_others(backend: Backend) {
+    let (worker, stuck) = behind(backend, Duration::from_millis(50)).await;
+    let api = TestApp::spawn_on(worker.db.clone(), |s| {
+        s.role = Role::Api;
+        s.delivery_lag_limit = Duration::from_millis(50);
+    })
+    .await;
+    // It follows the reports (every 100 ms): its gauge shows the other instance's lag.
+    let followed = async {
+        while !sample(&api, "maestro_delivery_worker_lag_seconds")
+            .await
+            .is_some_and(|lag| lag > 9.0)
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), followed)
+        .await
+        .expect("the instance without a worker follows the other's lag");
+    // The worker does not catch up: the publish waits the whole second, and is recorded.
+    assert_eq!(publish(&api, &event("itinerary")).await.len(), 1);
+    assert_eq!(sample(&api, &paced("waited_out")).await, Some(1.0));
+    // The next one waits until the worker has caught up (the partner hangs up, every attempt
+    // ends, nothing is left to claim) and has said so.
+    let next = tokio::spawn({
+        let (client, url) = (api.client.clone(), api.url("/internal/v1/company-events"));
+        let token = app_token(&api, &["maestro.events.publish"]);
+        async move {
+            let sent = client
+                .post(url)
+                .bearer_auth(token)
+                .json(&event("itinerary"));
+            sent.send().await.unwrap().status()
+        }
+    });
+    until_gauge(&api, "maestro_company_events_waiting", 1).await;
+    stuck.hang_up();
+    assert_eq!(next.await.unwrap(), 202);
+    assert_eq!(sample(&api, &paced("caught_up")).await, Some(1.0));
+    assert_eq!(sample(&api, &paced("waited_out")).await, Some(1.0));
+    // The worker's own intake was never paced: none of it went through that instance.
+    assert_eq!(sample(&worker, PACED).await, None);
+    stop(api).await;
+    stop(worker).await;
+}
+
 crate::on_both_backends!(
     a_publish_waits_until_the_worker_catches_up,
     with_pacing_off_a_publish_never_waits,
+    an_instance_without_a_worker_paces_by_the_others,
 );

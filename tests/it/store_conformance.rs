@@ -20,6 +20,7 @@ mod downstream;
 mod inbox_more;
 mod key_rotation;
 mod withdrawal;
+mod worker_lag;
 
 /// A per-partner limit on claims that the tests of other things never reach.
 const UNCAPPED: i64 = 1_000;

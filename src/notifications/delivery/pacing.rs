@@ -124,13 +124,7 @@ impl Pacing {
     /// the intake and returned.
     pub(super) fn claimed(&self, claimed: &[ClaimedDelivery], now: OffsetDateTime) -> Duration {
         let lag = self.lag_of(claimed, now);
-        self.lag.send_if_modified(|current| {
-            let changed = *current != lag;
-            *current = lag;
-            changed
-        });
-        self.metrics
-            .set_gauge("maestro_delivery_worker_lag_seconds", lag.as_secs_f64());
+        self.publish_lag(lag);
         lag
     }
 
@@ -160,6 +154,29 @@ impl Pacing {
             None if in_flight(false) > 0 => *self.lag.borrow(),
             None => Duration::ZERO,
         }
+    }
+
+    /// How far behind the worker may fall before intake waits (zero: it never does).
+    pub(super) fn limit(&self) -> Duration {
+        self.limit
+    }
+
+    /// The worker's lag as each step publishes it.
+    pub(super) fn watch_lag(&self) -> watch::Receiver<Duration> {
+        self.lag.subscribe()
+    }
+
+    /// Paces intake by `lag` from now on, and shows it on the gauge: this worker's own (see
+    /// `claimed`), or on an instance without a worker the largest the workers of the others
+    /// reported (see `shared_lag`).
+    pub(super) fn publish_lag(&self, lag: Duration) {
+        self.lag.send_if_modified(|current| {
+            let changed = *current != lag;
+            *current = lag;
+            changed
+        });
+        self.metrics
+            .set_gauge("maestro_delivery_worker_lag_seconds", lag.as_secs_f64());
     }
 
     /// The worker stops claiming (shutdown): it no longer paces anything.

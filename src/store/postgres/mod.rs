@@ -26,6 +26,7 @@ mod queue_upkeep;
 mod subscriptions;
 mod wakeups;
 mod withdrawal;
+mod worker_lag;
 
 use std::{future::Future, str::FromStr, time::Duration};
 
@@ -125,6 +126,11 @@ const MIGRATIONS: &[migrations::EmbeddedMigration] = &[
         17,
         "delivery path without key checks",
         include_str!("migrations/0017_delivery_path_without_key_checks.sql"),
+    ),
+    (
+        18,
+        "delivery worker lag",
+        include_str!("migrations/0018_delivery_worker_lag.sql"),
     ),
 ];
 

@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0011_withdrawal.sql"),
     include_str!("migrations/0012_downstream.sql"),
     include_str!("migrations/0013_inbox_resume_snooze_sessions.sql"),
+    include_str!("migrations/0014_delivery_worker_lag.sql"),
 ];
 
 /// Statements kept prepared per connection (the multi-row inserts come in a few shapes).

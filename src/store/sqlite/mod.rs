@@ -34,6 +34,7 @@ mod read_pool;
 mod rows;
 mod subscriptions;
 mod withdrawal;
+mod worker_lag;
 mod writer;
 
 use std::{
