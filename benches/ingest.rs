@@ -12,6 +12,7 @@
 //! ```text
 //! cargo bench --bench ingest -- --connections 64 --duration 10s
 //! cargo bench --bench ingest -- --preload 1000000
+//! cargo bench --bench ingest -- --preload 5000000 --wrk      # wrk's view too (Debian's wrk)
 //! cargo bench --bench ingest -- --distinct-metadata --client-threads 2
 //! cargo bench --bench ingest -- --postgres postgres://postgres@127.0.0.1:5432/postgres
 //! cargo bench --bench ingest -- --nats nats://127.0.0.1:4222 [--nats-backlog]
@@ -37,6 +38,8 @@ mod nats;
 mod preload;
 #[path = "support/server.rs"]
 mod server;
+#[path = "ingest/wrk.rs"]
+mod wrk;
 
 use server::{
     Database, Server, issue_token, machine, master_key, migrate, postgres_cpu_seconds,
@@ -86,6 +89,10 @@ struct Args {
     /// and time how fast it drains it.
     #[arg(long, requires = "nats")]
     nats_backlog: bool,
+    /// After the harness's POST phase, the same load from wrk (Debian's package) against the
+    /// same server and database: an independent load generator's view at any preload.
+    #[arg(long)]
+    wrk: bool,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -120,6 +127,8 @@ struct Report {
     preloaded: u64,
     healthz: Phase,
     create: Phase,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    create_by_wrk: Option<Phase>,
     update: Phase,
     create_vs_healthz: f64,
     server_rss_mb: f64,
@@ -239,6 +248,20 @@ async fn run(args: &Args, database: &Database, dir: &Path) -> anyhow::Result<Rep
         (report.create_lag, report.create_published_per_second) =
             sampler.finish(&target.addr).await?;
     }
+    let create_by_wrk = match args.wrk {
+        true => {
+            eprintln!("POST /maestro/v4/alerts by wrk...");
+            let (threads, connections) = (args.client_threads, args.connections);
+            Some(wrk::measure(
+                &target,
+                threads,
+                connections,
+                args.duration,
+                dir,
+            )?)
+        }
+        false => None,
+    };
     eprintln!("PUT /maestro/v4/alerts...");
     let sampler = match sampling {
         true => Some(nats::Sampler::start(&target.addr).await),
@@ -273,6 +296,7 @@ async fn run(args: &Args, database: &Database, dir: &Path) -> anyhow::Result<Rep
         create_vs_healthz: create.ok_per_second / healthz.ok_per_second.max(1.0),
         healthz,
         create,
+        create_by_wrk,
         update,
         server_rss_mb: rss,
         server_peak_rss_mb: peak,
@@ -531,11 +555,13 @@ fn render(args: &Args, report: &Report) -> String {
         },
         report.machine
     );
-    for (name, phase) in [
-        ("GET /healthz", &report.healthz),
-        ("POST alerts", &report.create),
-        ("PUT alerts", &report.update),
-    ] {
+    let phases = [
+        ("GET /healthz", Some(&report.healthz)),
+        ("POST alerts", Some(&report.create)),
+        ("POST alerts by wrk", report.create_by_wrk.as_ref()),
+        ("PUT alerts", Some(&report.update)),
+    ];
+    for (name, phase) in phases.into_iter().filter_map(|(n, p)| Some((n, p?))) {
         let errors = if phase.errors_by_status.is_empty() {
             "none".to_owned()
         } else {

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # An independent load generator's view of ingestion: starts BINARY on a fresh SQLite database
 # (or, with --postgres URL, a fresh PostgreSQL database made on that server and dropped after),
+# logging as in production (a line per request, into a file beside the database; RUST_LOG=warn
+# in the environment leaves them out),
 # then runs wrk against /healthz and against POST /maestro/v4/alerts (distinct extRefs), and
 # prints wrk's figures, the server's CPU per accepted alert and, on PostgreSQL, the CPU of the
 # machine's `postgres` processes per accepted alert.
@@ -52,15 +54,17 @@ postgres_cpu() {
 }
 
 port=$((20000 + RANDOM % 20000))
-RUST_LOG=warn "$binary" serve --listen "127.0.0.1:$port" 2>server.log &
+# The server logs as in production: a JSON line per request, into a file on this disk.
+"$binary" serve --listen "127.0.0.1:$port" 2>server.log &
 server=$!
 for _ in $(seq 100); do
     curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
     sleep 0.1
 done
 
-export TOKEN=$("$binary" token issue --type company --subject b7d12989-0489-471a-81cd-175f8b78afa5 \
+TOKEN=$("$binary" token issue --type company --subject b7d12989-0489-471a-81cd-175f8b78afa5 \
     --app groundspan --scope maestro.alerts.writeonly --ttl 3600 2>/dev/null)
+export TOKEN
 export BODY="$dir/body.json"
 sed -e "s/\"extRef\": *\"[^\"]*\"/\"extRef\":\"__EXTREF__\"/" \
     -e "s/2025-08-19T10:00:00Z/$(date -u +%Y-%m-%dT%H:%M:%SZ)/" \

@@ -6,6 +6,7 @@
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` asks for it.
 
 pub mod gauges;
+mod log_sink;
 pub mod metrics;
 pub mod traces;
 
@@ -37,12 +38,12 @@ impl Drop for Telemetry {
 /// maestro's own at `info` and above, so quieter logs do not cut traces short.
 ///
 /// Lines go to stderr through a background writer thread, so a request never waits for the
-/// write system call. Should the buffer fill, request threads wait rather than drop lines: logs
+/// write system call (nor, when stderr is a file, for its pages' write-out: `log_sink`). Should the buffer fill, request threads wait rather than drop lines: logs
 /// are part of the audit trail.
 pub fn init(traces: Option<Traces>) -> Telemetry {
     let (writer, log_flush) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
-        .finish(std::io::stderr());
+        .finish(log_sink::LogSink::stderr());
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let logs = fmt::layer()
         .json()
