@@ -248,8 +248,11 @@ pub(super) async fn update(
     updates: &[&(AlertTarget, AlertChange)],
 ) -> Result<Vec<UpdateOutcome>, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    // The extRefs turned into ids first: one index range (`alerts_ext_ref_key`, each column
-    // `= ANY`), matched exactly here. Ids and extRefs never change, so no lock is needed yet.
+    // The extRefs turned into ids first: one probe of `alerts_ext_ref_key` per wanted extRef.
+    // Ids and extRefs never change, so no lock is needed yet. A join on all three columns
+    // rather than `= ANY` on each: planned without statistics (a fresh database, until
+    // autovacuum's first ANALYZE), `= ANY` on each column made a scan of the partner's and
+    // the company's whole ranges with the extRefs as a filter (docs/PERFORMANCE.md).
     let wanted: Vec<(&str, &str, &str)> = updates
         .iter()
         .filter_map(|(target, _)| match &target.selector {
@@ -263,15 +266,16 @@ pub(super) async fn update(
         .collect();
     let mut by_ext_ref: HashMap<(String, String, String), String> = HashMap::new();
     if !wanted.is_empty() {
-        let column = |part: usize| {
-            let mut values: Vec<&str> = wanted.iter().map(|w| [w.0, w.1, w.2][part]).collect();
-            values.sort_unstable();
-            values.dedup();
-            values
-        };
+        let mut wanted = wanted;
+        wanted.sort_unstable();
+        wanted.dedup();
+        let column =
+            |part: usize| -> Vec<&str> { wanted.iter().map(|w| [w.0, w.1, w.2][part]).collect() };
         let rows: Vec<(String, String, String, String)> = sqlx::query_as(
-            "SELECT partner_id, company_id, ext_ref, id FROM alerts \
-             WHERE partner_id = ANY($1) AND company_id = ANY($2) AND ext_ref = ANY($3)",
+            "SELECT a.partner_id, a.company_id, a.ext_ref, a.id \
+             FROM UNNEST($1::text[], $2::text[], $3::text[]) AS w(partner_id, company_id, ext_ref) \
+             JOIN alerts a ON a.partner_id = w.partner_id AND a.company_id = w.company_id \
+             AND a.ext_ref = w.ext_ref",
         )
         .bind(column(0))
         .bind(column(1))
