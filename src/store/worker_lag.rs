@@ -17,6 +17,16 @@ use super::StoreResult;
 /// withdrawing theirs), so the table holds one row per live worker and a few of the last hour.
 pub const WORKER_LAG_FORGOTTEN_AFTER: Duration = Duration::from_secs(3600);
 
+/// A lag as both backends store it: whole microseconds (saturating).
+pub(crate) fn lag_micros(lag: Duration) -> i64 {
+    i64::try_from(lag.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// A stored lag back (a negative one, which no report writes, as zero).
+pub(crate) fn lag_from_micros(micros: i64) -> Duration {
+    Duration::from_micros(u64::try_from(micros).unwrap_or(0))
+}
+
 #[async_trait]
 pub trait WorkerLagStore: Send + Sync {
     /// Records that the worker `claimant` was `lag` behind at `at`, replacing its last report,

@@ -68,6 +68,19 @@ async fn until_connections(stuck: &SilentEndpoint, n: usize) {
     }
 }
 
+/// Publishes an event from a task of its own (the publish may be held back); its status.
+fn publish_in_background(t: &TestApp) -> tokio::task::JoinHandle<reqwest::StatusCode> {
+    let (client, url) = (t.client.clone(), t.url("/internal/v1/company-events"));
+    let token = app_token(t, &["maestro.events.publish"]);
+    tokio::spawn(async move {
+        let sent = client
+            .post(url)
+            .bearer_auth(token)
+            .json(&event("itinerary"));
+        sent.send().await.unwrap().status()
+    })
+}
+
 /// The value of the first sample of the app's metrics whose name and labels start with `name`.
 async fn sample(t: &TestApp, name: &str) -> Option<f64> {
     t.metrics()
@@ -92,17 +105,7 @@ async fn a_publish_waits_until_the_worker_catches_up(backend: Backend) {
     // has caught up: the partner hangs up, both attempts end (to be retried in ten seconds),
     // and nothing is left to claim.
     until_connections(&stuck, 2).await;
-    let next = tokio::spawn({
-        let (client, url) = (t.client.clone(), t.url("/internal/v1/company-events"));
-        let token = app_token(&t, &["maestro.events.publish"]);
-        async move {
-            let sent = client
-                .post(url)
-                .bearer_auth(token)
-                .json(&event("itinerary"));
-            sent.send().await.unwrap().status()
-        }
-    });
+    let next = publish_in_background(&t);
     // Held back: the gauge counts it while it waits, before it is recorded.
     until_gauge(&t, "maestro_company_events_waiting", 1).await;
     stuck.hang_up();
@@ -158,17 +161,7 @@ async fn an_instance_without_a_worker_paces_by_the_others(backend: Backend) {
     assert_eq!(sample(&api, &paced("waited_out")).await, Some(1.0));
     // The next one waits until the worker has caught up (the partner hangs up, every attempt
     // ends, nothing is left to claim) and has said so.
-    let next = tokio::spawn({
-        let (client, url) = (api.client.clone(), api.url("/internal/v1/company-events"));
-        let token = app_token(&api, &["maestro.events.publish"]);
-        async move {
-            let sent = client
-                .post(url)
-                .bearer_auth(token)
-                .json(&event("itinerary"));
-            sent.send().await.unwrap().status()
-        }
-    });
+    let next = publish_in_background(&api);
     until_gauge(&api, "maestro_company_events_waiting", 1).await;
     stuck.hang_up();
     assert_eq!(next.await.unwrap(), 202);

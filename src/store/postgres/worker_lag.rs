@@ -7,7 +7,9 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::PostgresStore;
-use crate::store::{StoreResult, WORKER_LAG_FORGOTTEN_AFTER, WorkerLagStore};
+use crate::store::{
+    StoreResult, WORKER_LAG_FORGOTTEN_AFTER, WorkerLagStore, lag_from_micros, lag_micros,
+};
 
 #[async_trait]
 impl WorkerLagStore for PostgresStore {
@@ -17,7 +19,7 @@ impl WorkerLagStore for PostgresStore {
         lag: Duration,
         at: OffsetDateTime,
     ) -> StoreResult<()> {
-        let lag_us = i64::try_from(lag.as_micros()).unwrap_or(i64::MAX);
+        let lag_us = lag_micros(lag);
         self.timed(async {
             // One statement, one round trip: the upsert, and the forgotten reports of others
             // deleted (a statement that both deleted and updated one row would be undefined).
@@ -59,7 +61,7 @@ impl WorkerLagStore for PostgresStore {
             .bind(since)
             .fetch_one(&self.pool)
             .await?;
-            Ok(Duration::from_micros(u64::try_from(lag_us).unwrap_or(0)))
+            Ok(lag_from_micros(lag_us))
         })
         .await
     }

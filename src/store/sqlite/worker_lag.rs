@@ -9,7 +9,9 @@ use rusqlite::params;
 use time::OffsetDateTime;
 
 use super::{SqliteStore, rows::millis};
-use crate::store::{StoreResult, WORKER_LAG_FORGOTTEN_AFTER, WorkerLagStore};
+use crate::store::{
+    StoreResult, WORKER_LAG_FORGOTTEN_AFTER, WorkerLagStore, lag_from_micros, lag_micros,
+};
 
 #[async_trait]
 impl WorkerLagStore for SqliteStore {
@@ -20,7 +22,7 @@ impl WorkerLagStore for SqliteStore {
         at: OffsetDateTime,
     ) -> StoreResult<()> {
         let claimant = claimant.to_owned();
-        let lag_us = i64::try_from(lag.as_micros()).unwrap_or(i64::MAX);
+        let lag_us = lag_micros(lag);
         self.writer
             .relaxed(move |tx| {
                 tx.prepare_cached(
@@ -58,6 +60,6 @@ impl WorkerLagStore for SqliteStore {
                 .query_row([millis(since)], |row| row.get(0))
             })
             .await?;
-        Ok(Duration::from_micros(u64::try_from(lag_us).unwrap_or(0)))
+        Ok(lag_from_micros(lag_us))
     }
 }
