@@ -1,20 +1,16 @@
-//! The running server's view of partners and templates: loaded from the store on first use,
-//! kept for `catalog_refresh`, with each template's schema and render sources compiled once per
-//! version (never per request). Nothing here is state another instance needs: every entry can be rebuilt from the
-//! store, so several instances may run side by side.
+//! The running server's view of partners and templates: loaded from the store on first use
+//! (once, however many requests ask at the same time), kept for `catalog_refresh`, with each
+//! template's schema and render sources compiled once per version (never per request). Nothing
+//! here is state another instance needs: every entry can be rebuilt from the store, so several
+//! instances may run side by side.
 
-use std::{
-    collections::HashMap,
-    num::NonZeroU32,
-    sync::{Arc, RwLock},
-    time::{Duration, Instant},
-};
+use std::{collections::HashMap, num::NonZeroU32, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use time::OffsetDateTime;
 
-use super::{Renderer, UrlPolicy, ValidMetadata, compile_schema};
+use super::{Renderer, UrlPolicy, ValidMetadata, compile_schema, reloaded::Reloaded};
 use crate::{
     error::{Error, Result},
     store::{DynStore, PartnerRecord, RateLimit, TemplateRecord},
@@ -68,53 +64,35 @@ impl CachedPartner {
     }
 }
 
-struct Entry {
-    loaded_at: Instant,
-    partner: Option<Arc<CachedPartner>>,
-}
-
 pub struct Catalog {
     store: DynStore,
-    refresh: Duration,
-    entries: RwLock<HashMap<String, Entry>>,
+    /// By partner id; `None` for an id no partner has (so a stray token costs no look-up).
+    partners: Reloaded<Option<Arc<CachedPartner>>>,
 }
 
 impl Catalog {
     pub fn new(store: DynStore, refresh: Duration) -> Self {
         Catalog {
             store,
-            refresh,
-            entries: RwLock::new(HashMap::new()),
+            partners: Reloaded::new(refresh),
         }
     }
 
     /// The partner, if it is registered.
     pub async fn partner(&self, partner_id: &str) -> Result<Option<Arc<CachedPartner>>> {
-        let previous = {
-            let entries = self.entries.read().expect("catalog lock poisoned");
-            match entries.get(partner_id) {
-                Some(entry) if entry.loaded_at.elapsed() < self.refresh => {
-                    return Ok(entry.partner.clone());
-                }
-                Some(entry) => entry.partner.clone(),
-                None => None,
-            }
-        };
-        let loaded = self.store.partner_with_templates(partner_id).await?;
-        let partner = match loaded {
-            None => None,
-            Some((record, templates)) => {
-                Some(Arc::new(build(record, templates, previous.as_deref())?))
-            }
-        };
-        self.entries.write().expect("catalog lock poisoned").insert(
-            partner_id.to_owned(),
-            Entry {
-                loaded_at: Instant::now(),
-                partner: partner.clone(),
-            },
-        );
-        Ok(partner)
+        self.partners
+            .get(partner_id, |previous| async move {
+                let loaded = self.store.partner_with_templates(partner_id).await?;
+                Ok(match loaded {
+                    None => None,
+                    Some((record, templates)) => Some(Arc::new(build(
+                        record,
+                        templates,
+                        previous.flatten().as_deref(),
+                    )?)),
+                })
+            })
+            .await
     }
 }
 

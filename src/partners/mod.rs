@@ -6,6 +6,7 @@ pub mod bundle;
 pub mod catalog;
 pub mod check;
 pub mod markup;
+mod reloaded;
 pub mod render;
 pub mod schema;
 pub mod url_policy;
