@@ -5,9 +5,10 @@
 #![allow(dead_code)]
 
 use std::{
-    io::{BufRead, BufReader},
+    io::{BufRead, BufReader, Seek, SeekFrom},
     path::Path,
     process::{Child, Command, Stdio},
+    time::{Duration, Instant},
 };
 
 use serde_json::Value;
@@ -93,6 +94,33 @@ pub fn issue_token(
     Ok(String::from_utf8(output.stdout)?.trim().to_owned())
 }
 
+/// The address the server at `child` announced in its log at `log` (after byte `start`).
+fn listening_addr(child: &mut Child, log: &Path, start: u64) -> anyhow::Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut file = std::fs::File::open(log)?;
+        file.seek(SeekFrom::Start(start))?;
+        for line in BufReader::new(file).lines() {
+            let entry: Value = serde_json::from_str(&line?).unwrap_or(Value::Null);
+            if entry["message"] == "listening" {
+                return Ok(entry["addr"].as_str().unwrap_or_default().to_owned());
+            }
+        }
+        if let Some(status) = child.try_wait()? {
+            anyhow::bail!(
+                "the server exited ({status}) before listening; see {}",
+                log.display()
+            );
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the server did not listen within 60 s; see {}",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 pub struct Server {
     pub child: Child,
     pub addr: String,
@@ -106,10 +134,16 @@ impl Server {
         log: &Path,
         env: &[(String, String)],
     ) -> anyhow::Result<Server> {
-        let log = std::fs::OpenOptions::new()
+        let log_file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)?;
+        let start = log_file.metadata()?.len();
+        // The server logs (one line per request, as in production) straight into the file, so
+        // that its log writer syncs it as it would in production: copied through a pipe by this
+        // process, the lines stayed dirty until the kernel wrote 30 s of them at once, and the
+        // commits' fsyncs queued behind that burst (docs/PERFORMANCE.md, "the catalogue loaded
+        // once").
         let mut child = Command::new(binary)
             .args(["serve", "--listen", "127.0.0.1:0", "--database-url", url])
             .env("MAESTRO_MASTER_KEY", master_key)
@@ -117,26 +151,15 @@ impl Server {
             .env("MAESTRO_DRAIN_DELAY", "0s")
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::from(log_file))
             .spawn()?;
-        let mut lines = BufReader::new(child.stderr.take().expect("piped")).lines();
-        let addr = loop {
-            let line = lines
-                .next()
-                .ok_or_else(|| anyhow::anyhow!("server exited"))??;
-            let entry: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-            if entry["message"] == "listening" {
-                break entry["addr"].as_str().unwrap_or_default().to_owned();
+        let addr = match listening_addr(&mut child, log, start) {
+            Ok(addr) => addr,
+            Err(err) => {
+                let _ = child.kill();
+                return Err(err);
             }
         };
-        // The server keeps logging (one line per request, as in production) into a file.
-        std::thread::spawn(move || {
-            use std::io::Write;
-            let mut log = std::io::BufWriter::new(log);
-            for line in lines.map_while(Result::ok) {
-                let _ = writeln!(log, "{line}");
-            }
-        });
         Ok(Server { child, addr })
     }
 
