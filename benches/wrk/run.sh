@@ -5,17 +5,22 @@
 # in the environment leaves them out),
 # then runs wrk against /healthz and against POST /maestro/v4/alerts (distinct extRefs), and
 # prints wrk's figures, the server's CPU per accepted alert and, on PostgreSQL, the CPU of the
-# machine's `postgres` processes per accepted alert.
+# machine's `postgres` processes per accepted alert. With --keep-log FILE the server's log is
+# kept there (`benches/wrk/slow_requests.py FILE` lists the episodes of slow requests).
 #
-#   benches/wrk/run.sh [--postgres URL] target/release/maestro [THREADS] [CONNECTIONS] [DURATION]
+#   benches/wrk/run.sh [--postgres URL] [--keep-log FILE] target/release/maestro [THREADS] [CONNECTIONS] [DURATION]
 #   benches/wrk/run.sh /tmp/maestro-before 2 64 10s
 #   benches/wrk/run.sh --postgres postgres://postgres@127.0.0.1:5432/postgres target/release/maestro
 set -euo pipefail
 postgres=
-if [ "${1:-}" = --postgres ]; then
-    postgres=$2
-    shift 2
-fi
+keep_log=
+while true; do
+    case "${1:-}" in
+        --postgres) postgres=$2; shift 2 ;;
+        --keep-log) keep_log=$(realpath -m "$2"); shift 2 ;;
+        *) break ;;
+    esac
+done
 binary=$(realpath "$1")
 threads=${2:-2}
 connections=${3:-64}
@@ -29,6 +34,9 @@ cleanup() {
     wait 2>/dev/null || true
     if [ -n "$database" ]; then
         psql -q "$postgres" -c "DROP DATABASE IF EXISTS $database WITH (FORCE)" || true
+    fi
+    if [ -n "$keep_log" ] && [ -f "$dir/server.log" ]; then
+        mv "$dir/server.log" "$keep_log"
     fi
     rm -rf "$dir"
 }

@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""Episodes of slow requests in a maestro server's JSON log, and what else it logged meanwhile.
+
+    benches/wrk/slow_requests.py server.log [THRESHOLD_MS] [METHOD]
+
+Requests of METHOD (default POST) slower than THRESHOLD_MS (default 25) are grouped into
+episodes (overlapping in time); for each, the non-request lines logged from 150 ms before it to
+20 ms after it are printed (the checkpointer's passes with
+RUST_LOG=info,maestro::store::sqlite::checkpointer=debug). Times are seconds from the first
+request of METHOD.
+"""
+import datetime
+import json
+import sys
+
+
+def seconds(stamp):
+    return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def main():
+    path = sys.argv[1]
+    threshold = float(sys.argv[2]) if len(sys.argv) > 2 else 25.0
+    method = sys.argv[3] if len(sys.argv) > 3 else "POST"
+    requests, others = [], []
+    with open(path, encoding="utf-8") as log:
+        for line in log:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            at = seconds(entry["timestamp"])
+            if entry.get("message") == "request finished":
+                if entry.get("span", {}).get("method") == method:
+                    requests.append((at, entry["latency_ms"]))
+            else:
+                others.append((at, entry))
+    if not requests:
+        sys.exit(f"no {method} request in {path}")
+    requests.sort()
+    print(f"{len(requests)} {method} requests, max {max(ms for _, ms in requests):.1f} ms")
+    episodes = []
+    for at, ms in requests:
+        if ms <= threshold:
+            continue
+        began = at - ms / 1000
+        if episodes and began < episodes[-1][1]:
+            episode = episodes[-1]
+            episode[1], episode[2], episode[3] = max(episode[1], at), max(episode[2], ms), episode[3] + 1
+        else:
+            episodes.append([began, at, ms, 1])
+    first = requests[0][0]
+    for began, ended, worst, count in episodes:
+        print(f"{began - first:8.3f} .. {ended - first:8.3f} s: {count} over {threshold:g} ms, worst {worst:.1f} ms")
+        for at, entry in others:
+            if began - 0.15 <= at <= ended + 0.02:
+                fields = {k: v for k, v in entry.items() if k not in ("timestamp", "target", "level")}
+                print(f"    {at - first:8.3f} {fields}")
+
+
+main()
