@@ -1,16 +1,18 @@
 -- wrk script: POSTs the Groundspan seed alert, each request with an extRef of its own.
 -- Used by benches/wrk/run.sh, which sets TOKEN and BODY (a body file whose extRef is
--- "__EXTREF__").
+-- "__EXTREF__"), and CREATED, where done() writes each thread's extRef prefix and the number
+-- of alerts it sent (for benches/wrk/alerts_put.lua).
 local token = os.getenv("TOKEN")
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "report.lua")
 local template = io.open(os.getenv("BODY")):read("*a")
-local threads = 0
+local threads = {}
 
 function setup(thread)
-  threads = threads + 1
-  thread:set("prefix", string.format("wrk-%d-%d", os.time(), threads))
+  table.insert(threads, thread)
+  thread:set("prefix", string.format("wrk-%d-%d", os.time(), #threads))
 end
 
-local sent = 0
+sent = 0
 
 function request()
   sent = sent + 1
@@ -21,16 +23,14 @@ function request()
   }, body)
 end
 
-local statuses = {}
-
-function response(status)
-  statuses[status] = (statuses[status] or 0) + 1
-end
-
 function done(summary, latency, requests)
-  io.write(string.format("non-2xx or socket errors: %d\n",
-    summary.errors.status + summary.errors.connect + summary.errors.read +
-    summary.errors.write + summary.errors.timeout))
-  io.write(string.format("p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
-    latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency.max / 1000))
+  local created = os.getenv("CREATED")
+  if created then
+    local file = io.open(created, "w")
+    for _, thread in ipairs(threads) do
+      file:write(string.format("%s %d\n", thread:get("prefix"), thread:get("sent")))
+    end
+    file:close()
+  end
+  report(summary, latency)
 end

@@ -5,19 +5,23 @@
 # in the environment leaves them out),
 # then runs wrk against /healthz and against POST /maestro/v4/alerts (distinct extRefs), and
 # prints wrk's figures, the server's CPU per accepted alert and, on PostgreSQL, the CPU of the
-# machine's `postgres` processes per accepted alert. With --keep-log FILE the server's log is
-# kept there (`benches/wrk/slow_requests.py FILE` lists the episodes of slow requests).
+# machine's `postgres` processes per accepted alert. With --put, a third run of as long PUTs
+# updates of the alerts the POST run created, each with a new price (benches/wrk/alerts_put.lua).
+# With --keep-log FILE the server's log is kept there (`benches/wrk/slow_requests.py FILE`
+# lists the episodes of slow requests).
 #
-#   benches/wrk/run.sh [--postgres URL] [--keep-log FILE] target/release/maestro [THREADS] [CONNECTIONS] [DURATION]
+#   benches/wrk/run.sh [--postgres URL] [--put] [--keep-log FILE] target/release/maestro [THREADS] [CONNECTIONS] [DURATION]
 #   benches/wrk/run.sh /tmp/maestro-before 2 64 10s
 #   benches/wrk/run.sh --postgres postgres://postgres@127.0.0.1:5432/postgres target/release/maestro
 set -euo pipefail
 postgres=
 keep_log=
+put=
 while true; do
     case "${1:-}" in
         --postgres) postgres=$2; shift 2 ;;
         --keep-log) keep_log=$(realpath -m "$2"); shift 2 ;;
+        --put) put=1; shift ;;
         *) break ;;
     esac
 done
@@ -83,18 +87,33 @@ grep -q __EXTREF__ "$BODY"
 echo "== GET /healthz (wrk -t$threads -c$connections -d$duration)"
 wrk -t"$threads" -c"$connections" -d"$duration" --latency "http://127.0.0.1:$port/healthz" \
     | grep -E "Requests/sec|99%|50%|Latency|Non-2xx|Socket"
-echo "== POST /maestro/v4/alerts (wrk -t$threads -c$connections -d$duration)"
-server_before=$(cpu_of "/proc/$server/stat")
-[ -n "$postgres" ] && postgres_before=$(postgres_cpu)
-wrk -t"$threads" -c"$connections" -d"$duration" --latency -s "$here/alerts.lua" \
-    "http://127.0.0.1:$port" | tee wrk.out \
-    | grep -E "Requests/sec|99%|50%|Latency|Non-2xx|Socket|p50|non-2xx"
-server_after=$(cpu_of "/proc/$server/stat")
-requests=$(awk '/requests in/ { print $1 }' wrk.out)
-awk -v b="$server_before" -v a="$server_after" -v n="$requests" \
-    'BEGIN { printf "server CPU per request: %.0f µs\n", (a - b) * 1e6 / n }'
-if [ -n "$postgres" ]; then
-    postgres_after=$(postgres_cpu)
-    awk -v b="$postgres_before" -v a="$postgres_after" -v n="$requests" \
-        'BEGIN { printf "PostgreSQL CPU per request: %.0f µs\n", (a - b) * 1e6 / n }'
+# Runs wrk with the script $2 and prints its figures, the server's CPU per request and, on
+# PostgreSQL, that of the `postgres` processes.
+measure() {
+    echo "== $1 (wrk -t$threads -c$connections -d$duration)"
+    local server_before server_after postgres_before postgres_after requests
+    server_before=$(cpu_of "/proc/$server/stat")
+    [ -n "$postgres" ] && postgres_before=$(postgres_cpu)
+    wrk -t"$threads" -c"$connections" -d"$duration" --latency -s "$here/$2" \
+        "http://127.0.0.1:$port" | tee wrk.out \
+        | grep -E "Requests/sec|99%|50%|Latency|Non-2xx|Socket|p50|non-2xx"
+    server_after=$(cpu_of "/proc/$server/stat")
+    requests=$(awk '/requests in/ { print $1 }' wrk.out)
+    awk -v b="$server_before" -v a="$server_after" -v n="$requests" \
+        'BEGIN { printf "server CPU per request: %.0f µs\n", (a - b) * 1e6 / n }'
+    if [ -n "$postgres" ]; then
+        postgres_after=$(postgres_cpu)
+        awk -v b="$postgres_before" -v a="$postgres_after" -v n="$requests" \
+            'BEGIN { printf "PostgreSQL CPU per request: %.0f µs\n", (a - b) * 1e6 / n }'
+    fi
+}
+
+export CREATED="$dir/created.txt"
+measure "POST /maestro/v4/alerts" alerts.lua
+if [ -n "$put" ]; then
+    # The first price of the alerts' metadata changes with each update.
+    export PUT_BODY="$dir/put_body.json"
+    sed -e '0,/"amount": *[0-9.]*/s//"amount": __PRICE__/' "$BODY" > "$PUT_BODY"
+    grep -q __PRICE__ "$PUT_BODY"
+    measure "PUT /maestro/v4/alerts, updates of those alerts" alerts_put.lua
 fi
