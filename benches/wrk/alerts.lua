@@ -2,9 +2,8 @@
 -- Used by benches/wrk/run.sh, which sets TOKEN and BODY (a body file whose extRef is
 -- "__EXTREF__"), and CREATED, where done() writes each thread's extRef prefix and the number
 -- of alerts it sent (for benches/wrk/alerts_put.lua).
-local token = os.getenv("TOKEN")
-dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "report.lua")
-local template = io.open(os.getenv("BODY")):read("*a")
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "alerts_shared.lua")
+local template = alert_template(os.getenv("BODY"))
 local threads = {}
 
 function setup(thread)
@@ -16,11 +15,7 @@ sent = 0
 
 function request()
   sent = sent + 1
-  local body = template:gsub("__EXTREF__", prefix .. "-" .. sent)
-  return wrk.format("POST", "/maestro/v4/alerts", {
-    ["Authorization"] = "Bearer " .. token,
-    ["Content-Type"] = "application/json",
-  }, body)
+  return alert_request("POST", template, prefix .. "-" .. sent)
 end
 
 function done(summary, latency, requests)

@@ -1,11 +1,11 @@
 -- wrk script: PUTs updates of the alerts benches/wrk/alerts.lua created, each with a new price.
 -- Used by benches/wrk/run.sh --put, which sets TOKEN, PUT_BODY (a body file whose extRef is
--- "__EXTREF__" and whose first price is "__PRICE__") and CREATED (alerts.lua's list: a line
--- "prefix count" per thread). Each thread updates its own list's alerts over and over, but the
--- last ones it sent, which were still in flight when that run stopped.
-local token = os.getenv("TOKEN")
-dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "report.lua")
-local template = io.open(os.getenv("PUT_BODY")):read("*a")
+-- "__EXTREF__" and whose first price is "__PRICE__"), CREATED (alerts.lua's list: a line
+-- "prefix count" per thread) and IN_FLIGHT (connections per thread). Each thread updates its
+-- own list's alerts over and over, but the last IN_FLIGHT it sent, which may still have been
+-- unanswered when that run stopped.
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "alerts_shared.lua")
+local template = alert_template(os.getenv("PUT_BODY"))
 local threads = {}
 
 function setup(thread)
@@ -17,12 +17,13 @@ local prefix, count
 local sent = 0
 
 function init(args)
+  local in_flight = tonumber(os.getenv("IN_FLIGHT") or "64")
   local line = 0
   for entry in io.lines(os.getenv("CREATED")) do
     line = line + 1
     if line == index then
       local p, n = entry:match("^(%S+) (%d+)$")
-      prefix, count = p, math.max(1, tonumber(n) - 64)
+      prefix, count = p, math.max(1, tonumber(n) - in_flight)
     end
   end
   assert(prefix, "no created alerts for this thread: run alerts.lua with as many threads first")
@@ -30,12 +31,8 @@ end
 
 function request()
   sent = sent + 1
-  local body = template:gsub("__EXTREF__", prefix .. "-" .. ((sent - 1) % count + 1))
-      :gsub("__PRICE__", string.format("%.1f", 500 + sent))
-  return wrk.format("PUT", "/maestro/v4/alerts", {
-    ["Authorization"] = "Bearer " .. token,
-    ["Content-Type"] = "application/json",
-  }, body)
+  local ext_ref = prefix .. "-" .. ((sent - 1) % count + 1)
+  return alert_request("PUT", template, ext_ref, string.format("%.1f", 500 + sent))
 end
 
 function done(summary, latency, requests)

@@ -113,6 +113,7 @@ measure "POST /maestro/v4/alerts" alerts.lua
 if [ -n "$put" ]; then
     # The first price of the alerts' metadata changes with each update.
     export PUT_BODY="$dir/put_body.json"
+    export IN_FLIGHT=$(((connections + threads - 1) / threads))
     sed -e '0,/"amount": *[0-9.]*/s//"amount": __PRICE__/' "$BODY" > "$PUT_BODY"
     grep -q __PRICE__ "$PUT_BODY"
     measure "PUT /maestro/v4/alerts, updates of those alerts" alerts_put.lua
