@@ -38,8 +38,8 @@ impl Drop for Telemetry {
 /// maestro's own at `info` and above, so quieter logs do not cut traces short.
 ///
 /// Lines go to stderr through a background writer thread, so a request never waits for the
-/// write system call (nor, when stderr is a file, for its pages' write-out: `log_sink`). Should the buffer fill, request threads wait rather than drop lines: logs
-/// are part of the audit trail.
+/// write system call (nor, when stderr is a file, for its pages' write-out: `log_sink`). Should
+/// the buffer fill, request threads wait rather than drop lines: logs are part of the audit trail.
 pub fn init(traces: Option<Traces>) -> Telemetry {
     let (writer, log_flush) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)

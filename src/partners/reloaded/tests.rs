@@ -42,10 +42,14 @@ where
     F: Fn(usize) -> Fut,
     Fut: Future<Output = Result<u32, &'static str>>,
 {
-    let arrived = AtomicUsize::new(0);
+    let arrived = &AtomicUsize::new(0);
     let each = (0..callers).map(|caller| {
-        arrived.fetch_add(1, Ordering::SeqCst);
-        get(caller)
+        let get = get(caller);
+        async move {
+            // Counted on the caller's first poll, which then runs `get` to its first wait.
+            arrived.fetch_add(1, Ordering::SeqCst);
+            get.await
+        }
     });
     let results = futures_util::future::join_all(each);
     let open = async {
