@@ -127,6 +127,30 @@ async fn an_update_by_id_with_a_hostile_id_or_body_is_400(backend: Backend) {
     expect_error(response, 400, "INVALID_FIELD").await;
 }
 
+/// An update by extRef looks the extRef up in the store (on PostgreSQL, a join over arrays of
+/// the batch's extRefs, which a NUL would break): a forbidden character is refused before.
+async fn an_update_by_ext_ref_with_forbidden_characters_is_400(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let token = t.groundspan_token();
+    let alert = post_seed();
+    assert_eq!(t.post_alert(&token, &alert).await.status(), 200);
+    let seed = alert.to_string();
+    let ext_ref = alert["extRef"].as_str().unwrap();
+    for forbidden in FORBIDDEN {
+        let text = seed.replacen(ext_ref, &format!("{ext_ref}{forbidden}"), 1);
+        assert!(text.contains(forbidden), "the probe is in the body");
+        let response = t
+            .send_text(reqwest::Method::PUT, "/maestro/v4/alerts", &token, text)
+            .await;
+        let body = expect_error(response, 400, "INVALID_FIELD").await;
+        assert_eq!(body["errors"][0]["details"]["field"], "/extRef", "{body}");
+    }
+    // The alert itself is still there to update.
+    let mut update = alert.clone();
+    update["title"] = json!("Updated");
+    assert_eq!(t.put_alert(&token, None, &update).await.status(), 200);
+}
+
 async fn hostile_paths_and_queries_of_the_inbox_and_admin_are_400(backend: Backend) {
     let t = TestApp::spawn(backend).await;
     let user = t.seed_user_token();
@@ -370,6 +394,7 @@ async fn an_answer_stays_small_however_many_problems_the_request_has(backend: Ba
 crate::on_both_backends!(
     forbidden_characters_in_an_alert_are_400_with_their_pointer,
     an_update_by_id_with_a_hostile_id_or_body_is_400,
+    an_update_by_ext_ref_with_forbidden_characters_is_400,
     hostile_paths_and_queries_of_the_inbox_and_admin_are_400,
     hostile_legacy_paths_and_queries_are_400_in_xml,
     company_events_refuse_what_xml_cannot_carry,
