@@ -15,7 +15,7 @@ sent = 0
 
 function request()
   sent = sent + 1
-  return alert_request("POST", template, prefix .. "-" .. sent)
+  return alert_request("POST", template, ext_ref(prefix, sent))
 end
 
 function done(summary, latency, requests)

@@ -31,8 +31,7 @@ end
 
 function request()
   sent = sent + 1
-  local ext_ref = prefix .. "-" .. ((sent - 1) % count + 1)
-  return alert_request("PUT", template, ext_ref, string.format("%.1f", 500 + sent))
+  return alert_request("PUT", template, ext_ref(prefix, (sent - 1) % count + 1), string.format("%.1f", 500 + sent))
 end
 
 function done(summary, latency, requests)

@@ -2,6 +2,18 @@
 -- what they print when wrk is done (the failed requests and the latency percentiles, in the
 -- lines run.sh and the harness read). TOKEN is the company token run.sh issues.
 local token = os.getenv("TOKEN")
+local scattered = os.getenv("EXT_REFS") == "scattered"
+
+-- The extRef of a thread's `n`th alert: `prefix-n`, or with EXT_REFS=scattered eight hex digits
+-- that jump across the thread's range from one alert to the next (n times an odd constant,
+-- modulo 2^32: no two alike), so that each insert lands on its own page of the extRef index,
+-- as a partner's random UUIDs do.
+function ext_ref(prefix, n)
+  if scattered then
+    return string.format("%s-%08x", prefix, (n * 2654435761) % 4294967296)
+  end
+  return prefix .. "-" .. n
+end
 
 -- The body file `path`, whose extRef is "__EXTREF__" (and, for updates, whose first price is
 -- "__PRICE__").

@@ -8,9 +8,11 @@
 # machine's `postgres` processes per accepted alert. With --put, a third run of as long PUTs
 # updates of the alerts the POST run created, each with a new price (benches/wrk/alerts_put.lua).
 # With --keep-log FILE the server's log is kept there (`benches/wrk/slow_requests.py FILE`
-# lists the episodes of slow requests).
+# lists the episodes of slow requests). With --scattered-ext-refs each alert's extRef jumps
+# across the range as a partner's random UUIDs do (each insert on its own page of the extRef
+# index) instead of counting up (benches/wrk/alerts_shared.lua).
 #
-#   benches/wrk/run.sh [--postgres URL] [--put] [--keep-log FILE] target/release/maestro [THREADS] [CONNECTIONS] [DURATION]
+#   benches/wrk/run.sh [--postgres URL] [--put] [--keep-log FILE] [--scattered-ext-refs] target/release/maestro [THREADS] [CONNECTIONS] [DURATION]
 #   benches/wrk/run.sh /tmp/maestro-before 2 64 10s
 #   benches/wrk/run.sh --postgres postgres://postgres@127.0.0.1:5432/postgres target/release/maestro
 set -euo pipefail
@@ -22,6 +24,7 @@ while true; do
         --postgres) postgres=$2; shift 2 ;;
         --keep-log) keep_log=$(realpath -m "$2"); shift 2 ;;
         --put) put=1; shift ;;
+        --scattered-ext-refs) export EXT_REFS=scattered; shift ;;
         *) break ;;
     esac
 done

@@ -5,10 +5,13 @@
 //! checkpoint once a second: it never blocks the writer or readers, and a page changed by
 //! many commits in between is copied once. The thread ends when the store is dropped.
 //!
-//! While writes are sustained it runs ten times a second instead ([`BUSY_INTERVAL`]): what a
-//! pass copies must reach the disk, and a commit's fsync queues behind that write. A second's
-//! worth (30,000-75,000 pages in the benchmark) held a commit up by 20-60 ms; a tenth of it, by
-//! a few (docs/PERFORMANCE.md, "SQLite ingest tail: flushes a tenth as large").
+//! While writes are sustained it runs every 25 ms instead ([`BUSY_INTERVAL`]): what a pass
+//! copies must reach the disk, and a commit's fsync queues behind that write. A second's worth
+//! (30,000-75,000 pages in the benchmark) held a commit up by 20-60 ms; a tenth of it, by a few
+//! (docs/PERFORMANCE.md, "SQLite ingest tail: flushes a tenth as large"). With extRefs as
+//! scattered as a partner's UUIDs most of those pages are the extRef index's leaves, scattered
+//! over the file, and a tenth of a second's took 25-43 ms to write: a quarter of that is smaller
+//! again (docs/PERFORMANCE.md, "where a commit's bytes go").
 //!
 //! Under sustained writes that alone never lets the WAL start over: the writer commits while the
 //! checkpoint copies, so the WAL always ends beyond what was copied, and SQLite only rewinds it
@@ -40,7 +43,7 @@ use super::{connection, database_flush};
 
 const INTERVAL: Duration = Duration::from_secs(1);
 /// The interval while writes are sustained (see above).
-const BUSY_INTERVAL: Duration = Duration::from_millis(100);
+const BUSY_INTERVAL: Duration = Duration::from_millis(25);
 /// WAL frames (pages) beyond which the writer is asked to finish a checkpoint: 65,536 pages of
 /// 4 KiB are 256 MiB, two to three seconds of sustained writes in the benchmark. Each time
 /// holds up the writer's queue for its fsync of the database file, so not more often than that
