@@ -22,29 +22,36 @@ import sys
 import tempfile
 
 
-def frames(wal_path):
-    """Yields (page number, is a commit frame) for each valid frame of the WAL."""
+def read_wal(wal_path):
+    """The WAL's page size, and the (page number, is a commit frame) of each of its valid
+    frames (those carrying the header's salt; a frame of an earlier cycle ends the list)."""
+    if not os.path.exists(wal_path):
+        raise SystemExit(f"{wal_path}: no WAL (the last connection to close deletes it: count "
+                         "while the server or --hold still has the database open)")
     with open(wal_path, "rb") as wal:
         header = wal.read(32)
         if len(header) < 32:
-            return
+            raise SystemExit(f"{wal_path}: no WAL header")
         magic, _version, page_size, _sequence, salt1, salt2 = struct.unpack(">IIIIII", header[:24])
         if magic not in (0x377F0682, 0x377F0683):
             raise SystemExit(f"{wal_path}: not a WAL file")
+        frames = []
         while True:
             frame_header = wal.read(24)
             if len(frame_header) < 24:
-                return
+                break
             page, commit_size, frame_salt1, frame_salt2 = struct.unpack(">IIII", frame_header[:16])
             if (frame_salt1, frame_salt2) != (salt1, salt2):
-                return
+                break
             if len(wal.read(page_size)) < page_size:
-                return
-            yield page, commit_size != 0, page_size
+                break
+            frames.append((page, commit_size != 0))
+    return page_size, frames
 
 
 def owners(database, wal_path):
-    """Maps each page number to the name of the b-tree that holds it now."""
+    """Maps each page number to the name of the b-tree that holds it now. On a copy: the last
+    connection to close a database checkpoints its WAL and deletes it, the very frames counted."""
     with tempfile.TemporaryDirectory() as scratch:
         copy = os.path.join(scratch, "copy.db")
         shutil.copyfile(database, copy)
@@ -77,12 +84,9 @@ def main():
     database = sys.argv[1]
     alerts = int(sys.argv[2]) if len(sys.argv) == 3 else None
     wal_path = database + "-wal"
-    per_page = collections.Counter()
-    commits = 0
-    page_size = 4096
-    for page, is_commit, page_size in frames(wal_path):
-        per_page[page] += 1
-        commits += is_commit
+    page_size, frames = read_wal(wal_path)
+    per_page = collections.Counter(page for page, _ in frames)
+    commits = sum(is_commit for _, is_commit in frames)
     total = sum(per_page.values())
     if total == 0:
         raise SystemExit(f"{wal_path}: no frames")
@@ -109,4 +113,5 @@ def main():
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # quietly, when piped into head
     main()

@@ -11,6 +11,7 @@ function setup(thread)
   thread:set("prefix", string.format("wrk-%d-%d", os.time(), #threads))
 end
 
+-- A global, not a local: done() reads each thread's count with thread:get("sent").
 sent = 0
 
 function request()

@@ -19,6 +19,8 @@ set -euo pipefail
 postgres=
 keep_log=
 put=
+# Only the option decides, not a variable left in the caller's environment.
+export EXT_REFS=counting
 while true; do
     case "${1:-}" in
         --postgres) postgres=$2; shift 2 ;;

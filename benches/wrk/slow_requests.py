@@ -9,8 +9,10 @@ episodes (overlapping in time); for each, the non-request lines logged from 150 
 RUST_LOG=info,maestro::store::sqlite::checkpointer=debug). Times are seconds from the first
 request of METHOD.
 """
+import bisect
 import datetime
 import json
+import signal
 import sys
 
 
@@ -50,12 +52,16 @@ def main():
         else:
             episodes.append([began, at, ms, 1])
     first = requests[0][0]
+    others.sort(key=lambda other: other[0])
+    other_times = [at for at, _ in others]
     for began, ended, worst, count in episodes:
         print(f"{began - first:8.3f} .. {ended - first:8.3f} s: {count} over {threshold:g} ms, worst {worst:.1f} ms")
-        for at, entry in others:
-            if began - 0.15 <= at <= ended + 0.02:
-                fields = {k: v for k, v in entry.items() if k not in ("timestamp", "target", "level")}
-                print(f"    {at - first:8.3f} {fields}")
+        start = bisect.bisect_left(other_times, began - 0.15)
+        end = bisect.bisect_right(other_times, ended + 0.02)
+        for at, entry in others[start:end]:
+            fields = {k: v for k, v in entry.items() if k not in ("timestamp", "target", "level")}
+            print(f"    {at - first:8.3f} {fields}")
 
 
+signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # quietly, when piped into head
 main()
