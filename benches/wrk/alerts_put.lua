@@ -31,7 +31,8 @@ end
 
 function request()
   sent = sent + 1
-  return alert_request("PUT", template, ext_ref(prefix, (sent - 1) % count + 1), string.format("%.1f", 500 + sent))
+  local price = string.format("%.1f", 500 + sent)
+  return alert_request("PUT", template, ext_ref(prefix, (sent - 1) % count + 1), price)
 end
 
 function done(summary, latency, requests)

@@ -11,7 +11,10 @@
 //! (docs/PERFORMANCE.md, "SQLite ingest tail: flushes a tenth as large"). With extRefs as
 //! scattered as a partner's UUIDs most of those pages are the extRef index's leaves, scattered
 //! over the file, and a tenth of a second's took 25-43 ms to write: a quarter of that is smaller
-//! again (docs/PERFORMANCE.md, "where a commit's bytes go").
+//! again (docs/PERFORMANCE.md, "where a commit's bytes go"). After each WAL restart the pace
+//! falls back to a second until the WAL is long again (see `Progress::is_sustained_since`):
+//! keeping it lowered the p99 but let longer stalls through (docs/PERFORMANCE.md, "write-out
+//! started, not waited for — tried, not taken").
 //!
 //! Under sustained writes that alone never lets the WAL start over: the writer commits while the
 //! checkpoint copies, so the WAL always ends beyond what was copied, and SQLite only rewinds it
@@ -163,10 +166,13 @@ impl Progress {
 
     /// Writes are sustained: since the pass that saw `frames_before` the WAL grew and is long
     /// (so each pass leaves the file to flush), or it started over (a write does that, and under
-    /// load it is long again within the second). The WAL of an idle database keeps its frames
-    /// until the next write, so a long one alone says nothing; a trickle of writes starts it over
-    /// once, then keeps it short. The idle cut-back (`cut_back`) starts it over too, which costs
-    /// one pass sooner than a second, not a faster pace: the pass after sees the same frames.
+    /// load it is long again within the second). The pass after a restart sees a short WAL,
+    /// growing, so the pace falls back to a second until the WAL is long again: 27-34 times a
+    /// minute under the benchmark's load, measured and kept (see the module's comment). The WAL
+    /// of an idle database keeps its frames until the next write, so a long one alone says
+    /// nothing; a trickle of writes starts it over once, then keeps it short. The idle cut-back
+    /// (`cut_back`) starts it over too, which costs one pass sooner than a second, not a faster
+    /// pace: the pass after sees the same frames.
     fn is_sustained_since(&self, frames_before: Option<i64>) -> bool {
         match frames_before {
             Some(before) if before >= 0 && self.wal_frames >= 0 => {
