@@ -11,7 +11,7 @@ use maestro::config::Role;
 use time::OffsetDateTime;
 
 use crate::{
-    deliveries::{PARTNER, SECRET, allow_loopback, app_token, event, publish, subscribe},
+    delivery_helpers::{PARTNER, SECRET, allow_loopback, app_token, event, publish, subscribe},
     helpers::*,
     receiver::SilentEndpoint,
 };

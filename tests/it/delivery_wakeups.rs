@@ -8,7 +8,7 @@ use sqlx::Connection;
 use tokio::sync::watch;
 
 use crate::{
-    deliveries::{allow_loopback, event, publish, spawn, subscribe},
+    delivery_helpers::{allow_loopback, event, publish, spawn, subscribe},
     helpers::*,
     receiver::Receiver,
 };
@@ -104,7 +104,7 @@ async fn on_sqlite_the_intake_wakes_its_own_worker() {
         s.role = maestro::config::Role::All;
     })
     .await;
-    crate::deliveries::register(&t, &receiver).await;
+    crate::delivery_helpers::register(&t, &receiver).await;
     subscribe(&t, "itinerary").await;
     for _ in 0..3 {
         publish(&t, &event("itinerary")).await;

@@ -7,7 +7,7 @@ use serde_json::Value;
 use time::{Duration, OffsetDateTime};
 
 use crate::{
-    deliveries::{PARTNER, SECRET, event, pass, publish, spawn, subscribe},
+    delivery_helpers::{PARTNER, SECRET, event, pass, publish, spawn, subscribe},
     helpers::*,
     receiver::Receiver,
 };

@@ -3,7 +3,7 @@
 use maestro::{App, Settings, config::Secret, store::secrets::MasterKey};
 
 use crate::{
-    deliveries::SECRET,
+    delivery_helpers::SECRET,
     durability::{start_server_with, stop_gracefully},
     helpers::*,
 };

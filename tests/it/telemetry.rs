@@ -13,7 +13,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::{
-    deliveries::{self, pass, publish, subscribe},
+    delivery_helpers::{self, pass, publish, subscribe},
     durability::{KillOnDrop, issue_token, maestro, start_server_with, stop_gracefully},
     exposition,
     helpers::*,
@@ -23,9 +23,9 @@ use crate::{
 #[tokio::test]
 async fn every_family_has_help_latencies_are_histograms_and_partners_label_alerts_and_deliveries() {
     let receiver = Receiver::start().await;
-    let t = deliveries::spawn(Backend::Sqlite, &receiver).await;
+    let t = delivery_helpers::spawn(Backend::Sqlite, &receiver).await;
     subscribe(&t, "itinerary").await;
-    publish(&t, &deliveries::event("itinerary")).await;
+    publish(&t, &delivery_helpers::event("itinerary")).await;
     assert_eq!(pass(&t, OffsetDateTime::now_utc()).await.delivered, 1);
     let token = t.groundspan_token();
     assert_eq!(t.post_alert(&token, &post_seed()).await.status(), 200);
@@ -51,7 +51,7 @@ async fn every_family_has_help_latencies_are_histograms_and_partners_label_alert
     }
     let attempt_took = families["maestro_delivery_attempt_duration_seconds"].find(
         "maestro_delivery_attempt_duration_seconds_bucket",
-        &[("partner", deliveries::PARTNER), ("le", "+Inf")],
+        &[("partner", delivery_helpers::PARTNER), ("le", "+Inf")],
     );
     assert_eq!(attempt_took[0].value, 1.0);
 
@@ -82,11 +82,14 @@ async fn every_family_has_help_latencies_are_histograms_and_partners_label_alert
     assert_eq!(value("maestro_alerts_rejected_total", &refused), 1.0);
     let unverified = [("code", "INVALID_TOKEN"), ("partner", "")];
     assert_eq!(value("maestro_alerts_rejected_total", &unverified), 1.0);
-    let delivered = [("partner", deliveries::PARTNER), ("outcome", "delivered")];
+    let delivered = [
+        ("partner", delivery_helpers::PARTNER),
+        ("outcome", "delivered"),
+    ];
     assert_eq!(value("maestro_delivery_attempts_total", &delivered), 1.0);
 
     // The gauges, a partner owed nothing included, and the process metrics.
-    let acme = [("partner", deliveries::PARTNER)];
+    let acme = [("partner", delivery_helpers::PARTNER)];
     assert_eq!(value("maestro_deliveries_pending", &acme), 0.0);
     assert_eq!(value("maestro_delivery_oldest_due_age_seconds", &acme), 0.0);
     let groundspan = [("partner", GROUNDSPAN)];
@@ -107,17 +110,17 @@ async fn every_family_has_help_latencies_are_histograms_and_partners_label_alert
 #[tokio::test]
 async fn the_gauges_show_the_backlog_its_age_and_the_open_streams() {
     let receiver = Receiver::start().await;
-    let t = deliveries::spawn(Backend::Sqlite, &receiver).await;
+    let t = delivery_helpers::spawn(Backend::Sqlite, &receiver).await;
     subscribe(&t, "itinerary").await;
     let published = t.app.clock.now();
-    publish(&t, &deliveries::event("itinerary")).await;
+    publish(&t, &delivery_helpers::event("itinerary")).await;
     // Nothing delivers it (no worker runs here); a minute and a half later it is still due.
     t.app.clock.pin(published + time::Duration::seconds(90));
     let stream = t.stream(&t.seed_user_token()).await;
 
     let families = exposition::parse(&t.metrics().await);
     let value = |name: &str, labels: &[(&str, &str)]| families[name].find(name, labels)[0].value;
-    let acme = [("partner", deliveries::PARTNER)];
+    let acme = [("partner", delivery_helpers::PARTNER)];
     assert_eq!(value("maestro_deliveries_pending", &acme), 1.0);
     let age = value("maestro_delivery_oldest_due_age_seconds", &acme);
     // Due since it was recorded, just after `published`.

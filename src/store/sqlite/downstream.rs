@@ -191,7 +191,7 @@ fn cursor(db: &Connection) -> rusqlite::Result<PublishCursor> {
 
 fn alert_event(row: &Row<'_>) -> rusqlite::Result<DownstreamAlertEvent> {
     Ok(DownstreamAlertEvent {
-        event: super::alerts::outbox_event(row)?,
+        event: super::alert_reads::outbox_event(row)?,
         template_id: row.get("template_id")?,
         expires_at: row
             .get::<_, Option<i64>>("expires_at")?

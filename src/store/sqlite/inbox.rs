@@ -5,7 +5,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use time::OffsetDateTime;
 
 use super::{
-    alerts::{RENDERING_COLUMNS, RENDERING_JOIN, announce, rendering},
+    alert_reads::{RENDERING_COLUMNS, RENDERING_JOIN, rendering},
+    alerts::announce,
     rows::{from_millis, millis, ts},
 };
 use crate::store::{

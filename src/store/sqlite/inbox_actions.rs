@@ -8,7 +8,8 @@ use time::OffsetDateTime;
 
 use super::{
     SqliteStore,
-    alerts::{announce, outbox_event},
+    alert_reads::outbox_event,
+    alerts::announce,
     inbox::{AWAKE, LIVE, UNREAD},
     inbox_sessions,
     rows::{from_millis, millis},

@@ -16,6 +16,7 @@
 //! capped ingestion (see docs/PERFORMANCE.md). `rusqlite` runs statements on the calling
 //! thread. PostgreSQL keeps sqlx: one crate per backend.
 
+mod alert_reads;
 mod alerts;
 mod app_center;
 mod backup;
@@ -26,21 +27,20 @@ mod database_flush;
 mod deliveries;
 mod downstream;
 mod events;
+mod files;
 mod inbox;
 mod inbox_actions;
 mod inbox_sessions;
 mod keys;
 mod read_pool;
+mod refresh_tokens;
 mod rows;
 mod subscriptions;
 mod withdrawal;
 mod worker_lag;
 mod writer;
 
-use std::{
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::{path::Path, time::Duration};
 
 use async_trait::async_trait;
 use rusqlite::ErrorCode;
@@ -61,6 +61,7 @@ use super::{
 };
 
 pub use backup::backup;
+pub use files::{database_path, ensure_directory, ensure_exists, shown};
 
 const READ_CONNECTIONS: usize = 4;
 
@@ -95,59 +96,6 @@ impl SqliteStore {
             _checkpointer: checkpointer::Checkpointer::start(path, timeout, catch_up)?,
         })
     }
-}
-
-/// The file a `sqlite://PATH` (or `sqlite:PATH`) URL names.
-pub fn database_path(url: &str) -> anyhow::Result<PathBuf> {
-    let path = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-        .ok_or_else(|| anyhow::anyhow!("a SQLite URL looks like sqlite://PATH"))?;
-    anyhow::ensure!(
-        !path.is_empty() && !path.contains(":memory:") && !path.contains('?'),
-        "maestro needs a SQLite file (sqlite://PATH, no options); an in-memory database would \
-         lose every alert"
-    );
-    Ok(PathBuf::from(path))
-}
-
-/// A path as an operator needs to see it in a message: absolute, so that a command run in
-/// the wrong directory shows where it looked.
-pub fn shown(path: &Path) -> String {
-    std::path::absolute(path)
-        .unwrap_or_else(|_| path.to_owned())
-        .display()
-        .to_string()
-}
-
-/// Refuses a database file that does not exist: only `serve` and `migrate` make one.
-pub fn ensure_exists(path: &Path) -> anyhow::Result<()> {
-    let exists = path
-        .try_exists()
-        .map_err(|err| anyhow::anyhow!("cannot open the database file {}: {err}", shown(path)))?;
-    anyhow::ensure!(
-        exists,
-        "the database file {} does not exist (only `maestro serve` and `maestro migrate` create \
-         one; give --database-url or MAESTRO_DATABASE_URL, or run from the directory that holds \
-         it)",
-        shown(path)
-    );
-    Ok(())
-}
-
-/// Refuses a database file whose directory does not exist (before its key file is made there).
-pub fn ensure_directory(path: &Path) -> anyhow::Result<()> {
-    let directory = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => return Ok(()),
-    };
-    anyhow::ensure!(
-        directory.is_dir(),
-        "cannot open the database file {}: the directory {} does not exist",
-        shown(path),
-        shown(directory)
-    );
-    Ok(())
 }
 
 /// Lock contention past the busy timeout is a timeout (504); anything else is unexpected.
@@ -288,25 +236,25 @@ impl Store for SqliteStore {
     async fn alert(&self, owner: &AlertOwner, alert_id: &str) -> StoreResult<Option<AlertRecord>> {
         let (owner, alert_id) = (owner.clone(), alert_id.to_owned());
         self.readers
-            .read(move |db| alerts::find(db, &owner, &alert_id))
+            .read(move |db| alert_reads::find(db, &owner, &alert_id))
             .await
     }
 
     async fn alert_revisions(&self, alert_id: &str) -> StoreResult<Vec<RevisionRecord>> {
         let alert_id = alert_id.to_owned();
         self.readers
-            .read(move |db| alerts::revisions(db, &alert_id))
+            .read(move |db| alert_reads::revisions(db, &alert_id))
             .await
     }
 
     async fn outbox_after(&self, after: i64, limit: i64) -> StoreResult<Vec<OutboxEvent>> {
         self.readers
-            .read(move |db| alerts::outbox_after(db, after, limit))
+            .read(move |db| alert_reads::outbox_after(db, after, limit))
             .await
     }
 
     async fn outbox_head(&self) -> StoreResult<i64> {
-        self.readers.read(alerts::outbox_head).await
+        self.readers.read(alert_reads::outbox_head).await
     }
 
     async fn inbox_page(&self, query: &InboxQuery) -> StoreResult<InboxPage> {

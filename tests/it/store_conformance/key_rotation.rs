@@ -4,7 +4,7 @@
 use maestro::store::{DynStore, RetireOutcome, SigningKeyRecord};
 use time::{Duration, OffsetDateTime, macros::datetime};
 
-use super::{UNCAPPED, claim, deliveries_owed, import, open};
+use super::{UNCAPPED, claim, deliveries::deliveries_owed, import, open};
 use crate::helpers::Backend;
 
 crate::on_both_backends!(
