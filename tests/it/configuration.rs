@@ -6,8 +6,8 @@ use std::{path::Path, process::Command};
 use serde_json::Value;
 
 use crate::{
-    durability::{BIN, KillOnDrop, start_server_with},
     helpers::*,
+    real_binary::{BIN, KillOnDrop, start_server_with},
 };
 
 /// Runs `maestro` in `dir` with only `env` of the settings' variables set.

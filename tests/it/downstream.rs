@@ -14,9 +14,9 @@ use serde_json::{Value, json};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 use crate::{
-    durability::{self, issue_token, start_server_with, stop_gracefully},
     helpers::*,
     nats_helpers::*,
+    real_binary::{self, issue_token, start_server_with, stop_gracefully},
 };
 
 crate::on_both_backends!(every_event_goes_downstream_in_order_as_a_cloudevent);
@@ -207,7 +207,7 @@ async fn kill_9_while_publishing_loses_and_repeats_no_acknowledged_alert() {
         return;
     }
     let stream = TestStream::new(&nats_url()).await;
-    let dir = durability::migrated_dir();
+    let dir = real_binary::migrated_dir();
     let token = issue_token(dir.path());
     let env = stream.env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();

@@ -228,7 +228,7 @@ async fn the_page_assets_are_served_with_their_types() {
 
 #[tokio::test]
 async fn maestro_inbox_open_url_prints_a_link_that_signs_in() {
-    let dir = crate::durability::migrated_dir();
+    let dir = crate::real_binary::migrated_dir();
     let output = Command::new(env!("CARGO_BIN_EXE_maestro"))
         .args([
             "inbox",

@@ -5,8 +5,8 @@
 use serde_json::Value;
 
 use crate::{
-    durability::{maestro, migrated_dir, start_server_with, stop_gracefully},
     helpers::*,
+    real_binary::{maestro, migrated_dir, start_server_with, stop_gracefully},
 };
 
 fn credentials(dir: &std::path::Path, args: &[&str]) -> Value {

@@ -15,8 +15,8 @@ use std::{
 use serde_json::Value;
 
 use crate::{
-    durability::{KillOnDrop, issue_token, maestro, migrated_dir, post, start_server_with},
     helpers::*,
+    real_binary::{KillOnDrop, issue_token, maestro, migrated_dir, post, start_server_with},
 };
 
 fn stderr_of(output: &std::process::Output) -> String {
@@ -319,7 +319,7 @@ fn errors_name_the_address_the_file_or_the_host_at_fault() {
     );
 
     let url = "postgres://postgres@127.0.0.1:1/maestro";
-    let output = Command::new(crate::durability::BIN)
+    let output = Command::new(crate::real_binary::BIN)
         .args(["migrate", "--database-url", url, "--database-timeout", "2s"])
         .env(
             "MAESTRO_MASTER_KEY",

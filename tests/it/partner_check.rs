@@ -6,7 +6,7 @@ use std::{
     process::Output,
 };
 
-use crate::durability::{maestro, migrated_dir};
+use crate::real_binary::{maestro, migrated_dir};
 
 const SCHEMA: &str = r#"{
     "type": "object",

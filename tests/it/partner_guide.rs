@@ -32,7 +32,7 @@ async fn the_curl_walkthrough_runs_the_whole_flow() {
     ) {
         return;
     }
-    let dir = crate::durability::migrated_dir();
+    let dir = crate::real_binary::migrated_dir();
     let guide = Guide::start(dir.path()).await;
     let mut walkthrough = Command::new("bash");
     walkthrough.arg(examples().join("walkthrough.sh"));
@@ -71,7 +71,7 @@ async fn the_python_partner_runs_the_flow_and_verifies_a_postback() {
         command.arg(examples().join("partner.py"));
         command
     };
-    let dir = crate::durability::migrated_dir();
+    let dir = crate::real_binary::migrated_dir();
     let mut receiver = PostbackReceiver::start(dir.path(), "acme-py", partner());
     let guide = Guide::start(dir.path()).await;
     let output = guide.run_flow(partner()).await;
@@ -113,7 +113,7 @@ async fn the_typescript_partner_runs_the_flow_and_verifies_a_postback() {
         command.arg(examples().join("dist/partner.js"));
         command
     };
-    let dir = crate::durability::migrated_dir();
+    let dir = crate::real_binary::migrated_dir();
     let mut receiver = PostbackReceiver::start(dir.path(), "acme-ts", partner());
     let guide = Guide::start(dir.path()).await;
     let output = guide.run_flow(partner()).await;

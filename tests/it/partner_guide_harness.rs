@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 
 use crate::{
     app_center_helpers::ADMIN_USER,
-    durability::{maestro, start_server_with},
     helpers::*,
+    real_binary::{maestro, start_server_with},
 };
 
 /// How long an example may take for its whole flow (two busy cores, a debug server).

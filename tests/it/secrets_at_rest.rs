@@ -4,8 +4,8 @@ use maestro::{App, Settings, config::Secret, store::secrets::MasterKey};
 
 use crate::{
     delivery_helpers::SECRET,
-    durability::{start_server_with, stop_gracefully},
     helpers::*,
+    real_binary::{start_server_with, stop_gracefully},
 };
 
 crate::on_both_backends!(

@@ -14,9 +14,9 @@ use time::OffsetDateTime;
 
 use crate::{
     delivery_helpers::{self, pass, publish, subscribe},
-    durability::{KillOnDrop, issue_token, maestro, start_server_with, stop_gracefully},
     exposition,
     helpers::*,
+    real_binary::{KillOnDrop, issue_token, maestro, start_server_with, stop_gracefully},
     receiver::Receiver,
 };
 
@@ -131,7 +131,7 @@ async fn the_gauges_show_the_backlog_its_age_and_the_open_streams() {
 
 #[tokio::test]
 async fn a_4xx_log_line_carries_the_error_code_and_the_partner() {
-    let dir = crate::durability::migrated_dir();
+    let dir = crate::real_binary::migrated_dir();
     let token = issue_token(dir.path());
     let (server, base, log) = start_server_with(dir.path(), &[]);
     let mut server = KillOnDrop(Some(server));
@@ -245,7 +245,7 @@ async fn traces_reach_an_otlp_collector_continuing_the_callers_trace() {
     const PARENT: &str = "00f067aa0ba902b7";
     let collector = Collector::start().await;
     let receiver = Receiver::start().await;
-    let dir = crate::durability::migrated_dir();
+    let dir = crate::real_binary::migrated_dir();
     let partner = dir.path().join("acme");
     std::fs::create_dir_all(partner.join("templates/OFFER")).unwrap();
     std::fs::write(
