@@ -3,7 +3,7 @@
 //! scroll position stay — and a stream that drops (the server restarts) resumes where it was,
 //! so the changes made meanwhile arrive without a reload.
 
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::{
@@ -16,10 +16,7 @@ async fn post_as(t: &TestApp, ext_ref: &str, amount: f64) -> String {
     let mut body = post_seed();
     body["extRef"] = json!(ext_ref);
     body["metadata"]["packages"][0]["variants"][0]["price"]["amount"] = json!(amount);
-    let response = t.post_alert(&t.groundspan_token(), &body).await;
-    assert_eq!(response.status(), 200);
-    let receipt: Value = response.json().await.unwrap();
-    receipt["alertId"].as_str().unwrap().to_owned()
+    t.create_alert(&body).await
 }
 
 async fn put_as(t: &TestApp, ext_ref: &str, amount: f64) {

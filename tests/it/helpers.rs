@@ -24,6 +24,17 @@ pub const COMPANY: &str = "b7d12989-0489-471a-81cd-175f8b78afa5";
 pub const OTHER_COMPANY: &str = "0f6a1d53-3c2a-4b8e-9f3e-2a8c6d1e7b40";
 pub const GROUNDSPAN: &str = "groundspan";
 pub const WRITE: &str = "maestro.alerts.writeonly";
+/// `maestro token issue`'s arguments for a Groundspan company token that writes alerts.
+pub const GROUNDSPAN_WRITE_TOKEN: [&str; 8] = [
+    "--type",
+    "company",
+    "--subject",
+    COMPANY,
+    "--app",
+    GROUNDSPAN,
+    "--scope",
+    WRITE,
+];
 
 /// reqwest is built with rustls but without a crypto provider of its own (see src/tls.rs).
 pub fn http_client() -> Client {
@@ -200,6 +211,14 @@ impl TestApp {
     pub async fn post_alert(&self, token: &str, body: &Value) -> Response {
         self.send_json(reqwest::Method::POST, "/maestro/v4/alerts", token, body)
             .await
+    }
+
+    /// POSTs `body` as Groundspan, asserts the 200, and returns the new alert's id.
+    pub async fn create_alert(&self, body: &Value) -> String {
+        let response = self.post_alert(&self.groundspan_token(), body).await;
+        assert_eq!(response.status(), 200);
+        let receipt: Value = response.json().await.unwrap();
+        receipt["alertId"].as_str().unwrap().to_owned()
     }
 
     /// POSTs `text` as an alert's JSON body exactly as given (for bodies a `Value` cannot hold).

@@ -15,20 +15,12 @@ crate::on_both_backends!(
     the_stream_tells_of_an_update_made_on_another_instance,
 );
 
-/// Posts an alert as Groundspan; returns its id.
-pub(crate) async fn post(t: &TestApp, body: &Value) -> String {
-    let response = t.post_alert(&t.groundspan_token(), body).await;
-    assert_eq!(response.status(), 200);
-    let receipt: Value = response.json().await.unwrap();
-    receipt["alertId"].as_str().unwrap().to_owned()
-}
-
 async fn the_inbox_pages_newest_first_and_reports_every_bad_parameter(backend: Backend) {
     let t = TestApp::spawn(backend).await;
     let user = t.seed_user_token();
     let mut ids = Vec::new();
     for _ in 0..3 {
-        ids.push(post(&t, &post_seed()).await);
+        ids.push(t.create_alert(&post_seed()).await);
     }
     let first = t.inbox_json(&user, "?limit=2").await;
     let listed: Vec<&str> = first["items"]
@@ -84,8 +76,8 @@ async fn read_and_dismiss_are_idempotent_and_an_update_makes_an_alert_unread_aga
     let t = TestApp::spawn(backend).await;
     let user = t.seed_user_token();
     let body = post_seed();
-    let first = post(&t, &body).await;
-    let second = post(&t, &post_seed()).await;
+    let first = t.create_alert(&body).await;
+    let second = t.create_alert(&post_seed()).await;
 
     let response = t.mark(&user, &first, "read").await;
     assert_eq!(response.status(), 200);
@@ -145,7 +137,7 @@ async fn read_and_dismiss_are_idempotent_and_an_update_makes_an_alert_unread_aga
 
 async fn only_the_users_own_live_alerts_are_reachable(backend: Backend) {
     let t = TestApp::spawn(backend).await;
-    let id = post(&t, &post_seed()).await;
+    let id = t.create_alert(&post_seed()).await;
 
     // Another user of the company, and the same user id in another company.
     for stranger in [
@@ -216,7 +208,7 @@ async fn an_alert_leaves_the_inbox_the_instant_it_expires_and_the_sweeper_announ
         .unwrap();
     let mut body = post_seed();
     body["expiresAt"] = json!(expires_at.format(&Rfc3339).unwrap());
-    let id = post(&t, &body).await;
+    let id = t.create_alert(&body).await;
 
     t.app.clock.pin(expires_at - Duration::milliseconds(1));
     let inbox = t.inbox_json(&user, "").await;
@@ -285,13 +277,13 @@ async fn the_stream_tells_of_an_update_made_on_another_instance(backend: Backend
     let b = TestApp::spawn_on(a.db.clone(), |_| {}).await;
     let user = a.seed_user_token();
     let body = post_seed();
-    let id = post(&b, &body).await;
+    let id = b.create_alert(&body).await;
     // The reader takes what is in the outbox now as history (nobody listens yet).
     a.app.inbox_feed.run_once().await.unwrap();
     let mut stream = a.stream(&user).await;
 
     // A change on this instance is told at once (no poll interval to wait for).
-    let other = post(&a, &post_seed()).await;
+    let other = a.create_alert(&post_seed()).await;
     let (name, data) = stream.next().await;
     assert_eq!(name, "alert.created");
     assert_eq!(data["alertId"], other.as_str());

@@ -5,7 +5,7 @@
 use maestro::{partners::bundle, store::PartnerImport};
 use serde_json::{Value, json};
 
-use crate::{helpers::*, inbox_api::post, inbox_helpers::*};
+use crate::{helpers::*, inbox_helpers::*};
 
 crate::on_both_backends!(both_seed_payloads_render_to_the_golden_card);
 
@@ -20,7 +20,7 @@ fn golden_seed(name: &str) -> Value {
 async fn both_seed_payloads_render_to_the_golden_card(backend: Backend) {
     let t = TestApp::spawn(backend).await;
     let user = t.seed_user_token();
-    let id = post(&t, &golden_seed("groundspan_post.json")).await;
+    let id = t.create_alert(&golden_seed("groundspan_post.json")).await;
     let inbox = t.inbox_json(&user, "").await;
     let item = &inbox["items"][0];
     assert_eq!(item["alertId"], id.as_str());
@@ -103,7 +103,7 @@ fn hostile_body() -> Value {
 async fn hostile_strings_in_every_field_come_out_as_text() {
     let t = TestApp::spawn(Backend::Sqlite).await;
     let user = t.seed_user_token();
-    post(&t, &hostile_body()).await;
+    t.create_alert(&hostile_body()).await;
     let inbox = t.inbox_json(&user, "").await;
     let item = &inbox["items"][0];
     let html = item["html"].as_str().unwrap();

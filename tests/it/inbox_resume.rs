@@ -20,10 +20,7 @@ crate::on_both_backends!(
 async fn post_as(t: &TestApp, ext_ref: &str) -> String {
     let mut body = post_seed();
     body["extRef"] = json!(ext_ref);
-    let response = t.post_alert(&t.groundspan_token(), &body).await;
-    assert_eq!(response.status(), 200);
-    let receipt: Value = response.json().await.unwrap();
-    receipt["alertId"].as_str().unwrap().to_owned()
+    t.create_alert(&body).await
 }
 
 async fn update(t: &TestApp, ext_ref: &str, amount: f64) {

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::helpers::*;
 
@@ -15,10 +15,7 @@ const NEVER: Duration = Duration::from_secs(3600);
 async fn post_as(t: &TestApp, ext_ref: &str) -> String {
     let mut body = post_seed();
     body["extRef"] = json!(ext_ref);
-    let response = t.post_alert(&t.groundspan_token(), &body).await;
-    assert_eq!(response.status(), 200);
-    let receipt: Value = response.json().await.unwrap();
-    receipt["alertId"].as_str().unwrap().to_owned()
+    t.create_alert(&body).await
 }
 
 async fn two_instances() -> Option<(TestApp, TestApp)> {

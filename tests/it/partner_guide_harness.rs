@@ -47,11 +47,11 @@ pub(crate) fn available(what: &str, found: bool, missing: &str) -> bool {
 
 /// The server, with Groundspan's client credentials made by the operator.
 pub(crate) struct Guide {
-    pub(crate) dir: PathBuf,
-    pub(crate) base: String,
-    pub(crate) client_secret: String,
-    pub(crate) client: reqwest::Client,
-    pub(crate) _server: Running,
+    dir: PathBuf,
+    base: String,
+    client_secret: String,
+    client: reqwest::Client,
+    _server: Running,
 }
 
 impl Guide {
@@ -71,14 +71,14 @@ impl Guide {
     }
 
     /// A token the operator's tool signs.
-    pub(crate) fn issue(&self, args: &[&str]) -> String {
+    fn issue(&self, args: &[&str]) -> String {
         let output = maestro(&self.dir, &[&["token", "issue"], args].concat());
         assert!(output.status.success(), "{output:?}");
         String::from_utf8(output.stdout).unwrap().trim().to_owned()
     }
 
     /// A company administrator connects Groundspan: the request token its redirect URI gets.
-    pub(crate) async fn request_token(&self) -> String {
+    async fn request_token(&self) -> String {
         let admin = self.issue(&[
             "--type",
             "user",
@@ -130,16 +130,7 @@ impl Guide {
 
     /// The alert the example created is withdrawn on the server: a repeat says so.
     pub(crate) async fn assert_withdrawn(&self, flow: &Flow) {
-        let token = self.issue(&[
-            "--type",
-            "company",
-            "--subject",
-            COMPANY,
-            "--app",
-            GROUNDSPAN,
-            "--scope",
-            WRITE,
-        ]);
+        let token = self.issue(&GROUNDSPAN_WRITE_TOKEN);
         let response = self
             .client
             .delete(format!("{}/maestro/v4/alerts/{}", self.base, flow.alert_id))
@@ -257,9 +248,9 @@ impl Guide {
 
 /// What an example's flow printed.
 pub(crate) struct Flow {
-    pub(crate) alert_id: String,
-    pub(crate) out: Vec<String>,
-    pub(crate) transcript: String,
+    alert_id: String,
+    out: Vec<String>,
+    transcript: String,
 }
 
 /// Each line (`{alertId}` standing for the created alert) was printed, and the rest of the flow:
@@ -290,8 +281,8 @@ pub(crate) fn assert_lines(flow: &Flow, expected: &[&str]) {
 /// An example's receiver mode, listening on a port of its own, for a partner (a copy of
 /// `examples/partners/acme`) whose `postback_url` points at it.
 pub(crate) struct PostbackReceiver {
-    pub(crate) partner: String,
-    pub(crate) process: Running,
+    partner: String,
+    process: Running,
 }
 
 impl PostbackReceiver {
@@ -339,16 +330,16 @@ impl PostbackReceiver {
 }
 
 /// A child process, killed when dropped, whose output lines arrive as it prints them.
-pub(crate) struct Running {
-    pub(crate) child: Child,
+struct Running {
+    child: Child,
     /// Lines from stdout (`false`) and stderr (`true`); closed once both pipes are.
-    pub(crate) lines: Option<mpsc::Receiver<(bool, String)>>,
-    pub(crate) out: Vec<String>,
-    pub(crate) err: Vec<String>,
+    lines: Option<mpsc::Receiver<(bool, String)>>,
+    out: Vec<String>,
+    err: Vec<String>,
 }
 
 impl Running {
-    pub(crate) fn spawn(command: &mut Command) -> Running {
+    fn spawn(command: &mut Command) -> Running {
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -377,7 +368,7 @@ impl Running {
     }
 
     /// A process whose output is read elsewhere (the server).
-    pub(crate) fn adopt(child: Child) -> Running {
+    fn adopt(child: Child) -> Running {
         Running {
             child,
             lines: None,
@@ -387,7 +378,7 @@ impl Running {
     }
 
     /// The next line; `None` once the process closed its output; a panic past `deadline`.
-    pub(crate) fn next(&mut self, what: &str, deadline: Instant) -> Option<(bool, String)> {
+    fn next(&mut self, what: &str, deadline: Instant) -> Option<(bool, String)> {
         let lines = self.lines.as_ref()?;
         match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
             Ok((is_err, line)) => {
@@ -405,12 +396,7 @@ impl Running {
     }
 
     /// Reads stdout until a line satisfies `wanted`, and returns it.
-    pub(crate) fn wait_for(
-        &mut self,
-        what: &str,
-        limit: Duration,
-        wanted: impl Fn(&str) -> bool,
-    ) -> String {
+    fn wait_for(&mut self, what: &str, limit: Duration, wanted: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + limit;
         loop {
             match self.next(what, deadline) {
@@ -422,13 +408,13 @@ impl Running {
     }
 
     /// Reads everything until the process closes its output, and its exit status.
-    pub(crate) fn finish(&mut self, limit: Duration) -> ExitStatus {
+    fn finish(&mut self, limit: Duration) -> ExitStatus {
         let deadline = Instant::now() + limit;
         while self.next("the end of the run", deadline).is_some() {}
         self.child.wait().unwrap()
     }
 
-    pub(crate) fn transcript(&self) -> String {
+    fn transcript(&self) -> String {
         format!(
             "\n--- stdout\n{}\n--- stderr\n{}",
             self.out.join("\n"),

@@ -78,18 +78,7 @@ pub(crate) fn start_server_with(dir: &Path, env: &[(&str, &str)]) -> (Child, Str
 pub fn issue_token(dir: &Path) -> String {
     let output = maestro(
         dir,
-        &[
-            "token",
-            "issue",
-            "--type",
-            "company",
-            "--subject",
-            COMPANY,
-            "--app",
-            GROUNDSPAN,
-            "--scope",
-            WRITE,
-        ],
+        &[&["token", "issue"][..], &GROUNDSPAN_WRITE_TOKEN].concat(),
     );
     assert!(
         output.status.success(),

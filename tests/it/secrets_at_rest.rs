@@ -155,19 +155,8 @@ async fn on_sqlite_the_server_and_the_cli_share_the_key_file() {
         assert_eq!(mode & 0o777, 0o600);
     }
     let output =
-        t.db.cli(&[
-            "token",
-            "issue",
-            "--type",
-            "company",
-            "--subject",
-            COMPANY,
-            "--app",
-            GROUNDSPAN,
-            "--scope",
-            WRITE,
-        ])
-        .await;
+        t.db.cli(&[&["token", "issue"][..], &GROUNDSPAN_WRITE_TOKEN].concat())
+            .await;
     assert!(output.status.success(), "{output:?}");
     let token = String::from_utf8(output.stdout).unwrap();
     assert_eq!(t.post_alert(token.trim(), &post_seed()).await.status(), 200);

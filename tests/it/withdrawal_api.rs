@@ -20,7 +20,7 @@ crate::on_both_backends!(
 #[tokio::test]
 async fn the_inbox_page_drops_a_withdrawn_card_and_reloads_on_the_event() {
     let t = TestApp::spawn(Backend::Sqlite).await;
-    let id = post(&t, &post_seed()).await;
+    let id = t.create_alert(&post_seed()).await;
     let cookie = t.sign_in(SEED_USER, COMPANY).await;
     let cards = || async {
         t.client
@@ -58,13 +58,6 @@ async fn withdraw(t: &TestApp, token: &str, alert_id: &str) -> Response {
         .unwrap()
 }
 
-async fn post(t: &TestApp, body: &Value) -> String {
-    let response = t.post_alert(&t.groundspan_token(), body).await;
-    assert_eq!(response.status(), 200);
-    let receipt: Value = response.json().await.unwrap();
-    receipt["alertId"].as_str().unwrap().to_owned()
-}
-
 /// The outbox events of one alert, oldest first.
 async fn events_of(t: &TestApp, alert_id: &str) -> Vec<String> {
     t.app
@@ -80,7 +73,7 @@ async fn events_of(t: &TestApp, alert_id: &str) -> Vec<String> {
 
 async fn a_withdrawal_answers_withdrawn_and_a_repeat_answers_the_same(backend: Backend) {
     let t = TestApp::spawn(backend).await;
-    let id = post(&t, &post_seed()).await;
+    let id = t.create_alert(&post_seed()).await;
     let token = t.groundspan_token();
 
     let response = withdraw(&t, &token, &id).await;
@@ -107,8 +100,8 @@ async fn a_withdrawal_answers_withdrawn_and_a_repeat_answers_the_same(backend: B
 async fn a_withdrawn_alert_leaves_the_inbox_at_once_and_the_stream_is_told(backend: Backend) {
     let t = TestApp::spawn(backend).await;
     let user = t.seed_user_token();
-    let sold_out = post(&t, &post_seed()).await;
-    let other = post(&t, &post_seed()).await;
+    let sold_out = t.create_alert(&post_seed()).await;
+    let other = t.create_alert(&post_seed()).await;
     assert_eq!(t.inbox_json(&user, "").await["unreadCount"], 2);
     // What is in the outbox now is history for the stream about to connect.
     t.app.inbox_feed.run_once().await.unwrap();
@@ -153,7 +146,7 @@ async fn a_withdrawn_alert_cannot_be_updated_and_keeps_its_ext_ref(backend: Back
     let t = TestApp::spawn(backend).await;
     let token = t.groundspan_token();
     let body = post_seed();
-    let id = post(&t, &body).await;
+    let id = t.create_alert(&body).await;
     assert_eq!(withdraw(&t, &token, &id).await.status(), 200);
 
     let mut changed = body.clone();
@@ -197,7 +190,7 @@ async fn a_withdrawn_alert_cannot_be_updated_and_keeps_its_ext_ref(backend: Back
 async fn only_the_partners_own_alert_of_the_tokens_company_is_withdrawn(backend: Backend) {
     let t = TestApp::spawn(backend).await;
     t.import_partner("otherpartner", "").await;
-    let id = post(&t, &post_seed()).await;
+    let id = t.create_alert(&post_seed()).await;
 
     let other_company = t.company_token(OTHER_COMPANY, GROUNDSPAN, &[WRITE]);
     let other_partner = t.company_token(COMPANY, "otherpartner", &[WRITE]);
@@ -241,7 +234,7 @@ async fn only_the_partners_own_alert_of_the_tokens_company_is_withdrawn(backend:
 
 async fn withdrawing_is_authorised_from_the_token_like_a_post(backend: Backend) {
     let t = TestApp::spawn(backend).await;
-    let id = post(&t, &post_seed()).await;
+    let id = t.create_alert(&post_seed()).await;
 
     let anonymous = t
         .client
@@ -289,7 +282,7 @@ async fn a_withdrawn_alert_is_purged_after_the_retention_without_an_expiry_event
         .unwrap();
     let mut body = post_seed();
     body["expiresAt"] = json!(rfc3339(expires_at));
-    let id = post(&t, &body).await;
+    let id = t.create_alert(&body).await;
     assert_eq!(withdraw(&t, &t.groundspan_token(), &id).await.status(), 200);
 
     let swept = t.app.sweeper.run_once(expires_at).await.unwrap();

@@ -1,6 +1,7 @@
 //! A partner's refresh tokens on SQLite: a request token redeemed for the first of a chain, and
 //! each refresh token traded once for the next. Both run on the writer thread in a transaction
-//! of their own, so neither can happen twice for one token, without row locks.
+//! of their own: the one writer makes each atomic without row locks, so neither happens twice
+//! for one token.
 
 use rusqlite::{OptionalExtension, Transaction, params};
 use time::OffsetDateTime;
