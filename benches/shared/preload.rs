@@ -31,6 +31,7 @@ pub async fn preload(url: &str, count: u64) -> anyhow::Result<()> {
     debug_assert_eq!(&PAYLOAD[METADATA_AT as usize - 1..][..2], ":,");
     if let Some(path) = url.strip_prefix("sqlite://") {
         let conn = rusqlite::Connection::open(path)?;
+        maestro::store::sqlite::register_sql_functions(&conn)?;
         // Millions of rows go into indexes on scattered keys in one transaction: with SQLite's
         // default 2 MB page cache every insert evicts a page and the WAL fills with the same
         // pages again and again (5 M alerts: over 4.5 GB of WAL after 9 minutes, unfinished).
@@ -54,12 +55,20 @@ pub async fn preload(url: &str, count: u64) -> anyhow::Result<()> {
             &format!(
                 "{series} INSERT INTO alerts (id, partner_id, company_id, ext_ref, user_id, \
                  template_id, template_version, msg_type, created_at, expires_at, revision, \
-                 body_hash, received_at, updated_at) \
+                 body_hash, received_at, updated_at, ext_ref_key) \
                  SELECT printf('alt_preload_%012d', x), 'groundspan', 'company-' || (x % 1000), \
                  'preload-' || x, 'user-' || (x % 50000), 'NOTIFY_TEMPLATE_ID', 1, '', \
-                 '2030-01-01T00:00:00Z', ?2, 1, 'h' || x, ?3, ?3 FROM series"
+                 '2030-01-01T00:00:00Z', ?2, 1, 'h' || x, ?3, ?3, \
+                 maestro_ext_ref_key('groundspan', 'company-' || (x % 1000), 'preload-' || x) \
+                 FROM series"
             ),
             rusqlite::params![count, expires_ms, now],
+        )?;
+        // Their extRefs as the writer leaves them once it has caught up (ext_refs.rs).
+        conn.execute_batch(
+            "INSERT INTO alert_ext_refs (key, alert_seq) \
+             SELECT ext_ref_key, seq FROM alerts ORDER BY ext_ref_key; \
+             UPDATE alert_ext_refs_settled SET through = (SELECT max(seq) FROM alerts);",
         )?;
         conn.execute(
             &format!(

@@ -17,6 +17,7 @@ mod company_events;
 mod deliveries;
 mod delivery_claims;
 mod downstream;
+mod ext_refs;
 mod inbox_more;
 mod key_rotation;
 mod withdrawal;

@@ -7,7 +7,10 @@ use std::sync::Arc;
 use rusqlite::{Connection, OptionalExtension, ToSql, params, params_from_iter};
 use time::OffsetDateTime;
 
-use super::rows::{millis, ts};
+use super::{
+    ext_refs::{ExtRefIndex, ext_ref_key},
+    rows::{millis, ts},
+};
 use crate::store::{
     AlertChange, AlertContent, AlertOwner, AlertSelector, AlertTarget, CreateOutcome,
     EVENT_ALERT_CREATED, EVENT_ALERT_UPDATED, NewAlert, Rendering, UpdateOutcome,
@@ -18,9 +21,8 @@ use crate::store::{
 // (`execute_with_content`).
 const INSERT_ALERT: &str = "INSERT INTO alerts (user_id, template_id, template_version, \
      msg_type, topic, title, created_at, expires_at, body_hash, id, partner_id, company_id, \
-     ext_ref, revision, received_at, updated_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 1, ?14, ?14) \
-     ON CONFLICT (partner_id, company_id, ext_ref) DO NOTHING";
+     ext_ref, revision, received_at, updated_at, ext_ref_key) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 1, ?14, ?14, ?15)";
 const UPDATE_ALERT: &str = "UPDATE alerts SET user_id = ?1, template_id = ?2, \
      template_version = ?3, msg_type = ?4, topic = ?5, title = ?6, created_at = ?7, \
      expires_at = ?8, body_hash = ?9, revision = ?10, updated_at = ?11, expired_at = NULL \
@@ -91,7 +93,7 @@ fn remember<T>(recent: &mut Vec<T>, item: T) {
 
 /// Creates an alert with its first revision (which holds the body) and its `alert.created`
 /// event. An extRef already taken — also by an earlier alert of the same batch — answers
-/// `Existing`.
+/// `Existing` (the writer's extRef index finds it: `ext_refs.rs`).
 ///
 /// Single-row prepared statements, one per row, rather than multi-row statements: SQLite keeps
 /// a statement journal (a copy of every page a statement touches) for a statement that writes
@@ -100,29 +102,35 @@ pub(super) fn create(
     db: &Connection,
     alert: &NewAlert,
     shared: &mut SharedContent,
+    ext_refs: &mut ExtRefIndex,
 ) -> rusqlite::Result<CreateOutcome> {
     let c = &alert.content;
+    let owner = &alert.owner;
+    let key = ext_ref_key(&owner.partner_id, &owner.company_id, &c.ext_ref);
+    if let Some(found) = ext_refs.find(db, &key)?
+        && let Some(existing) = existing(db, found, alert)?
+    {
+        return Ok(existing);
+    }
     let received_at = ts(alert.received_at);
-    // The unique constraint, not a prior look-up, decides whether the extRef is taken.
-    let inserted = execute_with_content(
+    execute_with_content(
         db,
         INSERT_ALERT,
         c,
         &[
             &alert.id,
-            &alert.owner.partner_id,
-            &alert.owner.company_id,
+            &owner.partner_id,
+            &owner.company_id,
             &c.ext_ref,
             &received_at,
+            &&key[..],
         ],
     )?;
-    if inserted == 0 {
-        return existing(db, alert);
-    }
+    ext_refs.stage(key, db.last_insert_rowid());
     let revision = Revision {
         alert_id: &alert.id,
         number: 1,
-        owner: &alert.owner,
+        owner,
         content: c,
         at: alert.received_at,
     };
@@ -205,31 +213,41 @@ impl Revision<'_> {
     }
 }
 
-fn existing(db: &Connection, alert: &NewAlert) -> rusqlite::Result<CreateOutcome> {
-    let (alert_id, body_hash, withdrawn_at): (String, String, Option<String>) = db
+/// The alert `seq` if it is the one `alert`'s extRef names (an index entry may outlive a purged
+/// alert), as the outcome of creating `alert` again.
+fn existing(
+    db: &Connection,
+    seq: i64,
+    alert: &NewAlert,
+) -> rusqlite::Result<Option<CreateOutcome>> {
+    let found: Option<(String, String, Option<String>)> = db
         .prepare_cached(
-            "SELECT id, body_hash, withdrawn_at FROM alerts WHERE partner_id = ?1 \
-             AND company_id = ?2 AND ext_ref = ?3",
+            "SELECT id, body_hash, withdrawn_at FROM alerts WHERE seq = ?1 \
+             AND partner_id = ?2 AND company_id = ?3 AND ext_ref = ?4",
         )?
         .query_row(
             params![
+                seq,
                 alert.owner.partner_id,
                 alert.owner.company_id,
                 alert.content.ext_ref
             ],
             |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-        )?;
-    let same_body = body_hash == alert.content.body_hash;
-    Ok(match withdrawn_at {
-        Some(_) => CreateOutcome::Withdrawn {
-            alert_id,
-            same_body,
-        },
-        None => CreateOutcome::Existing {
-            alert_id,
-            same_body,
-        },
-    })
+        )
+        .optional()?;
+    Ok(found.map(|(alert_id, body_hash, withdrawn_at)| {
+        let same_body = body_hash == alert.content.body_hash;
+        match withdrawn_at {
+            Some(_) => CreateOutcome::Withdrawn {
+                alert_id,
+                same_body,
+            },
+            None => CreateOutcome::Existing {
+                alert_id,
+                same_body,
+            },
+        }
+    }))
 }
 
 pub(super) fn update(
@@ -237,19 +255,28 @@ pub(super) fn update(
     target: &AlertTarget,
     change: &AlertChange,
     shared: &mut SharedContent,
+    ext_refs: &ExtRefIndex,
 ) -> rusqlite::Result<UpdateOutcome> {
-    let (column, value) = match &target.selector {
-        AlertSelector::Id(id) => ("id", id),
-        AlertSelector::ExtRef(ext_ref) => ("ext_ref", ext_ref),
+    let owner = &target.owner;
+    // By extRef, the index names the row, which must still be that extRef's.
+    let (condition, value, seq) = match &target.selector {
+        AlertSelector::Id(id) => ("id = ?3 AND ?4 IS NULL", id, None),
+        AlertSelector::ExtRef(ext_ref) => {
+            let key = ext_ref_key(&owner.partner_id, &owner.company_id, ext_ref);
+            match ext_refs.find(db, &key)? {
+                Some(seq) => ("ext_ref = ?3 AND seq = ?4", ext_ref, Some(seq)),
+                None => return Ok(UpdateOutcome::NotFound),
+            }
+        }
     };
     type Current = (String, String, i64, String, Option<String>);
     let current: Option<Current> = db
         .prepare_cached(&format!(
             "SELECT id, ext_ref, revision, body_hash, withdrawn_at FROM alerts \
-             WHERE partner_id = ?1 AND company_id = ?2 AND {column} = ?3"
+             WHERE partner_id = ?1 AND company_id = ?2 AND {condition}"
         ))?
         .query_row(
-            params![target.owner.partner_id, target.owner.company_id, value],
+            params![owner.partner_id, owner.company_id, value, seq],
             |row| {
                 Ok((
                     row.get(0)?,

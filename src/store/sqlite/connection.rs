@@ -4,8 +4,10 @@ use std::{path::Path, time::Duration};
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
+use super::ext_refs;
+
 /// Migrations, in order; `PRAGMA user_version` records how many have run.
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_subscriptions.sql"),
     include_str!("migrations/0003_company_events.sql"),
@@ -20,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0012_downstream.sql"),
     include_str!("migrations/0013_inbox_resume_snooze_sessions.sql"),
     include_str!("migrations/0014_delivery_worker_lag.sql"),
+    include_str!("migrations/0015_ext_ref_index.sql"),
 ];
 
 /// Statements kept prepared per connection (the multi-row inserts come in a few shapes).
@@ -57,6 +60,7 @@ pub(super) fn open(
     }
     connection.pragma_update(None, "synchronous", "FULL")?;
     connection.pragma_update(None, "foreign_keys", "ON")?;
+    ext_refs::register_key_function(&connection)?;
     Ok(connection)
 }
 
@@ -64,7 +68,20 @@ pub(super) fn open(
 /// opening a new file at once (a server and `maestro migrate`, say) take turns: the second
 /// finds the work done. A schema newer than this binary's is refused: an older maestro would
 /// misread tables a newer one changed (migrations only go forward).
+///
+/// Foreign keys are off while the migrations run, as SQLite's documentation asks of a schema
+/// change that rebuilds a table: dropping the old table would otherwise delete the rows that
+/// refer to it (0015 rebuilds `alerts`, whose revisions refer to it). The rebuilt table keeps
+/// every key, so nothing is left dangling.
 pub(super) fn migrate(connection: &mut Connection) -> anyhow::Result<()> {
+    // A no-op inside a transaction, so set before it begins.
+    connection.pragma_update(None, "foreign_keys", "OFF")?;
+    let migrated = migrate_without_foreign_keys(connection);
+    connection.pragma_update(None, "foreign_keys", "ON")?;
+    migrated
+}
+
+fn migrate_without_foreign_keys(connection: &mut Connection) -> anyhow::Result<()> {
     let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let applied: usize = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
     anyhow::ensure!(

@@ -27,6 +27,7 @@ mod database_flush;
 mod deliveries;
 mod downstream;
 mod events;
+mod ext_refs;
 mod files;
 mod inbox;
 mod inbox_actions;
@@ -62,6 +63,12 @@ use super::{
 
 pub use backup::backup;
 pub use files::{database_path, ensure_directory, ensure_exists, shown};
+
+/// Registers the SQL functions maestro's schema uses (`maestro_ext_ref_key`) on a connection
+/// of the caller's own, such as the benchmarks' bulk loader.
+pub fn register_sql_functions(db: &rusqlite::Connection) -> rusqlite::Result<()> {
+    ext_refs::register_key_function(db)
+}
 
 const READ_CONNECTIONS: usize = 4;
 

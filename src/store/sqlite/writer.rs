@@ -29,7 +29,9 @@ use tokio::{
     time::Instant,
 };
 
-use super::{alerts, checkpointer::CatchUp, classify, connection, is_lock_timeout};
+use super::{
+    alerts, checkpointer::CatchUp, classify, connection, ext_refs::ExtRefIndex, is_lock_timeout,
+};
 use crate::store::{
     AlertChange, AlertTarget, CreateOutcome, NewAlert, StoreError, StoreResult, UpdateOutcome,
 };
@@ -269,6 +271,7 @@ impl Writer {
 
 fn run(mut connection: Connection, mut receiver: mpsc::Receiver<Queued>, catch_up: CatchUp) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut ext_refs = ExtRefIndex::default();
     while let Some(first) = receiver.blocking_recv() {
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -290,13 +293,14 @@ fn run(mut connection: Connection, mut receiver: mpsc::Receiver<Queued>, catch_u
                 Job::Grouped(run) => grouped.push(run),
                 Job::Exclusive(run) => {
                     // In order: the writes queued before it commit first.
-                    commit_alert_writes(&mut connection, std::mem::take(&mut writes));
+                    let writes = std::mem::take(&mut writes);
+                    commit_alert_writes(&mut connection, &mut ext_refs, writes);
                     commit_grouped(&mut connection, std::mem::take(&mut grouped));
                     run(Some(&mut connection));
                 }
             }
         }
-        commit_alert_writes(&mut connection, writes);
+        commit_alert_writes(&mut connection, &mut ext_refs, writes);
         commit_grouped(&mut connection, grouped);
         // Between batches nothing else writes, so this checkpoint can copy the whole WAL.
         catch_up.run_if_requested(&connection);
@@ -304,16 +308,15 @@ fn run(mut connection: Connection, mut receiver: mpsc::Receiver<Queued>, catch_u
 }
 
 /// Commits the alert writes in one transaction, or, should one fail, one transaction each.
-fn commit_alert_writes(connection: &mut Connection, writes: Vec<AlertWrite>) {
+fn commit_alert_writes(
+    connection: &mut Connection,
+    ext_refs: &mut ExtRefIndex,
+    writes: Vec<AlertWrite>,
+) {
     if writes.is_empty() {
         return;
     }
-    let together = (|| {
-        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let results = apply_all(&tx, &writes)?;
-        tx.commit()?;
-        Ok::<_, rusqlite::Error>(results)
-    })();
+    let together = apply_and_commit(connection, ext_refs, &writes);
     match together {
         Ok(results) => {
             for (job, result) in writes.into_iter().zip(results) {
@@ -329,13 +332,8 @@ fn commit_alert_writes(connection: &mut Connection, writes: Vec<AlertWrite>) {
         }
         Err(_) => {
             for job in writes {
-                let result = (|| {
-                    let tx =
-                        connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                    let mut applied = apply_all(&tx, std::slice::from_ref(&job))?;
-                    tx.commit()?;
-                    Ok::<_, rusqlite::Error>(applied.remove(0))
-                })();
+                let result = apply_and_commit(connection, ext_refs, std::slice::from_ref(&job))
+                    .map(|mut applied| applied.remove(0));
                 job.answer(result.map_err(classify));
             }
         }
@@ -392,21 +390,36 @@ fn commit_grouped(connection: &mut Connection, writes: Vec<Grouped>) {
     }
 }
 
-/// Applies the writes in order, in the transaction of their batch.
-fn apply_all(
-    tx: &rusqlite::Transaction<'_>,
+/// Applies the writes in order in one transaction, with a slice of the extRef index's work
+/// (`ext_refs.rs`), and commits; the index learns whether the transaction committed.
+fn apply_and_commit(
+    connection: &mut Connection,
+    ext_refs: &mut ExtRefIndex,
     writes: &[AlertWrite],
 ) -> rusqlite::Result<Vec<Applied>> {
-    let mut shared = alerts::SharedContent::default();
-    writes
-        .iter()
-        .map(|write| match write {
-            AlertWrite::Create(alert, _) => {
-                alerts::create(tx, alert, &mut shared).map(Applied::Create)
-            }
-            AlertWrite::Update(update, _) => {
-                alerts::update(tx, &update.0, &update.1, &mut shared).map(Applied::Update)
-            }
-        })
-        .collect()
+    let applied = (|| {
+        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        ext_refs.begin(&tx)?;
+        let mut shared = alerts::SharedContent::default();
+        let results = writes
+            .iter()
+            .map(|write| match write {
+                AlertWrite::Create(alert, _) => {
+                    alerts::create(&tx, alert, &mut shared, ext_refs).map(Applied::Create)
+                }
+                AlertWrite::Update(update, _) => {
+                    alerts::update(&tx, &update.0, &update.1, &mut shared, ext_refs)
+                        .map(Applied::Update)
+                }
+            })
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        ext_refs.write_slice(&tx, writes.len())?;
+        tx.commit()?;
+        Ok(results)
+    })();
+    match &applied {
+        Ok(_) => ext_refs.committed(),
+        Err(_) => ext_refs.rolled_back(),
+    }
+    applied
 }

@@ -1,0 +1,217 @@
+//! Finding an alert by its extRef without writing a random index page per alert.
+//!
+//! Partners name their alerts with random UUIDs. In a unique index on the extRef each new
+//! alert lands on a leaf of its own, so every group commit rewrote one 4 KiB page per alert
+//! (nearly half of the WAL) and the checkpoints then wrote those pages back all over the
+//! database file, the stalls behind the ingest tail (docs/PERFORMANCE.md). Here the digests of
+//! the extRefs (`ext_ref_key`) go into `alert_ext_refs` in key order, in slices, long after
+//! their alerts: a slice of keys next to one another shares its pages, so a page written holds
+//! many new keys instead of one.
+//!
+//! Until then an alert's key is in this process's memory, in two generations: `recent` takes
+//! every alert committed since the last freeze; once it holds `freeze_at` keys and the previous
+//! generation is written out, it becomes `frozen`, whose keys each alert write's transaction
+//! writes a slice of (`SLICE_PER_WRITE` per write), in key order. When the last slice is
+//! written, the same transaction records that every alert up to the frozen generation's
+//! highest `seq` is in `alert_ext_refs` (`alert_ext_refs_settled`). So a writer that starts
+//! reads back only the alerts after that mark, and a crash loses nothing: the alert rows are
+//! the truth, the table and the memory only find them.
+//!
+//! Every look-up is checked against the alert row it leads to (owner and extRef compared), so
+//! an entry of a purged alert (whose key a new alert may take) is never taken for a live one.
+//! Another process writing to the same file (the CLI, a second server) is caught up with at the
+//! start of each transaction: its alerts have `seq` numbers above those this process has seen.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{
+    Connection, OptionalExtension,
+    functions::{Context, FunctionFlags},
+    params,
+};
+use sha2::{Digest, Sha256};
+
+/// An extRef's digest within its partner and company.
+pub(super) type Key = [u8; 16];
+
+/// Keys held in memory before they are frozen and written out. 131,072 keys take about 12 MB
+/// (both generations) and let a slice put several keys on each page of the table up to a few
+/// million alerts; a writer that starts reads back at most about that many alerts.
+const FREEZE_AT: usize = 131_072;
+/// Frozen keys written per alert write of a transaction: twice the intake, so a frozen
+/// generation is written out before the next one is full.
+const SLICE_PER_WRITE: usize = 2;
+/// Frozen keys written by any transaction with alert writes, however few.
+const MIN_SLICE: usize = 16;
+
+/// The key of `ext_ref` within `partner_id` and `company_id`: 16 bytes of the SHA-256 of the
+/// three, each preceded by its length (so that no two triples run together alike).
+pub(super) fn ext_ref_key(partner_id: &str, company_id: &str, ext_ref: &str) -> Key {
+    let mut digest = Sha256::new();
+    for part in [partner_id, company_id, ext_ref] {
+        digest.update((part.len() as u64).to_be_bytes());
+        digest.update(part.as_bytes());
+    }
+    let mut key = [0; 16];
+    key.copy_from_slice(&digest.finalize()[..16]);
+    key
+}
+
+/// `maestro_ext_ref_key(partner_id, company_id, ext_ref)` for SQL (migration 0015 fills the
+/// column with it).
+pub(super) fn register_key_function(db: &Connection) -> rusqlite::Result<()> {
+    db.create_scalar_function(
+        "maestro_ext_ref_key",
+        3,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |context: &Context<'_>| {
+            let part = |i| context.get::<String>(i);
+            Ok(ext_ref_key(&part(0)?, &part(1)?, &part(2)?).to_vec())
+        },
+    )
+}
+
+/// The writer's index of extRefs (one per writer connection; see the module's note).
+pub(super) struct ExtRefIndex {
+    loaded: bool,
+    /// Ordered like `frozen`, so that freezing is a move, not a sort inside a commit (a sort of
+    /// 131,072 keys held a batch up by 40-150 ms).
+    recent: BTreeMap<Key, i64>,
+    frozen: BTreeMap<Key, i64>,
+    /// Every alert up to this `seq` is in `frozen` or in the table.
+    frozen_through: i64,
+    /// The highest `seq` taken into `recent`.
+    seen_through: i64,
+    /// The alerts created by the transaction under way, in `recent` once it commits.
+    staged: Vec<(Key, i64)>,
+    /// The frozen keys the transaction under way wrote, out of `frozen` once it commits.
+    written: Vec<Key>,
+    freeze_at: usize,
+}
+
+impl Default for ExtRefIndex {
+    fn default() -> Self {
+        Self::with_freeze_at(FREEZE_AT)
+    }
+}
+
+impl ExtRefIndex {
+    pub(super) fn with_freeze_at(freeze_at: usize) -> Self {
+        ExtRefIndex {
+            loaded: false,
+            recent: BTreeMap::new(),
+            frozen: BTreeMap::new(),
+            frozen_through: 0,
+            seen_through: 0,
+            staged: Vec::new(),
+            written: Vec::new(),
+            freeze_at,
+        }
+    }
+
+    /// Starts a transaction's use of the index: reads back the alerts not yet in the table the
+    /// first time, and those another process created since, after that.
+    pub(super) fn begin(&mut self, db: &Connection) -> rusqlite::Result<()> {
+        debug_assert!(self.staged.is_empty() && self.written.is_empty());
+        if !self.loaded {
+            let settled: i64 =
+                db.query_row("SELECT through FROM alert_ext_refs_settled", [], |row| {
+                    row.get(0)
+                })?;
+            self.frozen_through = settled;
+            self.seen_through = settled;
+            self.read_back(db)?;
+            self.loaded = true;
+        } else {
+            let last: i64 = db
+                .prepare_cached("SELECT coalesce(max(seq), 0) FROM alerts")?
+                .query_row([], |row| row.get(0))?;
+            if last > self.seen_through {
+                self.read_back(db)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the alerts after `seen_through` into `recent`.
+    fn read_back(&mut self, db: &Connection) -> rusqlite::Result<()> {
+        let mut statement =
+            db.prepare_cached("SELECT seq, ext_ref_key FROM alerts WHERE seq > ?1 ORDER BY seq")?;
+        let mut rows = statement.query([self.seen_through])?;
+        while let Some(row) = rows.next()? {
+            let seq: i64 = row.get(0)?;
+            let key: Vec<u8> = row.get(1)?;
+            if let Ok(key) = Key::try_from(key.as_slice()) {
+                self.recent.insert(key, seq);
+            }
+            self.seen_through = self.seen_through.max(seq);
+        }
+        Ok(())
+    }
+
+    /// The `seq` of the alert that `key` leads to, if any; the caller checks the alert's row.
+    pub(super) fn find(&self, db: &Connection, key: &Key) -> rusqlite::Result<Option<i64>> {
+        // The latest first: a key staged or recent outranks an older entry of a purged alert.
+        if let Some((_, seq)) = self.staged.iter().rev().find(|(staged, _)| staged == key) {
+            return Ok(Some(*seq));
+        }
+        if let Some(seq) = self.recent.get(key).or_else(|| self.frozen.get(key)) {
+            return Ok(Some(*seq));
+        }
+        db.prepare_cached("SELECT alert_seq FROM alert_ext_refs WHERE key = ?1")?
+            .query_row([&key[..]], |row| row.get(0))
+            .optional()
+    }
+
+    /// Records an alert the transaction under way created.
+    pub(super) fn stage(&mut self, key: Key, seq: i64) {
+        self.staged.push((key, seq));
+    }
+
+    /// Writes the next slice of the frozen generation, for a transaction of `writes` alert
+    /// writes; with the last slice, the mark that every alert up to it is in the table.
+    pub(super) fn write_slice(&mut self, db: &Connection, writes: usize) -> rusqlite::Result<()> {
+        if self.frozen.is_empty() {
+            return Ok(());
+        }
+        let slice = (writes * SLICE_PER_WRITE).max(MIN_SLICE);
+        // An alert purged while its key waited here is not written (its row is gone).
+        let mut insert = db.prepare_cached(
+            "INSERT OR REPLACE INTO alert_ext_refs (key, alert_seq) \
+             SELECT ?1, ?2 WHERE EXISTS (SELECT 1 FROM alerts WHERE seq = ?2)",
+        )?;
+        for (key, seq) in self.frozen.iter().take(slice) {
+            insert.execute(params![&key[..], seq])?;
+            self.written.push(*key);
+        }
+        if self.written.len() == self.frozen.len() {
+            db.prepare_cached("UPDATE alert_ext_refs_settled SET through = max(through, ?1)")?
+                .execute([self.frozen_through])?;
+        }
+        Ok(())
+    }
+
+    /// The transaction committed: what it staged and wrote is settled.
+    pub(super) fn committed(&mut self) {
+        for key in self.written.drain(..) {
+            self.frozen.remove(&key);
+        }
+        for (key, seq) in self.staged.drain(..) {
+            self.recent.insert(key, seq);
+            self.seen_through = self.seen_through.max(seq);
+        }
+        if self.frozen.is_empty() && self.recent.len() >= self.freeze_at {
+            self.frozen = std::mem::take(&mut self.recent);
+            self.frozen_through = self.seen_through;
+        }
+    }
+
+    /// The transaction rolled back: nothing it staged or wrote happened.
+    pub(super) fn rolled_back(&mut self) {
+        self.staged.clear();
+        self.written.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests;
