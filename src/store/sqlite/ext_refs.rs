@@ -9,13 +9,18 @@
 //! many new keys instead of one.
 //!
 //! Until then an alert's key is in this process's memory, in two generations: `recent` takes
-//! every alert committed since the last freeze; once it holds `freeze_at` keys and the previous
-//! generation is written out, it becomes `frozen`, whose keys each alert write's transaction
+//! every alert committed since the last freeze; once it holds `FREEZE_AT` keys (an eighth of
+//! the table's, when more) and the previous generation is written out, it becomes `frozen`, whose keys each alert write's transaction
 //! writes a slice of (`SLICE_PER_WRITE` per write), in key order. When the last slice is
 //! written, the same transaction records that every alert up to the frozen generation's
 //! highest `seq` is in `alert_ext_refs` (`alert_ext_refs_settled`). So a writer that starts
 //! reads back only the alerts after that mark, and a crash loses nothing: the alert rows are
 //! the truth, the table and the memory only find them.
+//!
+//! A new extRef is in neither generation nor the table. So that proving it is not in the table
+//! does not read a random leaf of it per alert, a Bloom filter holds every key written there
+//! (read at the first alert write of the process, then kept up by the slices): a key it has
+//! never seen is not looked up.
 //!
 //! Every look-up is checked against the alert row it leads to (owner and extRef compared), so
 //! an entry of a purged alert (whose key a new alert may take) is never taken for a live one.
@@ -24,6 +29,7 @@
 
 use std::collections::BTreeMap;
 
+use fastbloom::BloomFilter;
 use rusqlite::{
     Connection, OptionalExtension,
     functions::{Context, FunctionFlags},
@@ -34,15 +40,26 @@ use sha2::{Digest, Sha256};
 /// An extRef's digest within its partner and company.
 pub(super) type Key = [u8; 16];
 
-/// Keys held in memory before they are frozen and written out. 131,072 keys take about 12 MB
-/// (both generations) and let a slice put several keys on each page of the table up to a few
-/// million alerts; a writer that starts reads back at most about that many alerts.
+/// Keys held in memory before they are frozen and written out, at least: 131,072 keys take
+/// about 12 MB (both generations). A slice puts about one key per this share of the table on
+/// each page it writes, so a generation grows with the table, an eighth of it (about eight
+/// keys to a page, of some 140), up to `MAX_FREEZE_AT` (about 70 MB, from 8 million alerts
+/// on). A writer that starts reads back up to one and a half generations.
 const FREEZE_AT: usize = 131_072;
+const TABLE_SHARE: usize = 8;
+const MAX_FREEZE_AT: usize = 1 << 20;
 /// Frozen keys written per alert write of a transaction: twice the intake, so a frozen
 /// generation is written out before the next one is full.
 const SLICE_PER_WRITE: usize = 2;
 /// Frozen keys written by any transaction with alert writes, however few.
 const MIN_SLICE: usize = 16;
+/// The filter of the table's keys is sized when the writer reads them, for twice the alerts
+/// made so far and at least this many; past that its false positives grow (each costing a
+/// look-up, not a wrong answer) until the next start sizes it anew.
+const MIN_FILTERED: usize = 1 << 20;
+/// False positives of that filter while within its size: the share of new extRefs still
+/// looked up in the table.
+const FILTER_FALSE_POSITIVES: f64 = 0.01;
 
 /// The key of `ext_ref` within `partner_id` and `company_id`: 16 bytes of the SHA-256 of the
 /// three, each preceded by its length (so that no two triples run together alike).
@@ -71,6 +88,11 @@ pub(super) fn register_key_function(db: &Connection) -> rusqlite::Result<()> {
     )
 }
 
+/// A key's hash for the filter: its first 8 bytes, already uniform (they are a SHA-256's).
+fn filter_hash(key: &Key) -> u64 {
+    u64::from_le_bytes(key[..8].try_into().expect("a key is 16 bytes"))
+}
+
 /// The writer's index of extRefs (one per writer connection; see the module's note).
 pub(super) struct ExtRefIndex {
     loaded: bool,
@@ -87,6 +109,13 @@ pub(super) struct ExtRefIndex {
     /// The frozen keys the transaction under way wrote, out of `frozen` once it commits.
     written: Vec<Key>,
     freeze_at: usize,
+    /// Every key written to `alert_ext_refs` (and perhaps a few others): a key it has never
+    /// seen is new, and is not looked up in the table, whose leaves a look-up would read into
+    /// the writer's page cache one random page per alert (at 5 million alerts that cost the
+    /// ingest a quarter of its throughput with counting extRefs; docs/PERFORMANCE.md).
+    table_keys: BloomFilter,
+    /// About how many keys the table holds (read at the start, and written since).
+    table_len: usize,
 }
 
 impl Default for ExtRefIndex {
@@ -106,6 +135,8 @@ impl ExtRefIndex {
             staged: Vec::new(),
             written: Vec::new(),
             freeze_at,
+            table_keys: BloomFilter::with_num_bits(64).expected_items(1),
+            table_len: 0,
         }
     }
 
@@ -120,6 +151,7 @@ impl ExtRefIndex {
                 })?;
             self.frozen_through = settled;
             self.seen_through = settled;
+            self.read_table_keys(db)?;
             self.read_back(db)?;
             self.loaded = true;
         } else {
@@ -128,6 +160,27 @@ impl ExtRefIndex {
                 .query_row([], |row| row.get(0))?;
             if last > self.seen_through {
                 self.read_back(db)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Fills the filter with the table's keys (a second per few million on a 2-core machine,
+    /// once per process, at its first alert write).
+    fn read_table_keys(&mut self, db: &Connection) -> rusqlite::Result<()> {
+        let made: i64 = db.query_row("SELECT coalesce(max(seq), 0) FROM alerts", [], |row| {
+            row.get(0)
+        })?;
+        // `seq` is never reused, so no more keys than alerts were ever made are in the table.
+        let expected = (made.max(0) as usize).saturating_mul(2).max(MIN_FILTERED);
+        self.table_keys =
+            BloomFilter::with_false_pos(FILTER_FALSE_POSITIVES).expected_items(expected);
+        let mut statement = db.prepare("SELECT key FROM alert_ext_refs")?;
+        let mut rows = statement.query([])?;
+        while let Some(row) = rows.next()? {
+            if let Ok(key) = Key::try_from(row.get_ref(0)?.as_blob()?) {
+                self.table_keys.insert_hash(filter_hash(&key));
+                self.table_len += 1;
             }
         }
         Ok(())
@@ -158,6 +211,9 @@ impl ExtRefIndex {
         if let Some(seq) = self.recent.get(key).or_else(|| self.frozen.get(key)) {
             return Ok(Some(*seq));
         }
+        if !self.table_keys.contains_hash(filter_hash(key)) {
+            return Ok(None);
+        }
         db.prepare_cached("SELECT alert_seq FROM alert_ext_refs WHERE key = ?1")?
             .query_row([&key[..]], |row| row.get(0))
             .optional()
@@ -182,6 +238,9 @@ impl ExtRefIndex {
         )?;
         for (key, seq) in self.frozen.iter().take(slice) {
             insert.execute(params![&key[..], seq])?;
+            // Before the commit: should it roll back, the filter only errs on the safe side.
+            self.table_keys.insert_hash(filter_hash(key));
+            self.table_len += 1;
             self.written.push(*key);
         }
         if self.written.len() == self.frozen.len() {
@@ -200,7 +259,8 @@ impl ExtRefIndex {
             self.recent.insert(key, seq);
             self.seen_through = self.seen_through.max(seq);
         }
-        if self.frozen.is_empty() && self.recent.len() >= self.freeze_at {
+        let freeze_at = (self.table_len / TABLE_SHARE).clamp(self.freeze_at, MAX_FREEZE_AT);
+        if self.frozen.is_empty() && self.recent.len() >= freeze_at {
             self.frozen = std::mem::take(&mut self.recent);
             self.frozen_through = self.seen_through;
         }
