@@ -10,8 +10,9 @@
 //!
 //! Until then an alert's key is in this process's memory, in two generations: `recent` takes
 //! every alert committed since the last freeze; once it holds `FREEZE_AT` keys (an eighth of
-//! the table's, when more) and the previous generation is written out, it becomes `frozen`, whose keys each alert write's transaction
-//! writes a slice of (`SLICE_PER_WRITE` per write), in key order. When the last slice is
+//! the table's, when more) and the previous generation is written out, it becomes `frozen`,
+//! whose keys each alert write's transaction writes a slice of (`SLICE_PER_WRITE` per write),
+//! in key order. When the last slice is
 //! written, the same transaction records that every alert up to the frozen generation's
 //! highest `seq` is in `alert_ext_refs` (`alert_ext_refs_settled`). So a writer that starts
 //! reads back only the alerts after that mark, and a crash loses nothing: the alert rows are
@@ -40,11 +41,11 @@ use sha2::{Digest, Sha256};
 /// An extRef's digest within its partner and company.
 pub(super) type Key = [u8; 16];
 
-/// Keys held in memory before they are frozen and written out, at least: 131,072 keys take
-/// about 12 MB (both generations). A slice puts about one key per this share of the table on
-/// each page it writes, so a generation grows with the table, an eighth of it (about eight
-/// keys to a page, of some 140), up to `MAX_FREEZE_AT` (about 70 MB, from 8 million alerts
-/// on). A writer that starts reads back up to one and a half generations.
+/// Keys held in memory before they are frozen and written out: at least 131,072 (about 10 MB
+/// in both generations), else an eighth of the table's keys, so that a generation puts about
+/// eight keys on each page of the table it writes (a page holds some 140) however large the
+/// table grows; at most `MAX_FREEZE_AT` (about 70 MB, from 8 million alerts on). A writer that
+/// starts reads back up to one and a half generations.
 const FREEZE_AT: usize = 131_072;
 const TABLE_SHARE: usize = 8;
 const MAX_FREEZE_AT: usize = 1 << 20;
@@ -108,11 +109,12 @@ pub(super) struct ExtRefIndex {
     staged: Vec<(Key, i64)>,
     /// The frozen keys the transaction under way wrote, out of `frozen` once it commits.
     written: Vec<Key>,
+    /// The fewest keys a generation freezes with (`FREEZE_AT`; fewer in tests).
     freeze_at: usize,
     /// Every key written to `alert_ext_refs` (and perhaps a few others): a key it has never
     /// seen is new, and is not looked up in the table, whose leaves a look-up would read into
-    /// the writer's page cache one random page per alert (at 5 million alerts that cost the
-    /// ingest a quarter of its throughput with counting extRefs; docs/PERFORMANCE.md).
+    /// the writer's page cache one random page per alert (at 5 million alerts, part of what
+    /// cost the ingest 20-30 % of its throughput; docs/PERFORMANCE.md).
     table_keys: BloomFilter,
     /// About how many keys the table holds (read at the start, and written since).
     table_len: usize,

@@ -154,6 +154,24 @@ fn a_rolled_back_transaction_leaves_nothing_behind() {
 }
 
 #[test]
+fn a_generation_grows_with_the_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = open(&dir.path().join("index.db"));
+    let mut index = ExtRefIndex::with_freeze_at(4);
+    // As if the table held 80 keys: a generation freezes at an eighth of them, 10.
+    index.table_len = 80;
+    create_all(
+        &mut db,
+        &mut index,
+        &["a", "b", "c", "d", "e", "f", "g", "h", "i"],
+    );
+    assert!(index.frozen.is_empty(), "nine are not an eighth of 80");
+    create_all(&mut db, &mut index, &["j"]);
+    assert_eq!(index.frozen.len(), 10);
+    assert!(index.recent.is_empty());
+}
+
+#[test]
 fn alerts_another_writer_created_are_found() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("index.db");
