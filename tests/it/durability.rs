@@ -133,13 +133,7 @@ fn a_broken_partner_directory_is_refused_with_a_reason() {
 
 #[test]
 fn migrate_creates_the_database() {
-    let dir = tempfile::tempdir().unwrap();
-    let output = maestro(dir.path(), &["migrate"]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let dir = migrated_dir();
     assert!(dir.path().join("maestro.db").exists());
 }
 

@@ -192,18 +192,7 @@ async fn neither_the_server_nor_the_cli_logs_a_secret() {
     let (secret, rotate_log) = cli(&["partner", "rotate-secret", GROUNDSPAN]);
     let (shown, show_log) = cli(&["partner", "show", GROUNDSPAN, "--secret"]);
     assert_eq!(shown, secret);
-    let (token, issue_log) = cli(&[
-        "token",
-        "issue",
-        "--type",
-        "company",
-        "--subject",
-        COMPANY,
-        "--app",
-        GROUNDSPAN,
-        "--scope",
-        WRITE,
-    ]);
+    let (token, issue_log) = cli(&[&["token", "issue"][..], &GROUNDSPAN_WRITE_TOKEN].concat());
     let (_, keys_log) = cli(&["keys", "rotate"]);
     let response = http_client()
         .post(format!("{base}/maestro/v4/alerts"))

@@ -260,6 +260,7 @@ pub(super) fn update(
     let owner = &target.owner;
     // By extRef, the index names the row, which must still be that extRef's.
     let (condition, value, seq) = match &target.selector {
+        // One parameter list for both: `?4`, the seq, is NULL when the id selects.
         AlertSelector::Id(id) => ("id = ?3 AND ?4 IS NULL", id, None),
         AlertSelector::ExtRef(ext_ref) => {
             let key = ext_ref_key(&owner.partner_id, &owner.company_id, ext_ref);
