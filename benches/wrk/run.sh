@@ -10,15 +10,19 @@
 # With --keep-log FILE the server's log is kept there (`benches/wrk/slow_requests.py FILE`
 # lists the episodes of slow requests). With --scattered-ext-refs each alert's extRef jumps
 # across the range as a partner's random UUIDs do (each insert on its own page of the extRef
-# index) instead of counting up (benches/wrk/alerts_shared.lua).
+# index) instead of counting up (benches/wrk/alerts_shared.lua). With --block-trace (root and
+# perf, from Debian's linux-perf) the block layer is traced meanwhile and the requests the device
+# held over 20 ms are listed with their times as slow_requests.py gives them
+# (benches/disk/block_stalls.py): a stall of the disk's own, told from one of the server's.
 #
-#   benches/wrk/run.sh [--postgres URL] [--put] [--keep-log FILE] [--scattered-ext-refs] target/release/maestro [THREADS] [CONNECTIONS] [DURATION]
+#   benches/wrk/run.sh [--postgres URL] [--put] [--keep-log FILE] [--scattered-ext-refs] [--block-trace] target/release/maestro [THREADS] [CONNECTIONS] [DURATION]
 #   benches/wrk/run.sh /tmp/maestro-before 2 64 10s
 #   benches/wrk/run.sh --postgres postgres://postgres@127.0.0.1:5432/postgres target/release/maestro
 set -euo pipefail
 postgres=
 keep_log=
 put=
+block_trace=
 # Only the option decides, not a variable left in the caller's environment.
 export EXT_REFS=counting
 while true; do
@@ -27,6 +31,7 @@ while true; do
         --keep-log) keep_log=$(realpath -m "$2"); shift 2 ;;
         --put) put=1; shift ;;
         --scattered-ext-refs) export EXT_REFS=scattered; shift ;;
+        --block-trace) block_trace=1; shift ;;
         *) break ;;
     esac
 done
@@ -38,7 +43,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 fixture="$here/../../tests/fixtures/groundspan_post.json"
 dir=$(mktemp -d)
 database=
+tracer=
 cleanup() {
+    [ -n "$tracer" ] && kill -INT "$tracer" 2>/dev/null
     kill "$server" 2>/dev/null || true
     wait 2>/dev/null || true
     if [ -n "$database" ]; then
@@ -69,6 +76,14 @@ postgres_cpu() {
     # shellcheck disable=SC2046
     cpu_of $(grep -l '^[0-9]* (postgres) ' /proc/[0-9]*/stat 2>/dev/null) </dev/null
 }
+
+if [ -n "$block_trace" ]; then
+    # perf's clock is the monotonic one; block_stalls.py puts it on the log's wall clock.
+    clock_offset=$(python3 -c 'import time; print(time.clock_gettime(time.CLOCK_REALTIME) - time.clock_gettime(time.CLOCK_MONOTONIC))')
+    perf record -q -a -k monotonic -e block:block_rq_issue,block:block_rq_complete -o blk.data \
+        >/dev/null 2>&1 &
+    tracer=$!
+fi
 
 port=$((20000 + RANDOM % 20000))
 # The server logs as in production: a JSON line per request, into a file on this disk.
@@ -122,4 +137,12 @@ if [ -n "$put" ]; then
     sed -e '0,/"amount": *[0-9.]*/s//"amount": __PRICE__/' "$BODY" > "$PUT_BODY"
     grep -q __PRICE__ "$PUT_BODY"
     measure "PUT /maestro/v4/alerts, updates of those alerts" alerts_put.lua
+fi
+if [ -n "$block_trace" ]; then
+    kill -INT "$tracer"
+    wait "$tracer" || true
+    tracer=
+    echo "== the device's requests held over 20 ms (times from the first POST)"
+    perf script -i blk.data 2>/dev/null \
+        | OFFSET=$clock_offset python3 "$here/../disk/block_stalls.py" 20 server.log
 fi
