@@ -122,6 +122,43 @@ fn every_alert_is_found_while_its_key_moves_from_memory_to_the_table_and_after_a
     );
 }
 
+/// The writer reads the index as it starts: a look-up outside any write already finds the
+/// alerts whose keys are in the table and those read back from their rows.
+#[test]
+fn a_warmed_up_index_finds_every_stored_alert_before_the_first_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("index.db");
+    let mut db = open(&path);
+    let mut index = ExtRefIndex::with_freeze_at(8);
+    let names: Vec<String> = (0..60).map(|n| format!("ref-{n:02}")).collect();
+    let mut created = Vec::new();
+    for chunk in names.chunks(5) {
+        let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        let seqs = create_all(&mut db, &mut index, &chunk);
+        created.extend(chunk.into_iter().zip(seqs));
+    }
+    let mark = settled_through(&db);
+    assert!((1..60).contains(&mark), "settled through {mark}");
+
+    drop(db);
+    let mut db = open(&path);
+    let mut restarted = ExtRefIndex::with_freeze_at(8);
+    restarted.warm_up(&mut db).unwrap();
+    for (ext_ref, seq) in &created {
+        assert_eq!(
+            restarted.find(&db, &key(ext_ref)).unwrap(),
+            Some(*seq),
+            "{ext_ref}"
+        );
+    }
+    assert_eq!(restarted.find(&db, &key("ref-never")).unwrap(), None);
+    assert_eq!(restarted.table_len as i64, in_table(&db));
+    // A second warm-up, or the first write's begin, reads nothing twice.
+    restarted.warm_up(&mut db).unwrap();
+    assert_eq!(find(&mut db, &mut restarted, "ref-00"), Some(created[0].1));
+    assert_eq!(restarted.table_len as i64, in_table(&db));
+}
+
 #[test]
 fn a_rolled_back_transaction_leaves_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();
@@ -159,6 +196,7 @@ fn a_generation_grows_with_the_table() {
     let mut db = open(&dir.path().join("index.db"));
     let mut index = ExtRefIndex::with_freeze_at(4);
     // As if the table held 80 keys: a generation freezes at an eighth of them, 10.
+    index.warm_up(&mut db).unwrap();
     index.table_len = 80;
     create_all(
         &mut db,
