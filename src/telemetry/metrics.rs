@@ -7,7 +7,10 @@
 //! `telemetry::gauges::sample` when it is read at scrape time. A test checks that every family
 //! exposed has `# HELP` and that none is a summary.
 
-use std::time::Duration;
+use std::{
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
+};
 
 use metrics::{
     Recorder, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
@@ -170,9 +173,18 @@ pub struct PartnerBacklog {
     pub oldest_due: Duration,
 }
 
+/// Histogram samples recorded between two upkeeps of the recorder. The exporter keeps every
+/// sample of a histogram until an upkeep folds them into its buckets, and a recorder that is
+/// not installed globally (this one) runs no upkeep task of its own: only a scrape ran one, so a
+/// server nobody scraped kept a sample per request — its RSS rose by about 1 MB a second under
+/// wrk (docs/PERFORMANCE.md). An upkeep every so many samples bounds them without a timer.
+const UPKEEP_EVERY: u64 = 4096;
+
 pub struct Metrics {
     recorder: PrometheusRecorder,
     process: metrics_process::Collector,
+    /// Histogram samples recorded so far (for the upkeep every [`UPKEEP_EVERY`]).
+    samples: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -196,6 +208,7 @@ impl Metrics {
         let metrics = Metrics {
             recorder,
             process: metrics_process::Collector::default(),
+            samples: AtomicU64::new(0),
         };
         metrics.record(|| {
             for family in FAMILIES {
@@ -221,13 +234,22 @@ impl Metrics {
         with_local_recorder(&self.recorder as &dyn Recorder, f);
     }
 
+    /// Records histogram samples; one call in [`UPKEEP_EVERY`] samples also folds the pending
+    /// ones into their buckets.
+    fn record_samples(&self, f: impl FnOnce()) {
+        self.record(f);
+        if upkeep_due(self.samples.fetch_add(1, Ordering::Relaxed)) {
+            self.recorder.handle().run_upkeep();
+        }
+    }
+
     pub fn request_finished(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
         let labels = [
             ("method", method.to_owned()),
             ("route", route.to_owned()),
             ("status", status.to_string()),
         ];
-        self.record(|| {
+        self.record_samples(|| {
             counter!("maestro_http_requests_total", &labels).increment(1);
             histogram!("maestro_http_request_duration_seconds", &labels[..2])
                 .record(elapsed.as_secs_f64());
@@ -277,7 +299,7 @@ impl Metrics {
     pub fn delivery_attempted(&self, partner: &str, outcome: &'static str, elapsed: Duration) {
         let partner = ("partner", partner.to_owned());
         let labels = [partner.clone(), ("outcome", outcome.to_owned())];
-        self.record(|| {
+        self.record_samples(|| {
             counter!("maestro_delivery_attempts_total", &labels).increment(1);
             histogram!("maestro_delivery_attempt_duration_seconds", &[partner])
                 .record(elapsed.as_secs_f64());
@@ -286,7 +308,7 @@ impl Metrics {
 
     /// One step of the delivery worker in the database (`Store::finish_and_claim`).
     pub fn delivery_step(&self, took: Duration) {
-        self.record(|| {
+        self.record_samples(|| {
             histogram!("maestro_delivery_worker_step_seconds").record(took.as_secs_f64())
         });
     }
@@ -356,6 +378,12 @@ impl Metrics {
     }
 }
 
+/// Whether the sample recorded after `earlier` others is the one that runs an upkeep: one in
+/// [`UPKEEP_EVERY`], the last of each run of them, on whichever thread records it.
+fn upkeep_due(earlier: u64) -> bool {
+    earlier % UPKEEP_EVERY == UPKEEP_EVERY - 1
+}
+
 /// One unit of a gauge, given back when dropped.
 pub struct Gauged<'a>(&'a Metrics, &'static str);
 
@@ -369,6 +397,35 @@ impl Drop for Gauged<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_upkeep_runs_once_every_so_many_samples_however_they_interleave() {
+        let metrics = Metrics::new();
+        let due = |range: std::ops::Range<u64>| range.filter(|n| upkeep_due(*n)).count();
+        assert_eq!(due(0..UPKEEP_EVERY - 1), 0);
+        assert_eq!(due(0..UPKEEP_EVERY), 1);
+        assert_eq!(due(0..10 * UPKEEP_EVERY + 5), 10);
+        // Samples of every histogram count alike, from several threads at once.
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for _ in 0..UPKEEP_EVERY {
+                        metrics.request_finished("GET", "/healthz", 200, Duration::from_millis(1));
+                        metrics.delivery_step(Duration::from_millis(1));
+                    }
+                });
+            }
+        });
+        assert_eq!(metrics.samples.load(Ordering::Relaxed), 8 * UPKEEP_EVERY);
+        let text = metrics.render();
+        assert!(
+            text.contains(&format!(
+                "maestro_http_request_duration_seconds_count{{method=\"GET\",route=\"/healthz\"}} {}",
+                4 * UPKEEP_EVERY
+            )),
+            "every sample counted once, upkeeps or not:\n{text}"
+        );
+    }
 
     #[test]
     fn families_are_named_once_and_by_the_conventions() {
