@@ -18,12 +18,14 @@ SERVER_LOG (a maestro JSON log) times are seconds from its first POST, as in
 benches/wrk/slow_requests.py, so an episode of slow requests there can be matched to one here.
 """
 import collections
-import datetime
-import json
 import os
 import re
 import signal
 import sys
+
+# The server's log is read as slow_requests.py reads it, so that both count time alike.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "wrk"))
+from slow_requests import read_log  # noqa: E402
 
 LINE = re.compile(
     r"^\s*(?P<comm>.+?)\s+\d+\s+\[\d+\]\s+(?P<at>\d+\.\d+):\s+"
@@ -33,20 +35,11 @@ LINE = re.compile(
 
 
 def first_post(path):
-    """The wall-clock time of the log's first POST request, or None."""
-    first = None
-    with open(path, encoding="utf-8") as log:
-        for line in log:
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
-            if (entry.get("message") == "request finished"
-                    and entry.get("span", {}).get("method") == "POST"):
-                stamp = entry["timestamp"].replace("Z", "+00:00")
-                at = datetime.datetime.fromisoformat(stamp).timestamp()
-                first = at if first is None else min(first, at)
-    return first
+    """The wall-clock time of the log's first POST request, as slow_requests.py counts from."""
+    posts, _ = read_log(path, "POST")
+    if not posts:
+        raise SystemExit(f"no POST request in {path}")
+    return posts[0][0]
 
 
 def requests(lines, offset):
@@ -91,8 +84,6 @@ def episodes(slow):
 def main():
     threshold = float(sys.argv[1]) if len(sys.argv) > 1 else 20.0
     origin = first_post(sys.argv[2]) if len(sys.argv) > 2 else None
-    if len(sys.argv) > 2 and origin is None:
-        raise SystemExit(f"no POST request in {sys.argv[2]}")
     offset = float(os.environ.get("OFFSET", "0"))
     held, slow, written = [], [], collections.Counter()
     start = None

@@ -96,5 +96,6 @@ def main():
             print(f"    {at - first:8.3f} {fields}")
 
 
-signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # quietly, when piped into head
-main()
+if __name__ == "__main__":  # benches/disk/block_stalls.py imports read_log
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # quietly, when piped into head
+    main()

@@ -399,7 +399,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_upkeep_runs_once_every_so_many_samples_however_they_interleave() {
+    fn upkeeps_fall_due_once_every_so_many_samples_and_lose_none_across_threads() {
         let metrics = Metrics::new();
         let due = |range: std::ops::Range<u64>| range.filter(|n| upkeep_due(*n)).count();
         assert_eq!(due(0..UPKEEP_EVERY - 1), 0);
