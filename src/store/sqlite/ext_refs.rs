@@ -61,8 +61,6 @@ const MIN_FILTERED: usize = 1 << 20;
 /// False positives of that filter while within its size: the share of new extRefs still
 /// looked up in the table.
 const FILTER_FALSE_POSITIVES: f64 = 0.01;
-/// Keys read between two looks at whether a start's reading of the index should give way.
-const INTERRUPT_EVERY: usize = 4096;
 
 /// The key of `ext_ref` within `partner_id` and `company_id`: 16 bytes of the SHA-256 of the
 /// three, each preceded by its length (so that no two triples run together alike).
@@ -151,37 +149,29 @@ impl ExtRefIndex {
     }
 
     /// Reads the table's keys into the filter and the alerts not yet in the table back into
-    /// memory, in a read transaction of its own. The writer does this as it starts, while it
-    /// has nothing else to do, so that the alerts written after a start do not wait for it
-    /// (0.6 s with 5 million alerts stored). It gives up as soon as `work_waits` says a job
-    /// came (a CLI command's write should not wait for an index it may never use), and should it
-    /// fail or give up, the first alert write's `begin` reads it all.
-    pub(super) fn warm_up(
-        &mut self,
-        db: &mut Connection,
-        work_waits: &dyn Fn() -> bool,
-    ) -> rusqlite::Result<()> {
+    /// memory, in a read transaction of its own. The writer does this as it starts, before it
+    /// takes its first job, so that the alerts written after a start do not wait for it unless
+    /// they come within its time (0.6 s with 5 million alerts stored); should it fail, the
+    /// first write's `begin` tries again.
+    pub(super) fn warm_up(&mut self, db: &mut Connection) -> rusqlite::Result<()> {
         if self.loaded {
             return Ok(());
         }
         let snapshot = db.transaction()?;
-        self.load(&snapshot, work_waits)?;
+        self.load(&snapshot)?;
         snapshot.commit()
     }
 
-    /// Reads the index (see `warm_up`), unless `interrupted` says to stop first.
-    fn load(&mut self, db: &Connection, interrupted: &dyn Fn() -> bool) -> rusqlite::Result<()> {
+    fn load(&mut self, db: &Connection) -> rusqlite::Result<()> {
         let settled: i64 =
             db.query_row("SELECT through FROM alert_ext_refs_settled", [], |row| {
                 row.get(0)
             })?;
         self.frozen_through = settled;
         self.seen_through = settled;
-        self.recent.clear(); // what an interrupted load read back
-        if interrupted() {
-            return Ok(());
-        }
-        self.loaded = self.read_table_keys(db, interrupted)? && self.read_back(db, interrupted)?;
+        self.read_table_keys(db)?;
+        self.read_back(db)?;
+        self.loaded = true;
         Ok(())
     }
 
@@ -190,21 +180,17 @@ impl ExtRefIndex {
     pub(super) fn begin(&mut self, db: &Connection) -> rusqlite::Result<()> {
         debug_assert!(self.staged.is_empty() && self.written.is_empty());
         if !self.loaded {
-            self.load(db, &|| false)?;
+            self.load(db)?;
         } else if last_seq(db)? > self.seen_through {
-            self.read_back(db, &|| false)?;
+            self.read_back(db)?;
         }
         Ok(())
     }
 
     /// Fills the filter with the table's keys (a second per few million on a 2-core machine,
-    /// once per process, as its writer starts); false if `interrupted` stopped it.
-    fn read_table_keys(
-        &mut self,
-        db: &Connection,
-        interrupted: &dyn Fn() -> bool,
-    ) -> rusqlite::Result<bool> {
-        self.table_len = 0; // counted anew should an earlier try have stopped part way
+    /// once per process, as its writer starts).
+    fn read_table_keys(&mut self, db: &Connection) -> rusqlite::Result<()> {
+        self.table_len = 0; // counted anew should an earlier try have failed part way
         // `seq` is never reused, so no more keys than alerts were ever made are in the table.
         let made = last_seq(db)?;
         let expected = (made.max(0) as usize).saturating_mul(2).max(MIN_FILTERED);
@@ -217,19 +203,12 @@ impl ExtRefIndex {
                 self.table_keys.insert_hash(filter_hash(&key));
                 self.table_len += 1;
             }
-            if self.table_len.is_multiple_of(INTERRUPT_EVERY) && interrupted() {
-                return Ok(false);
-            }
         }
-        Ok(true)
+        Ok(())
     }
 
-    /// Takes the alerts after `seen_through` into `recent`; false if `interrupted` stopped it.
-    fn read_back(
-        &mut self,
-        db: &Connection,
-        interrupted: &dyn Fn() -> bool,
-    ) -> rusqlite::Result<bool> {
+    /// Takes the alerts after `seen_through` into `recent`.
+    fn read_back(&mut self, db: &Connection) -> rusqlite::Result<()> {
         let mut statement =
             db.prepare_cached("SELECT seq, ext_ref_key FROM alerts WHERE seq > ?1 ORDER BY seq")?;
         let mut rows = statement.query([self.seen_through])?;
@@ -240,11 +219,8 @@ impl ExtRefIndex {
                 self.recent.insert(key, seq);
             }
             self.seen_through = self.seen_through.max(seq);
-            if self.recent.len().is_multiple_of(INTERRUPT_EVERY) && interrupted() {
-                return Ok(false);
-            }
         }
-        Ok(true)
+        Ok(())
     }
 
     /// The `seq` of the alert that `key` leads to, if any; the caller checks the alert's row.

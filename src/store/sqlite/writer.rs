@@ -272,8 +272,7 @@ impl Writer {
 fn run(mut connection: Connection, mut receiver: mpsc::Receiver<Queued>, catch_up: CatchUp) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut ext_refs = ExtRefIndex::default();
-    // Only while no job waits: a job that comes meanwhile is served first.
-    if let Err(err) = ext_refs.warm_up(&mut connection, &|| !receiver.is_empty()) {
+    if let Err(err) = ext_refs.warm_up(&mut connection) {
         tracing::warn!(error = %err, "reading the extRef index failed; the first alert write will retry");
     }
     while let Some(first) = receiver.blocking_recv() {

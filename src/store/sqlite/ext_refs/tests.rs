@@ -155,7 +155,7 @@ fn a_warmed_up_index_finds_every_stored_alert_before_the_first_write() {
     drop(db);
     let mut db = open(&path);
     let mut restarted = ExtRefIndex::with_freeze_at(8);
-    restarted.warm_up(&mut db, &|| false).unwrap();
+    restarted.warm_up(&mut db).unwrap();
     for (ext_ref, seq) in &created {
         assert_eq!(
             restarted.find(&db, &key(ext_ref)).unwrap(),
@@ -166,51 +166,11 @@ fn a_warmed_up_index_finds_every_stored_alert_before_the_first_write() {
     assert_eq!(restarted.find(&db, &key("ref-never")).unwrap(), None);
     assert_eq!(restarted.table_len as i64, in_table(&db));
     // A second warm-up, or the first write's begin, reads nothing twice.
-    restarted.warm_up(&mut db, &|| false).unwrap();
+    restarted.warm_up(&mut db).unwrap();
     assert_eq!(
         find(&mut db, &mut restarted, &created[0].0),
         Some(created[0].1)
     );
-    assert_eq!(restarted.table_len as i64, in_table(&db));
-}
-
-/// A job that comes while the writer reads the index at its start is served first: the
-/// reading stops part way, and the first alert write's `begin` reads it all again.
-#[test]
-fn a_warm_up_gives_way_to_work_and_the_first_write_reads_everything() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("index.db");
-    let mut db = open(&path);
-    let mut index = ExtRefIndex::with_freeze_at(64);
-    let created = create_many(&mut db, &mut index, 2 * INTERRUPT_EVERY, 100);
-    assert!(
-        in_table(&db) > INTERRUPT_EVERY as i64,
-        "{} in the table",
-        in_table(&db)
-    );
-
-    drop(db);
-    let mut db = open(&path);
-    let mut restarted = ExtRefIndex::with_freeze_at(64);
-    // No job at first; one has come by the first look after some keys were read.
-    let looks = std::cell::Cell::new(0);
-    let work_waits = || {
-        looks.set(looks.get() + 1);
-        looks.get() > 1
-    };
-    restarted.warm_up(&mut db, &work_waits).unwrap();
-    assert_eq!(looks.get(), 2, "stopped at its second look");
-    assert!(!restarted.loaded);
-    assert_eq!(restarted.table_len, INTERRUPT_EVERY, "stopped part way");
-
-    for (ext_ref, seq) in &created {
-        assert_eq!(
-            find(&mut db, &mut restarted, ext_ref),
-            Some(*seq),
-            "{ext_ref}"
-        );
-    }
-    assert!(restarted.loaded);
     assert_eq!(restarted.table_len as i64, in_table(&db));
 }
 
@@ -251,7 +211,7 @@ fn a_generation_grows_with_the_table() {
     let mut db = open(&dir.path().join("index.db"));
     let mut index = ExtRefIndex::with_freeze_at(4);
     // As if the table held 80 keys: a generation freezes at an eighth of them, 10.
-    index.warm_up(&mut db, &|| false).unwrap();
+    index.warm_up(&mut db).unwrap();
     index.table_len = 80;
     create_all(
         &mut db,
